@@ -1,0 +1,54 @@
+# render: two commands do everything on a fresh Debian 12 machine, as root:
+#   make run    virtualenv + install + render the sample services into build/ with --diff
+#   make test   install what the tests need (Python and Debian packages) and run the suite
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+# Debian packages the tests drive for real: puppet (hiera oracle), systemd (booted in a
+# namespace for restart tests), util-linux (unshare, nsenter), iproute2.
+TEST_DEBS := puppet systemd util-linux iproute2
+DEMO    := --hieradata hieradata --templates service_templates \
+           --machines-dir build/machines --host-root build/host --state-dir build/state \
+           --node controller1.example.com
+
+.PHONY: run test bench golden-update clean venv
+
+# Debian 12 ships python3 without venv/ensurepip: install them when they are missing.
+$(VENV)/.created:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -q && $(APT) python3 python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.created pyproject.toml
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	@missing=$$(for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Renders the sample into build/ (no restarts: the demo has no real containers).
+# Exit 2 means "changes were made", which is what a first run does.
+run: $(VENV)/.installed
+	@$(BIN)/python contrib/demo_machines.py service_templates build/machines
+	@rc=0; $(BIN)/render --diff --no-restart $(DEMO) --all || rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi
+
+# pytest exits 5 when it collects no test; that alone must not fail CI.
+test: $(VENV)/.test-installed
+	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench.py
+
+golden-update: $(VENV)/.test-installed
+	RENDER_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q tests/test_golden.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,180 @@
+"""Command line: parse arguments, pick the System, run the pipeline, print, return the exit code.
+
+The pipeline per service is scope -> hiera lookup -> render -> validate -> plan; then apply for all
+services (writes, then restarts) and report. Errors of one service never stop the others. The
+project's error root is caught here and nowhere else above the service loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from renderer import __version__
+from renderer.errors import RenderError, UsageError
+
+if TYPE_CHECKING:
+    from renderer.hiera import Hiera
+    from renderer.masking import Masker
+    from renderer.plan import Roots, ServicePlan
+    from renderer.scope import Scope
+    from renderer.system import RealSystem
+    from renderer.templates import Renderer
+
+EXIT_USAGE = 64
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# (option, environment variable, default, help)
+PATH_OPTIONS = (
+    ("--hieradata", "RENDER_HIERADATA", "/etc/puppetlabs/code/environments/production",
+     "directory holding hiera.yaml (Puppet's environment directory works unchanged)"),
+    ("--templates", "RENDER_TEMPLATES", None,
+     "service templates directory (default: the service_templates installed with render)"),
+    ("--machines-dir", "RENDER_MACHINES_DIR", "/var/lib/machines",
+     "where container root filesystems live"),
+    ("--host-root", "RENDER_HOST_ROOT", "/", "root for host-side files such as "
+     "/etc/systemd/nspawn/<machine>.nspawn"),
+    ("--state-dir", "RENDER_STATE_DIR", "/var/lib/render", "render's own state (per-host key)"),
+)
+
+
+def default_templates() -> Path:
+    """Installed wheel: renderer/service_templates; source checkout: ../service_templates."""
+    installed = PACKAGE_DIR / "service_templates"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "service_templates"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"render: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="render",
+        description="Render OpenStack service configuration from Hiera 5 data into "
+                    "systemd-nspawn containers; show the diff, write atomically, restart what "
+                    "changed.",
+        epilog="exit codes (as puppet --detailed-exitcodes): 0 nothing to do, 2 changes made "
+               "(or pending with --noop), 4 failures, 6 changes and failures, 64 usage error.")
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help="services to render")
+    parser.add_argument("--all", action="store_true", help="render every known service")
+    parser.add_argument("--diff", action="store_true",
+                        help="print a unified diff of every change, secrets masked")
+    parser.add_argument("--noop", "--check", action="store_true", dest="noop",
+                        help="compute and report everything; write and restart nothing")
+    parser.add_argument("--no-restart", action="store_true", help="write, but restart nothing")
+    for option, env, default, text in PATH_OPTIONS:
+        value = os.environ.get(env) or default
+        parser.add_argument(option, metavar="DIR", default=value,
+                            help=f"{text} [env {env}; default {default or 'see above'}]")
+    parser.add_argument("--node", help="node name: trusted.certname and the clientcert fact")
+    parser.add_argument("--facts", metavar="FILE",
+                        help="facts as YAML or JSON (Puppet's cached facts with 'values:' too)")
+    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a fact / top-scope variable (repeatable)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    parser.add_argument("--systemctl", default=os.environ.get("RENDER_SYSTEMCTL") or "systemctl",
+                        metavar="CMD", help="command that reaches systemd [env RENDER_SYSTEMCTL; "
+                        "default systemctl]")
+    parser.add_argument("--version", action="version", version=f"render {__version__}")
+    return parser
+
+
+def host_key(system: RealSystem) -> bytes:
+    """The per-host HMAC key for masked values; created on the first real run."""
+    key = system.read_state("hmac.key")
+    if key is None or len(key) < 16:
+        key = os.urandom(32)
+        system.write_state("hmac.key", key)  # a dry run drops it: the key lives for this run
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so --help and --version stay instant.
+    from renderer import report
+    from renderer.apply import apply, exit_code
+    from renderer.hiera import Hiera
+    from renderer.masking import Masker
+    from renderer.plan import Roots, failed
+    from renderer.scope import build_scope
+    from renderer.services import list_services
+    from renderer.system import DryRunSystem, RealSystem
+    from renderer.templates import Renderer
+
+    templates = Path(args.templates) if args.templates else default_templates()
+    names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
+    system_class = DryRunSystem if args.noop else RealSystem
+    system = system_class(shlex.split(args.systemctl), Path(args.state_dir))
+    roots = Roots(Path(args.machines_dir), Path(args.host_root))
+    masker = Masker(host_key(system))
+    scope = build_scope(args.node, args.facts, args.var)
+    renderer = Renderer(templates)
+    hiera: Hiera | RenderError
+    try:
+        hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
+    except RenderError as exc:
+        hiera = exc
+
+    plans: list[ServicePlan] = []
+    for name in names:
+        try:
+            if isinstance(hiera, RenderError):
+                raise hiera
+            plans.append(plan_one(name, templates, hiera, scope, renderer, roots, system, masker))
+        except RenderError as exc:
+            plans.append(failed(name, exc))
+    results = apply(plans, system, restart=not args.no_restart)
+    status = exit_code(results)
+    if args.format == "json":
+        report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, exit_status=status)
+    else:
+        report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
+                    quiet=args.quiet)
+    return status
+
+
+def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: Renderer,
+             roots: Roots, system: RealSystem, masker: Masker) -> ServicePlan:
+    """scope -> hiera lookup -> render -> validate -> plan, for one service."""
+    from renderer.plan import plan_service
+    from renderer.services import load_service
+    from renderer.validate import validate
+
+    service = load_service(templates, name)
+    service_scope = scope.with_variables(service=service.name, machine=service.machine)
+
+    def lookup(key: str, merge: object, default: object) -> object:
+        return hiera.lookup(key, service_scope, merge=merge, default=default)
+
+    secrets: set[str] = set()
+    rendered = renderer.render_service(service, lookup, service_scope, secrets)
+    masker.add(secrets)
+    validate(rendered)
+    return plan_service(service, rendered, roots, system, masker)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.all and not args.services:
+        print("render: name at least one SERVICE, or --all", file=sys.stderr)
+        return EXIT_USAGE
+    if args.all and args.services:
+        print("render: give SERVICE names or --all, not both", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RenderError as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,127 @@
+"""The one exception hierarchy of render.
+
+Every failure an operator can cause (bad data, bad template, a full disk, a unit that will not
+start) is a RenderError. Each carries where it happened (``path``, ``line``, ``column``) so the CLI
+can print one line, ``render: <service>: <path>:<line>: <message>``, and an ``exit_code`` so the
+CLI never has to guess. Anything that is not a RenderError is a bug in render and gets a traceback.
+"""
+
+from __future__ import annotations
+
+
+class RenderError(Exception):
+    """Root of every expected failure; ``str()`` is the one-line message without the service."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, path: object = None, line: int | None = None,
+                 column: int | None = None, service: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.column = column
+        self.service = service
+
+    def where(self) -> str:
+        """``path:line:column`` with the parts that are known, or ``''``."""
+        if self.path is None:
+            return ""
+        parts = [self.path]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        where = self.where()
+        return f"{where}: {self.message}" if where else self.message
+
+
+class UsageError(RenderError):
+    """Bad command line. 64 (EX_USAGE), never 2, because 2 means "changes"."""
+
+    exit_code = 64
+
+
+# --- hieradata ---------------------------------------------------------------------------------
+
+class HieraError(RenderError):
+    """Anything wrong while resolving hieradata."""
+
+
+class HieraConfigError(HieraError):
+    """hiera.yaml is missing, unreadable or not a valid version 5 configuration."""
+
+
+class HieraDataError(HieraError):
+    """A data file cannot be read: YAML syntax, non-UTF-8 bytes, a value type Puppet rejects."""
+
+
+class LookupNotFound(HieraError):
+    """The key has no value at any level and no default was given."""
+
+    def __init__(self, key: str, **kwargs: object) -> None:
+        super().__init__(f"Function lookup() did not find a value for the name '{key}'", **kwargs)
+        self.key = key
+
+
+class InterpolationError(HieraError):
+    """Bad ``%{...}``: syntax, unknown function, alias() not alone in its string."""
+
+
+class HieraRecursionError(InterpolationError):
+    """An interpolation loop, reported with the cycle like Puppet does."""
+
+
+class MergeError(HieraError):
+    """Values at two levels cannot be merged with the requested strategy."""
+
+
+class KeySyntaxError(HieraError):
+    """A lookup key that is not valid (``a..b``, ``h.``, an unclosed quote)."""
+
+
+class DigError(HieraError):
+    """A dotted key digs into a value that is not a hash or array."""
+
+
+class ConversionError(HieraError):
+    """``lookup_options`` ``convert_to`` could not convert the value."""
+
+
+# --- service definitions, templates, validation ---------------------------------------------
+
+class ServiceError(RenderError):
+    """service.yaml is missing, unknown or invalid."""
+
+
+class TemplateError(RenderError):
+    """Jinja2 syntax error, undefined variable, missing hiera key while rendering."""
+
+
+class ValidationError(RenderError):
+    """A rendered file is not acceptable (for example an INI file that oslo.config rejects)."""
+
+
+# --- applying ------------------------------------------------------------------------------------
+
+class ApplyError(RenderError):
+    """Writing a file or reaching systemd failed."""
+
+
+class UnsafePathError(ApplyError):
+    """A destination would leave its root, or is a symlink, device or FIFO."""
+
+
+class MissingDirectoryError(ApplyError):
+    """A destination's directory does not exist and the definition does not allow creating it."""
+
+
+class RestartError(ApplyError):
+    """A unit could not be (re)started."""
+
+
+class LockError(ApplyError):
+    """Another render run holds the lock."""

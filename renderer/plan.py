@@ -1,0 +1,150 @@
+"""Plan: desired files × actual files → typed changes, masked diffs and the units to restart.
+
+Reads go through the System (so they are confined to the root like writes are); nothing here
+writes. ``--noop`` stops after the plan, which is why the plan alone must say everything a report
+needs: what changes, why, the diff, and which units would restart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from renderer.errors import ApplyError, MissingDirectoryError, RenderError
+from renderer.masking import Masker
+from renderer.services import Action, FileSpec, Root, Service
+from renderer.system import Actual, RealSystem
+from renderer.templates import Rendered
+
+DEFAULT_MODE = 0o644
+SECRET_MODE = 0o640  # a new file that holds secrets is not world-readable
+
+
+class Change(Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    METADATA = "metadata"   # same bytes, other owner or mode
+    NONE = "unchanged"
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Every path root is a parameter, so tests never touch /var/lib/machines or /etc."""
+
+    machines_dir: Path
+    host_root: Path
+
+    def for_file(self, spec: FileSpec, machine: str) -> Path:
+        return self.machines_dir / machine if spec.root is Root.CONTAINER else self.host_root
+
+
+@dataclass(frozen=True)
+class FileChange:
+    spec: FileSpec
+    root: Path
+    path: str                     # for humans: root + dest
+    kind: Change
+    reasons: tuple[str, ...]
+    data: bytes
+    uid: int
+    gid: int
+    mode: int
+    diff: tuple[str, ...]         # unified diff, secrets already masked
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    service: str
+    machine: str | None
+    files: tuple[FileChange, ...] = ()
+    error: RenderError | None = None
+
+    @property
+    def changes(self) -> tuple[FileChange, ...]:
+        return tuple(f for f in self.files if f.kind is not Change.NONE)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """Units to restart: those of changed files, each once, in definition order."""
+        seen: list[Action] = []
+        for change in self.changes:
+            seen.extend(a for a in change.spec.actions if a not in seen)
+        return tuple(seen)
+
+
+def failed(service: str, error: RenderError, machine: str | None = None) -> ServicePlan:
+    if error.service is None:
+        error.service = service
+    return ServicePlan(service, machine, error=error)
+
+
+def _resolve_id(name: str | None, table: dict[str, int], kind: str, fallback: int,
+                spec: FileSpec, service: Service, root: Path) -> int:
+    if name is None:
+        return fallback
+    if name.isdigit():
+        return int(name)
+    if name not in table:
+        where = f"container {service.machine}" if spec.root is Root.CONTAINER else f"host {root}"
+        raise ApplyError(f"{kind} {name!r} does not exist in {where} "
+                         f"({root}/etc/{'passwd' if kind == 'user' else 'group'})",
+                         path=service.definition, line=spec.line)
+    return table[name]
+
+
+def diff_lines(old: bytes | None, new: bytes, path: str, masker: Masker) -> tuple[str, ...]:
+    old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
+        if old is not None else []
+    new_text = masker.mask_lines(new.decode("utf-8", "replace").splitlines(keepends=True))
+    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path)
+    return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                 for line in lines)
+
+
+def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSystem,
+              masker: Masker) -> FileChange:
+    spec = rendered.spec
+    root = roots.for_file(spec, service.machine)
+    path = f"{root}{spec.dest}"
+    try:
+        actual: Actual | None = system.read_file(root, spec.dest)
+    except MissingDirectoryError:
+        if not spec.create_dirs:
+            raise
+        actual = None
+    uid = _resolve_id(spec.owner, system.ids(root, "passwd") if spec.owner else {}, "user",
+                      actual.uid if actual else 0, spec, service, root)
+    gid = _resolve_id(spec.group, system.ids(root, "group") if spec.group else {}, "group",
+                      actual.gid if actual else 0, spec, service, root)
+    text = rendered.data.decode("utf-8", "replace")
+    holds_secret = spec.secret or masker.holds_secret(text)
+    mode = spec.mode if spec.mode is not None else (
+        actual.mode if actual else (SECRET_MODE if holds_secret else DEFAULT_MODE))
+    if actual is None:
+        return FileChange(spec, root, path, Change.CREATE, ("new file",), rendered.data, uid,
+                          gid, mode, diff_lines(None, rendered.data, path, masker))
+    reasons = []
+    if actual.data != rendered.data:
+        reasons.append("content")
+    if (actual.uid, actual.gid) != (uid, gid):
+        reasons.append(f"owner {actual.uid}:{actual.gid} -> {uid}:{gid}")
+    if actual.mode != mode:
+        reasons.append(f"mode {actual.mode:04o} -> {mode:04o}")
+    if not reasons:
+        kind = Change.NONE
+    else:
+        kind = Change.UPDATE if "content" in reasons else Change.METADATA
+    diff = diff_lines(actual.data, rendered.data, path, masker) if "content" in reasons else ()
+    return FileChange(spec, root, path, kind, tuple(reasons), rendered.data, uid, gid, mode, diff)
+
+
+def plan_service(service: Service, rendered: list[Rendered], roots: Roots, system: RealSystem,
+                 masker: Masker) -> ServicePlan:
+    """Compare every rendered file with the disk; any error fails the whole service."""
+    try:
+        files = tuple(plan_file(r, service, roots, system, masker) for r in rendered)
+    except RenderError as exc:
+        return failed(service.name, exc, service.machine)
+    return ServicePlan(service.name, service.machine, files)

@@ -1,0 +1,95 @@
+"""Report: what a run did (or, with --noop, would do), as text for people or JSON for tools.
+
+Errors always go to stderr as one line, ``render: <service>: <path>:<line>: <message>``, so a
+Puppet ``exec`` log or a cron mail shows exactly what to fix. Diffs were masked when the plan was
+built; nothing here sees a secret in clear.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from renderer.apply import ServiceResult
+from renderer.errors import RenderError
+from renderer.plan import Change
+
+
+def error_line(error: RenderError) -> str:
+    service = f"{error.service}: " if error.service else ""
+    return f"render: {service}{error}"
+
+
+def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
+         quiet: bool) -> None:
+    would = "would " if noop else ""
+    files = changed = restarts = 0
+    for result in results:
+        for error in result.errors:
+            print(error_line(error), file=err)
+        for change in result.plan.files:
+            files += 1
+            if change.kind is Change.NONE:
+                continue
+            changed += 1
+            if quiet:
+                continue
+            if diff and change.diff:
+                out.writelines(change.diff)
+            if result.failed and change.path not in result.written and not noop:
+                verb = "not written"
+            else:
+                verb = {Change.CREATE: f"{would}create", Change.UPDATE: f"{would}update",
+                        Change.METADATA: f"{would}fix"}[change.kind]
+            print(f"{result.plan.service}: {verb} {change.path} ({', '.join(change.reasons)})",
+                  file=out)
+        for note in result.notes:
+            if not quiet:
+                print(f"{result.plan.service}: note: {note}", file=out)
+        for action in result.restarted:
+            restarts += 1
+            if not quiet:
+                print(f"{result.plan.service}: {would}restart {action.describe()}", file=out)
+    if quiet:
+        return
+    failed = sum(1 for r in results if r.failed)
+    if changed or restarts:
+        summary = f"{changed} file(s) {'to change' if noop else 'changed'}, {restarts} " \
+                  f"restart(s){' pending' if noop else ''}"
+    else:
+        summary = f"everything in sync ({len(results) - failed} service(s), {files} file(s))"
+    if failed:
+        summary += f"; {failed} service(s) failed"
+    print(f"render: {summary}{' (noop)' if noop else ''}", file=out)
+
+
+def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
+            exit_status: int) -> None:
+    for result in results:
+        for error in result.errors:
+            print(error_line(error), file=err)
+    document = {
+        "noop": noop,
+        "exit_code": exit_status,
+        "services": [{
+            "service": r.plan.service,
+            "machine": r.plan.machine,
+            "status": "failed" if r.failed else ("changed" if r.changed else "unchanged"),
+            "files": [{
+                "path": f.path,
+                "change": f.kind.value,
+                "reasons": list(f.reasons),
+                "owner": f"{f.uid}:{f.gid}",
+                "mode": f"{f.mode:04o}",
+                "written": f.path in r.written,
+                "diff": "".join(f.diff),
+            } for f in r.plan.files],
+            "restarts": [a.unit if a.machine is None else f"{a.machine}:{a.unit}"
+                         for a in r.restarted],
+            "notes": r.notes,
+            "errors": [{"message": e.message, "path": e.path, "line": e.line,
+                        "kind": type(e).__name__} for e in r.errors],
+        } for r in results],
+    }
+    json.dump(document, out, indent=2)
+    out.write("\n")

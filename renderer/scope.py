@@ -1,0 +1,169 @@
+"""Scope: the facts, trusted data and variables a hiera lookup is resolved against.
+
+Puppet resolves ``%{facts.x}``, ``%{trusted.certname}``, ``%{::x}`` and ``%{x}`` against the node's
+facts and its top-scope variables (every fact is also a top-scope variable). render builds the same
+thing from a small native fact set (cheap: no Facter, no subprocess, no DNS), a ``--facts`` file
+(plain YAML/JSON or Puppet's cached facts with a ``values:`` mapping), ``--var KEY=VALUE`` and,
+per service, the variables ``service`` and ``machine``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What interpolation can see. ``variables`` shadow facts of the same name at top scope."""
+
+    facts: dict[str, Any] = field(default_factory=dict)
+    trusted: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def top(self, name: str) -> Any:
+        """A top-scope variable (``%{x}`` / ``%{::x}``); None when unset."""
+        if name in self.variables:
+            return self.variables[name]
+        if name == "facts":
+            return self.facts
+        if name == "trusted":
+            return self.trusted
+        return self.facts.get(name)
+
+    def has_top(self, name: str) -> bool:
+        return name in self.variables or name in self.facts or name in ("facts", "trusted")
+
+    def with_variables(self, **variables: Any) -> "Scope":
+        """The scope of one service: same facts, plus ``service``/``machine`` and the like."""
+        return Scope(self.facts, self.trusted, {**self.variables, **variables})
+
+
+def _read_os_release(path: str = "/etc/os-release") -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                key, sep, value = line.strip().partition("=")
+                if sep:
+                    values[key] = value.strip().strip('"')
+    except OSError:
+        pass
+    return values
+
+
+def _domain_from_resolv_conf(path: str = "/etc/resolv.conf") -> str:
+    """Facter's fallback for the domain: resolv.conf ``domain``, else the first ``search``."""
+    search = ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "domain":
+                    return words[1]
+                if len(words) >= 2 and words[0] == "search" and not search:
+                    search = words[1]
+    except OSError:
+        pass
+    return search
+
+
+_OS_FAMILY = {"debian": "Debian", "ubuntu": "Debian", "rhel": "RedHat", "centos": "RedHat",
+              "rocky": "RedHat", "almalinux": "RedHat", "fedora": "RedHat", "sles": "Suse",
+              "opensuse": "Suse", "arch": "Archlinux"}
+
+
+def native_facts() -> dict[str, Any]:
+    """The minimal fact set, computed without DNS or subprocesses so every run stays fast."""
+    node = socket.gethostname()
+    hostname, _, domain = node.partition(".")
+    if not domain:
+        domain = _domain_from_resolv_conf()
+    fqdn = f"{hostname}.{domain}" if domain else hostname
+    release = _read_os_release()
+    os_id = release.get("ID", "").lower()
+    name = release.get("NAME", "").split()[0] if release.get("NAME") else os_id.capitalize()
+    version = release.get("VERSION_ID", "")
+    family = _OS_FAMILY.get(os_id)
+    if family is None:
+        family = next((_OS_FAMILY[i] for i in release.get("ID_LIKE", "").split() if i in _OS_FAMILY),
+                      name)
+    return {
+        "hostname": hostname,
+        "domain": domain,
+        "fqdn": fqdn,
+        "networking": {"hostname": hostname, "domain": domain, "fqdn": fqdn},
+        "os": {"family": family, "name": name,
+               "release": {"full": version, "major": version.split(".")[0]}},
+        "kernel": "Linux",
+    }
+
+
+def load_facts_file(path: str) -> dict[str, Any]:
+    """Facts from YAML or JSON; Puppet's cached facts (``values:`` mapping) are unwrapped."""
+    from renderer.yamlload import load_yaml_file  # only when --facts is given
+
+    data = load_yaml_file(Path(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: facts must be a mapping, not {type(data).__name__}")
+    if isinstance(data.get("values"), dict) and ("name" in data or len(data) <= 3):
+        data = data["values"]
+    return dict(data)
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            target[part] = child
+        else:
+            child = dict(child)
+            target[part] = child
+        target = child
+    target[parts[-1]] = value
+
+
+def build_scope(node: str | None = None, facts_file: str | None = None,
+                variables: list[str] | tuple[str, ...] = ()) -> Scope:
+    """Native facts, overridden by ``--facts``, then by ``--var`` (which also sets a top variable).
+
+    ``--node`` names the node: ``trusted.certname`` and the ``clientcert`` fact, as with
+    ``puppet lookup --node``. Without it the node is the host's fqdn.
+    """
+    facts = native_facts()
+    if facts_file:
+        facts.update(load_facts_file(facts_file))
+    top: dict[str, Any] = {}
+    for item in variables:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var expects KEY=VALUE, got {item!r}")
+        key = key.removeprefix("::")
+        if key.startswith("facts."):
+            _set_dotted(facts, key.removeprefix("facts."), value)
+        elif "." in key:
+            _set_dotted(facts, key, value)
+        else:
+            facts[key] = value
+            top[key] = value
+    certname = node or facts.get("clientcert") or facts.get("fqdn") or socket.gethostname()
+    facts.setdefault("clientcert", certname)
+    if node:
+        facts["clientcert"] = node
+    hostname, _, domain = str(certname).partition(".")
+    trusted = {"authenticated": "local", "certname": certname, "domain": domain,
+               "hostname": hostname, "extensions": {}, "external": {}}
+    return Scope(facts=facts, trusted=trusted, variables=top)
+
+
+def env_default(name: str, default: str) -> str:
+    return os.environ.get(name) or default

@@ -1,0 +1,62 @@
+"""Validate rendered files before anything is written.
+
+A file that its service would refuse to read must never reach the disk, because the restart that
+follows would take the service down. Each file declares its syntax in service.yaml
+(``validate: ini | systemd``); errors carry the template's rendered file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from renderer.errors import ValidationError
+from renderer.templates import Rendered
+
+_SECTION = re.compile(r"^\[[^\[\]]+\]\s*$")
+_INI_ASSIGN = re.compile(r"^[^=:\s][^=:]*[=:]")
+_SYSTEMD_ASSIGN = re.compile(r"^[A-Za-z0-9_-]+\s*=")
+
+
+def _check_lines(rendered: Rendered, assign: re.Pattern[str], comments: tuple[str, ...],
+                 continuation: bool, what: str) -> None:
+    text = rendered.data.decode("utf-8")
+    in_section = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(comments):
+            continue
+        if _SECTION.match(stripped):
+            in_section = True
+            continue
+        if continuation and line[:1] in (" ", "\t") and in_section:
+            continue  # an indented line continues the previous value (oslo's iniparser)
+        if not in_section:
+            raise ValidationError(f"{what}: option outside of any [section]: {stripped[:60]!r}",
+                                  path=f"{rendered.spec.dest} (from {rendered.spec.template})",
+                                  line=number)
+        if not assign.match(stripped):
+            raise ValidationError(f"{what}: not 'key = value': {stripped[:60]!r}",
+                                  path=f"{rendered.spec.dest} (from {rendered.spec.template})",
+                                  line=number)
+
+
+def check_ini(rendered: Rendered) -> None:
+    _check_lines(rendered, _INI_ASSIGN, ("#", ";"), True, "INI")
+
+
+def check_systemd(rendered: Rendered) -> None:
+    _check_lines(rendered, _SYSTEMD_ASSIGN, ("#", ";"), False, "systemd")
+
+
+CHECKS: dict[str, Callable[[Rendered], None]] = {"ini": check_ini, "systemd": check_systemd}
+
+
+def validate(rendered: list[Rendered]) -> None:
+    for item in rendered:
+        try:
+            item.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("rendered file is not UTF-8", path=item.spec.template) from exc
+        if item.spec.validate != "none":
+            CHECKS[item.spec.validate](item)

@@ -1,0 +1,56 @@
+"""YAML loading shared by hiera, service definitions and facts files.
+
+Uses libyaml (``CSafeLoader``) when PyYAML was built with it: parsing is most of the cost of a
+lookup-heavy run. Errors become HieraDataError with ``file:line:column`` (1-based), and bytes that
+are not UTF-8 are reported with the line they are on instead of a UnicodeDecodeError traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from renderer.errors import HieraDataError, RenderError
+
+try:
+    _BaseLoader = yaml.CSafeLoader
+except AttributeError:  # PyYAML without libyaml
+    _BaseLoader = yaml.SafeLoader  # type: ignore[misc]
+
+
+class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe loader; subclasses (hiera) adjust typing to match Puppet."""
+
+
+def decode(raw: bytes, path: Path, error: type[RenderError] = HieraDataError) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", path=path, line=line) from exc
+
+
+def parse_yaml(text: str, path: Path, loader: type = Loader,
+               error: type[RenderError] = HieraDataError) -> Any:
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - Loader is a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "YAML syntax error"
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        raise error(f"YAML syntax error: {problem}", path=path, line=line,
+                    column=column) from exc
+    except yaml.YAMLError as exc:
+        raise error(f"YAML error: {exc}", path=path) from exc
+
+
+def load_yaml_file(path: Path, loader: type = Loader,
+                   error: type[RenderError] = HieraDataError) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", path=path) from exc
+    return parse_yaml(decode(raw, path, error), path, loader, error)

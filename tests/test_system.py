@@ -1,0 +1,123 @@
+"""RealSystem against a real directory tree: confinement, atomic writes, dry run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from renderer.errors import ApplyError, MissingDirectoryError, UnsafePathError
+from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
+
+P = PurePosixPath
+
+
+@pytest.fixture
+def rootfs(tmp_path: Path) -> Path:
+    root = tmp_path / "machines" / "keystone"
+    (root / "etc" / "keystone").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\nkeystone:x:163:163::/:/x\n")
+    (root / "etc" / "group").write_text("root:x:0:\nkeystone:x:163:\n")
+    return root
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> RealSystem:
+    return RealSystem(["true"], tmp_path / "state")
+
+
+def test_write_and_read_back(system: RealSystem, rootfs: Path):
+    staged = system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"[DEFAULT]\n", 163, 163,
+                          0o640)
+    system.commit(staged)
+    actual = system.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    assert actual is not None
+    assert (actual.data, actual.uid, actual.gid, actual.mode) == (b"[DEFAULT]\n", 163, 163, 0o640)
+    assert not [p for p in (rootfs / "etc/keystone").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_missing_file_and_missing_directory(system: RealSystem, rootfs: Path):
+    assert system.read_file(rootfs, P("/etc/keystone/nope.conf")) is None
+    with pytest.raises(MissingDirectoryError):
+        system.read_file(rootfs, P("/etc/glance/glance-api.conf"))
+    staged = system.stage(rootfs, P("/etc/glance/glance-api.conf"), b"x", 0, 0, 0o644,
+                          create_dirs=True)
+    system.commit(staged)
+    assert (rootfs / "etc/glance/glance-api.conf").read_bytes() == b"x"
+
+
+def test_missing_rootfs_is_an_error(system: RealSystem, tmp_path: Path):
+    with pytest.raises(ApplyError, match="container provisioned"):
+        system.read_file(tmp_path / "machines" / "nova", P("/etc/nova/nova.conf"))
+
+
+def test_absolute_symlink_resolves_inside_rootfs(system: RealSystem, rootfs: Path,
+                                                 tmp_path: Path):
+    """etc/keystone -> /etc must mean <rootfs>/etc, never the host's /etc."""
+    host_etc = tmp_path / "host-etc"
+    host_etc.mkdir()
+    (rootfs / "etc" / "keystone").rmdir()
+    (rootfs / "etc" / "keystone").symlink_to("/etc")
+    system.commit(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"in", 0, 0, 0o644))
+    assert (rootfs / "etc" / "keystone.conf").read_bytes() == b"in"
+    assert not Path("/etc/keystone.conf").exists() or \
+        Path("/etc/keystone.conf").read_bytes() != b"in"
+
+
+def test_dotdot_symlink_cannot_climb_out(system: RealSystem, rootfs: Path, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (rootfs / "etc" / "keystone").rmdir()
+    (rootfs / "etc" / "keystone").symlink_to("../../../../outside")
+    with pytest.raises(MissingDirectoryError):  # <rootfs>/outside does not exist
+        system.stage(rootfs, P("/etc/keystone/k.conf"), b"in", 0, 0, 0o644)
+    (rootfs / "outside").mkdir()
+    system.commit(system.stage(rootfs, P("/etc/keystone/k.conf"), b"in", 0, 0, 0o644))
+    assert list(outside.iterdir()) == []
+    assert (rootfs / "outside" / "k.conf").read_bytes() == b"in"
+
+
+def test_final_symlink_device_and_fifo_refused(system: RealSystem, rootfs: Path):
+    (rootfs / "etc/keystone/keystone.conf").symlink_to("/dev/null")
+    with pytest.raises(UnsafePathError, match="symlink"):
+        system.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    os.mkfifo(rootfs / "etc/keystone/fifo.conf")
+    with pytest.raises(UnsafePathError, match="regular file"):
+        system.read_file(rootfs, P("/etc/keystone/fifo.conf"))
+
+
+def test_ids_come_from_the_containers_own_files(system: RealSystem, rootfs: Path):
+    assert system.ids(rootfs, "passwd")["keystone"] == 163
+    assert system.ids(rootfs, "group")["keystone"] == 163
+
+
+def test_discard_leaves_nothing(system: RealSystem, rootfs: Path):
+    target = rootfs / "etc/keystone/keystone.conf"
+    target.write_bytes(b"old")
+    system.discard(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"new", 0, 0, 0o644))
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["keystone.conf"]
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, rootfs: Path):
+    system = DryRunSystem(["false"], tmp_path / "state")
+    system.commit(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"x", 0, 0, 0o644))
+    system.write_state("hmac.key", b"k" * 32)
+    assert system.systemctl(["try-restart", "x.service"]) == (0, "")
+    assert not (rootfs / "etc/keystone/keystone.conf").exists()
+    assert not (tmp_path / "state").exists()
+    assert system.recorded[0].startswith("write ")
+
+
+def test_systemctl_reports_failure(tmp_path: Path):
+    status, _ = RealSystem(["false"], tmp_path).systemctl(["try-restart", "x.service"])
+    assert status == 1
+    status, output = RealSystem(["/nonexistent/systemctl"], tmp_path).systemctl(["x"])
+    assert status == 1 and "nonexistent" in output
+
+
+def test_state_written_0600(system: RealSystem, tmp_path: Path):
+    system.write_state("hmac.key", b"k" * 32)
+    assert system.read_state("hmac.key") == b"k" * 32
+    assert (tmp_path / "state" / "hmac.key").stat().st_mode & 0o777 == 0o600
