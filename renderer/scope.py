@@ -105,15 +105,24 @@ def native_facts() -> dict[str, Any]:
 
 
 def load_facts_file(path: str) -> dict[str, Any]:
-    """Facts from YAML or JSON; Puppet's cached facts (``values:`` mapping) are unwrapped."""
-    from renderer.yamlload import load_yaml_file  # only when --facts is given
+    """Facts from YAML or JSON; Puppet's cached facts (``values:`` mapping) are unwrapped.
 
-    data = load_yaml_file(Path(path))
+    Puppet writes that cache as ``--- !ruby/object:Puppet::Node::Facts``: Ruby tags are read as
+    plain mappings instead of being rejected.
+    """
+    from renderer.yamlload import Loader, load_yaml_file  # only when --facts is given
+
+    class FactsLoader(Loader):  # type: ignore[misc,valid-type]
+        pass
+
+    FactsLoader.add_multi_constructor(
+        "!ruby/", lambda loader, suffix, node: loader.construct_mapping(node, deep=True))
+    data = load_yaml_file(Path(path), FactsLoader, UsageError)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: facts must be a mapping, not {type(data).__name__}")
-    if isinstance(data.get("values"), dict) and ("name" in data or len(data) <= 3):
+    if isinstance(data.get("values"), dict) and "name" in data:
         data = data["values"]
     return dict(data)
 

@@ -1,0 +1,65 @@
+"""Golden cases: tests/data/golden/<case>/ holds inputs, the expected tree and the expected stdout.
+
+A case folder may hold ``hieradata/`` and ``service_templates/`` (default: the repo's sample),
+``before/`` (a tree copied over the provisioned machines and host root first), ``args`` (one
+command line, ``{tree}`` options appended), ``expected/`` (every file under machines/ and host/
+after the run) and ``stdout`` (with the tree's path replaced by ``<tree>``). The state dir holds a
+fixed HMAC key, so masked values are stable. ``make golden-update`` rewrites the expectations.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Tree, render
+from demo_machines import provision
+
+CASES = sorted(p for p in (REPO / "tests" / "data" / "golden").iterdir() if p.is_dir())
+UPDATE = os.environ.get("RENDER_GOLDEN_UPDATE") == "1"
+
+
+def build(case: Path, base: Path) -> Tree:
+    tree = Tree(base)
+    for name, default in (("hieradata", REPO / "hieradata"),
+                          ("service_templates", REPO / "service_templates")):
+        source = case / name if (case / name).is_dir() else default
+        shutil.copytree(source, base / name)
+    provision(tree.templates, tree.machines)
+    tree.host.mkdir()
+    if (case / "before").is_dir():
+        shutil.copytree(case / "before", base, dirs_exist_ok=True)
+    tree.state.mkdir(mode=0o700)
+    (tree.state / "hmac.key").write_bytes(b"golden-test-key-" * 2)
+    return tree
+
+
+def actual_files(tree: Tree) -> dict[str, bytes]:
+    return {str(p.relative_to(tree.base)): p.read_bytes()
+            for top in (tree.machines, tree.host) for p in sorted(top.rglob("*"))
+            if p.is_file() and p.name not in ("passwd", "group")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden(case: Path, tmp_path: Path):
+    tree = build(case, tmp_path / "t")
+    args = shlex.split((case / "args").read_text())
+    result = render(*args, *tree.options())
+    stdout = result.out.replace(str(tree.base), "<tree>")
+    stdout += f"[exit {result.code}]\n" + result.err.replace(str(tree.base), "<tree>")
+    files = actual_files(tree)
+    if UPDATE:
+        shutil.rmtree(case / "expected", ignore_errors=True)
+        for name, data in files.items():
+            (case / "expected" / name).parent.mkdir(parents=True, exist_ok=True)
+            (case / "expected" / name).write_bytes(data)
+        (case / "stdout").write_text(stdout)
+        return
+    expected = {str(p.relative_to(case / "expected")): p.read_bytes()
+                for p in sorted((case / "expected").rglob("*")) if p.is_file()}
+    assert files == expected
+    assert stdout == (case / "stdout").read_text()
