@@ -1,0 +1,77 @@
+"""Templates: strict undefined, lookup() with default and merge, errors with template:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from renderer.errors import LookupNotFound, TemplateError
+from renderer.hiera import NOT_GIVEN, Sensitive
+from renderer.scope import Scope
+from renderer.services import load_service
+from renderer.templates import Renderer
+
+DATA = {"a::port": 11211, "a::hosts": ["h1", "h2"], "a::password": Sensitive("pw-1234")}
+
+
+def fake_lookup(key: str, merge: object = None, default: object = NOT_GIVEN) -> object:
+    if key in DATA:
+        return DATA[key]
+    if default is not NOT_GIVEN:
+        return default
+    raise LookupNotFound(key)
+
+
+def make(tmp_path: Path, template: str) -> tuple[Renderer, object]:
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    (svc / "service.yaml").write_text("files:\n  - template: t.j2\n    dest: /etc/t\n")
+    (svc / "t.j2").write_text(template)
+    return Renderer(tmp_path), load_service(tmp_path, "svc")
+
+
+def render(tmp_path: Path, template: str, secrets: set[str] | None = None) -> str:
+    renderer, service = make(tmp_path, template)
+    scope = Scope({"fqdn": "n1.example.com"}, {"certname": "n1"}, {"service": "svc"})
+    out = renderer.render_service(service, fake_lookup, scope, set() if secrets is None
+                                  else secrets)
+    return out[0].data.decode()
+
+
+def test_lookup_default_scope_and_loops(tmp_path: Path):
+    text = render(tmp_path, "{% for h in lookup('a::hosts') %}{{ h }}:{{ lookup('a::port') }}\n"
+                            "{% endfor %}x={{ lookup('nope', default='d') }}\n"
+                            "{{ facts.fqdn }} {{ trusted.certname }} {{ service }} {{ machine }}\n")
+    assert text == "h1:11211\nh2:11211\nx=d\nn1.example.com n1 svc svc\n"
+
+
+def test_sensitive_unwrapped_and_remembered(tmp_path: Path):
+    secrets: set[str] = set()
+    assert render(tmp_path, "pw={{ lookup('a::password') }}\n", secrets) == "pw=pw-1234\n"
+    assert secrets == {"pw-1234"}
+
+
+def test_undefined_variable_names_template_and_line(tmp_path: Path):
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "a\nb\n{{ nope }}\n")
+    assert (Path(info.value.path).name, info.value.line) == ("t.j2", 3)
+    assert "'nope' is undefined" in info.value.message
+
+
+def test_missing_key_names_key_and_line(tmp_path: Path):
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "\n\nx={{ lookup('a::missing') }}\n")
+    assert info.value.line == 3 and "'a::missing'" in info.value.message
+
+
+def test_syntax_error_has_line(tmp_path: Path):
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "ok\n{% if %}\n")
+    assert info.value.line == 2 and "syntax" in info.value.message
+
+
+def test_runtime_error_in_template_has_line(tmp_path: Path):
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, "\n{{ 1 // 0 }}\n")
+    assert info.value.line == 2 and "ZeroDivisionError" in info.value.message
