@@ -184,13 +184,13 @@ def test_path_roots_from_environment(tree: Tree):
 
 def test_facts_file_and_var(tree: Tree, tmp_path: Path):
     (tree.hieradata / "data" / "os").mkdir()
-    (tree.hieradata / "data" / "os" / "RedHat.yaml").write_text("keystone::token::expiration: 1\n")
+    (tree.hieradata / "data" / "os" / "RedHat.yaml").write_text("openstack::memcached::port: 1\n")
     facts = tmp_path / "facts.yaml"
     facts.write_text("name: controller1\nvalues:\n  os:\n    family: RedHat\n")
     render("--no-restart", "keystone", "--facts", str(facts), *tree.options())
-    assert "expiration=1\n" in (tree.machines / CONF).read_text()
+    assert "memcache_servers=192.0.2.21:1," in (tree.machines / CONF).read_text()
     render("--no-restart", "keystone", "--var", "os.family=Debian", *tree.options())
-    assert "expiration=3600\n" in (tree.machines / CONF).read_text()
+    assert "memcache_servers=192.0.2.21:11211," in (tree.machines / CONF).read_text()
 
 
 def test_shared_memcached_change_reaches_the_service(tree: Tree):

@@ -1,0 +1,7 @@
+DATABASES = {
+    'default': {
+        'ENGINE': 'django.db.backends.mysql',
+        'PASSWORD': 'pattern-secret-1',
+    },
+}
+SECRET_KEY = "django-secret-literal"
