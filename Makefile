@@ -35,6 +35,7 @@ venv: $(VENV)/.installed
 # Renders the sample into build/ (no restarts: the demo has no real containers).
 # Exit 2 means "changes were made", which is what a first run does.
 run: $(VENV)/.installed
+	@mkdir -p build/host
 	@$(BIN)/python contrib/demo_machines.py service_templates build/machines
 	@rc=0; $(BIN)/render --diff --no-restart $(DEMO) --all || rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi

@@ -47,6 +47,7 @@ def main() -> None:
         shutil.copytree(REPO / "hieradata", base / "hieradata")
         shutil.copytree(REPO / "service_templates", base / "templates")
         provision(base / "templates", base / "machines")
+        (base / "host").mkdir()
         options = ["--hieradata", str(base / "hieradata"), "--templates", str(base / "templates"),
                    "--machines-dir", str(base / "machines"), "--host-root", str(base / "host"),
                    "--state-dir", str(base / "state"), "--node", "controller1.example.com"]

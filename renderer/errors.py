@@ -115,6 +115,10 @@ class UnsafePathError(ApplyError):
     """A destination would leave its root, or is a symlink, device or FIFO."""
 
 
+class MissingRootError(ApplyError):
+    """A container rootfs (the machine is not provisioned yet) or the host root is missing."""
+
+
 class MissingDirectoryError(ApplyError):
     """A destination's directory does not exist and the definition does not allow creating it."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from renderer.errors import ApplyError, MissingDirectoryError, RenderError
+from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, RenderError
 from renderer.masking import Masker
 from renderer.services import Action, FileSpec, Root, Service
 from renderer.system import Actual, RealSystem
@@ -110,6 +110,13 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
     path = f"{root}{spec.dest}"
     try:
         actual: Actual | None = system.read_file(root, spec.dest)
+    except MissingRootError as exc:
+        if spec.root is Root.CONTAINER:
+            exc.message = (f"container rootfs does not exist: machine {service.machine!r} is not "
+                           "provisioned yet")
+        else:
+            exc.message = "host root does not exist"
+        raise
     except MissingDirectoryError:
         if not spec.create_dirs:
             raise

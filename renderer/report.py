@@ -56,10 +56,12 @@ def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, 
     if changed or restarts:
         summary = f"{changed} file(s) {'to change' if noop else 'changed'}, {restarts} " \
                   f"restart(s){' pending' if noop else ''}"
+    elif failed:
+        summary = "nothing changed"
     else:
-        summary = f"everything in sync ({len(results) - failed} service(s), {files} file(s))"
+        summary = f"everything in sync ({len(results)} service(s), {files} file(s))"
     if failed:
-        summary += f"; {failed} service(s) failed"
+        summary += f"; {failed} of {len(results)} service(s) failed"
     print(f"render: {summary}{' (noop)' if noop else ''}", file=out)
 
 

@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from renderer.errors import ApplyError, MissingDirectoryError, UnsafePathError
+from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 
 TEMP_PREFIX = ".render-tmp."
 _MAX_LINKS = 40
@@ -118,8 +118,7 @@ class RealSystem:
         try:
             return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise ApplyError("root does not exist (is the container provisioned?)",
-                             path=root) from None
+            raise MissingRootError("root directory does not exist", path=root) from None
         except OSError as exc:
             raise _oserror(exc, "cannot open root", root) from exc
 

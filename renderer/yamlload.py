@@ -32,19 +32,35 @@ def decode(raw: bytes, path: Path, error: type[RenderError] = HieraDataError) ->
         raise error(f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", path=path, line=line) from exc
 
 
-def parse_yaml(text: str, path: Path, loader: type = Loader,
-               error: type[RenderError] = HieraDataError) -> Any:
-    try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - Loader is a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
+def _converted(exc: yaml.YAMLError, path: Path, error: type[RenderError]) -> RenderError:
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "YAML syntax error"
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
-        raise error(f"YAML syntax error: {problem}", path=path, line=line,
-                    column=column) from exc
+        return error(f"YAML syntax error: {problem}", path=path, line=line, column=column)
+    return error(f"YAML error: {exc}", path=path)
+
+
+def parse_yaml(text: str, path: Path, loader: type = Loader,
+               error: type[RenderError] = HieraDataError) -> Any:
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - Loader is a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise error(f"YAML error: {exc}", path=path) from exc
+        raise _converted(exc, path, error) from exc
+
+
+def compose_yaml(text: str, path: Path, loader: type = Loader,
+                 error: type[RenderError] = HieraDataError) -> tuple[Any, Any]:
+    """``(node, value)``: the node tree keeps the line of every key, for config errors."""
+    instance = loader(text)
+    try:
+        node = instance.get_single_node()
+        return node, (None if node is None else instance.construct_document(node))
+    except yaml.YAMLError as exc:
+        raise _converted(exc, path, error) from exc
+    finally:
+        instance.dispose()
 
 
 def load_yaml_file(path: Path, loader: type = Loader,

@@ -146,7 +146,8 @@ def test_missing_container_rootfs(tree: Tree):
     shutil.rmtree(tree.machines / "keystone")
     result = render("keystone", *tree.options())
     assert result.code == 4
-    assert "machines/keystone: root does not exist" in result.err
+    assert "machines/keystone: container rootfs does not exist: machine 'keystone' is not " \
+        "provisioned yet" in result.err
     assert not (tree.host / "etc/systemd/nspawn/keystone.nspawn").exists()
 
 

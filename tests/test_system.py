@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from renderer.errors import ApplyError, MissingDirectoryError, UnsafePathError
+from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
 
 P = PurePosixPath
@@ -48,7 +48,7 @@ def test_missing_file_and_missing_directory(system: RealSystem, rootfs: Path):
 
 
 def test_missing_rootfs_is_an_error(system: RealSystem, tmp_path: Path):
-    with pytest.raises(ApplyError, match="container provisioned"):
+    with pytest.raises(MissingRootError, match="root directory does not exist"):
         system.read_file(tmp_path / "machines" / "nova", P("/etc/nova/nova.conf"))
 
 
