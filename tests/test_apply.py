@@ -1,0 +1,108 @@
+"""apply: all files of a service or none, restarts once after all writes, failures collected."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from renderer.apply import apply, exit_code
+from renderer.masking import Masker
+from renderer.plan import Roots, plan_service
+from renderer.services import load_service
+from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
+from renderer.templates import Rendered
+
+
+def make_services(tmp_path: Path) -> tuple[Path, Roots]:
+    templates = tmp_path / "templates"
+    for name, machine in (("api", "nova"), ("conductor", "nova"), ("web", "web")):
+        svc = templates / name
+        svc.mkdir(parents=True)
+        (svc / "service.yaml").write_text(
+            f"machine: {machine}\nfiles:\n"
+            f"  - {{template: a.j2, dest: /etc/{name}/a.conf, restart: container}}\n"
+            f"  - {{template: a.j2, dest: /etc/{name}/sub/b.conf, restart: container}}\n")
+        (svc / "a.j2").write_text("x\n")
+        (tmp_path / "machines" / machine / "etc" / name / "sub").mkdir(parents=True)
+    return templates, Roots(tmp_path / "machines", tmp_path / "host")
+
+
+def logging_systemctl(tmp_path: Path, fail: str = "") -> list[str]:
+    """A real executable standing in for systemctl: logs its arguments, fails for one unit."""
+    script = tmp_path / "systemctl"
+    script.write_text(f"#!{sys.executable}\nimport sys\n"
+                      f"open({str(tmp_path / 'calls')!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                      f"sys.exit(1 if {fail!r} and {fail!r} in sys.argv else 0)\n")
+    script.chmod(0o755)
+    return [str(script)]
+
+
+def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"new\n"):
+    result = []
+    for name in ("api", "conductor", "web"):
+        service = load_service(templates, name)
+        rendered = [Rendered(spec, content) for spec in service.files]
+        result.append(plan_service(service, rendered, roots, system, Masker(b"k")))
+    return result
+
+
+def calls(tmp_path: Path) -> list[str]:
+    path = tmp_path / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_shared_container_restarted_once_after_all_writes(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    results = apply(plans(templates, roots, system), system)
+    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service",
+                               "try-restart systemd-nspawn@web.service"]
+    assert exit_code(results) == 2
+    assert all(len(r.written) == 2 for r in results)
+    again = apply(plans(templates, roots, system), system)
+    assert exit_code(again) == 0 and len(calls(tmp_path)) == 2
+
+
+def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    planned = plans(templates, roots, system)
+    shutil.rmtree(tmp_path / "machines/web/etc/web/sub")  # vanishes between plan and apply
+    results = apply(planned, system)
+    web = results[2]
+    assert web.failed and not web.written and not web.restarted
+    assert "does not exist" in str(web.errors[0]) and web.errors[0].service == "web"
+    assert not (tmp_path / "machines/web/etc/web/a.conf").exists()
+    assert not [p for p in (tmp_path / "machines/web/etc/web").iterdir()
+                if p.name.startswith(TEMP_PREFIX)]
+    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service"]
+    assert exit_code(results) == 6
+
+
+def test_failed_restart_is_reported_for_every_owner(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = RealSystem(logging_systemctl(tmp_path, fail="systemd-nspawn@nova.service"),
+                        tmp_path / "state")
+    results = apply(plans(templates, roots, system), system)
+    assert [bool(r.errors) for r in results] == [True, True, False]
+    assert "systemd-nspawn@nova.service" in str(results[0].errors[0])
+    assert exit_code(results) == 6
+
+
+def test_noop_runs_the_same_path_and_records(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = DryRunSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    results = apply(plans(templates, roots, system), system)
+    assert exit_code(results) == 2 and calls(tmp_path) == []
+    assert [r.restarted[0].unit for r in results] == ["systemd-nspawn@nova.service"] * 2 + \
+        ["systemd-nspawn@web.service"]
+    assert not (tmp_path / "machines/nova/etc/api/a.conf").exists()
+    assert sum(line.startswith("systemctl ") for line in system.recorded) == 2
+
+
+def test_no_restart(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    assert exit_code(apply(plans(templates, roots, system), system, restart=False)) == 2
+    assert calls(tmp_path) == []

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from renderer.errors import ValidationError
+from renderer.services import FileSpec, Root
+from renderer.templates import Rendered
+from renderer.validate import validate
+
+
+def rendered(data: str, kind: str) -> Rendered:
+    spec = FileSpec("t.j2", PurePosixPath("/etc/t.conf"), Root.CONTAINER, None, None, None, (),
+                    False, False, kind, 1)
+    return Rendered(spec, data.encode())
+
+
+def test_valid_ini_and_systemd():
+    validate([rendered("# c\n[DEFAULT]\na = 1\nb=2\n  continued\n; x\n[s]\nc: 3\n", "ini"),
+              rendered("[Exec]\nPrivateUsers=no\n\n[Network]\nPort=1:1\n", "systemd")])
+
+
+@pytest.mark.parametrize("data, kind, line, message", [
+    ("a = 1\n", "ini", 1, "outside of any"),
+    ("[s]\nnot an option\n", "ini", 2, "not 'key = value'"),
+    ("[Exec]\n  Indented=yes\n", "systemd", 2, "not 'key = value'"),
+    ("[Exec\nX=1\n", "systemd", 1, "outside of any"),
+])
+def test_invalid_files_name_line(data: str, kind: str, line: int, message: str):
+    with pytest.raises(ValidationError, match=message) as info:
+        validate([rendered(data, kind)])
+    assert info.value.line == line and "t.j2" in info.value.path
