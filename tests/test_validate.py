@@ -24,7 +24,7 @@ def test_valid_ini_and_systemd():
 @pytest.mark.parametrize("data, kind, line, message", [
     ("a = 1\n", "ini", 1, "outside of any"),
     ("[s]\nnot an option\n", "ini", 2, "not 'key = value'"),
-    ("[Exec]\n  Indented=yes\n", "systemd", 2, "not 'key = value'"),
+    ("[Exec]\nno equals sign\n", "systemd", 2, "not 'key = value'"),
     ("[Exec\nX=1\n", "systemd", 1, "outside of any"),
 ])
 def test_invalid_files_name_line(data: str, kind: str, line: int, message: str):
