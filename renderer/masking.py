@@ -17,10 +17,8 @@ Passwords inside any ``scheme://user:password@host`` are masked on every line, w
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 REDACTED = "<redacted>"
 
@@ -75,35 +73,41 @@ class Masker:
         self._by_length = sorted(self._values, key=len, reverse=True)
 
     def tag(self, value: str) -> str:
+        import hashlib  # loading OpenSSL is only worth it when there is something to mask
+        import hmac
+
         digest = hmac.new(self._key, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
         return f"{REDACTED}#{digest.hexdigest()[:8]}"
 
-    def _mask_url(self, text: str) -> str:
-        return _URL_CREDS_RE.sub(lambda m: f"{m['head']}{self.tag(m['pw'])}@", text)
+    def _mask_url(self, text: str, tag: Callable[[str], str]) -> str:
+        return _URL_CREDS_RE.sub(lambda m: f"{m['head']}{tag(m['pw'])}@", text)
 
-    def _mask_known(self, text: str) -> str:
+    def _mask_known(self, text: str, tag: Callable[[str], str]) -> str:
         for value in self._by_length:
             if len(value) >= _MIN_SUBSTRING and value in text:
-                text = text.replace(value, self.tag(value))
+                text = text.replace(value, tag(value))
         return text
 
-    def mask_line(self, line: str, section: str | None = None) -> str:
+    def mask_line(self, line: str, section: str | None = None,
+                  tag: Callable[[str], str] | None = None) -> str:
+        tag = tag or self.tag
         match = _ASSIGN_RE.match(line)
         if match and match["value"]:
             key, value = match["key"], match["value"]
             if value in self._values:
-                masked = self.tag(value)  # short Sensitive values are caught here only
+                masked = tag(value)  # short Sensitive values are caught here only
             elif not is_secret_option(section, key):
                 masked = value
             elif _URL_OPTION_RE.search(key.lower()):
                 # only the password inside a URL is secret; a URL without one stays readable
-                masked = self._mask_url(value) if "://" in value else value
+                masked = self._mask_url(value, tag) if "://" in value else value
             else:
-                masked = self.tag(value)
+                masked = tag(value)
             line = line[:match.start("value")] + masked + line[match.end("value"):]
-        return self._mask_known(self._mask_url(line))
+        return self._mask_known(self._mask_url(line, tag), tag)
 
-    def mask_lines(self, lines: Iterable[str]) -> list[str]:
+    def mask_lines(self, lines: Iterable[str],
+                   tag: Callable[[str], str] | None = None) -> list[str]:
         """Mask every line, tracking ``[section]`` headers so options are judged in context."""
         section: str | None = None
         masked = []
@@ -111,7 +115,7 @@ class Masker:
             header = _SECTION_RE.match(line)
             if header:
                 section = header.group(1).strip()
-            masked.append(self.mask_line(line, section))
+            masked.append(self.mask_line(line, section, tag))
         return masked
 
     def mask_text(self, text: str) -> str:
@@ -119,4 +123,5 @@ class Masker:
 
     def holds_secret(self, text: str) -> bool:
         """True when masking would hide something: such a new file defaults to mode 0640."""
-        return self.mask_text(text) != text
+        lines = text.splitlines(keepends=True)
+        return self.mask_lines(lines, tag=lambda value: "\0") != lines

@@ -7,7 +7,6 @@ needs: what changes, why, the diff, and which units would restart.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -95,6 +94,8 @@ def _resolve_id(name: str | None, table: dict[str, int], kind: str, fallback: in
 
 
 def diff_lines(old: bytes | None, new: bytes, path: str, masker: Masker) -> tuple[str, ...]:
+    import difflib  # only a run with a difference pays for it
+
     old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
         if old is not None else []
     new_text = masker.mask_lines(new.decode("utf-8", "replace").splitlines(keepends=True))
@@ -125,10 +126,14 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
                       actual.uid if actual else 0, spec, service, root)
     gid = _resolve_id(spec.group, system.ids(root, "group") if spec.group else {}, "group",
                       actual.gid if actual else 0, spec, service, root)
-    text = rendered.data.decode("utf-8", "replace")
-    holds_secret = spec.secret or masker.holds_secret(text)
-    mode = spec.mode if spec.mode is not None else (
-        actual.mode if actual else (SECRET_MODE if holds_secret else DEFAULT_MODE))
+    if spec.mode is not None:
+        mode = spec.mode
+    elif actual is not None:
+        mode = actual.mode  # keep what the operator or package set
+    elif spec.secret or masker.holds_secret(rendered.data.decode("utf-8", "replace")):
+        mode = SECRET_MODE
+    else:
+        mode = DEFAULT_MODE
     if actual is None:
         return FileChange(spec, root, path, Change.CREATE, ("new file",), rendered.data, uid,
                           gid, mode, diff_lines(None, rendered.data, path, masker))

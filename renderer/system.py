@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -197,7 +195,7 @@ class RealSystem:
               mode: int, create_dirs: bool = False) -> Staged:
         display = f"{root}{dest}"
         dirfd = self.open_parent(root, dest, create=create_dirs)
-        temp = f"{TEMP_PREFIX}{dest.name}.{secrets.token_hex(4)}"
+        temp = f"{TEMP_PREFIX}{dest.name}.{os.urandom(4).hex()}"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=dirfd)
@@ -266,6 +264,8 @@ class RealSystem:
 
     def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
         """Run ``<--systemctl> args``; returns the exit status and the last line of output."""
+        import subprocess  # only runs that restart something pay for it
+
         command = [*self.systemctl_cmd, *args]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
