@@ -1,0 +1,236 @@
+"""hiera.yaml version 5: read, validate like Puppet, and turn into hierarchy levels.
+
+Puppet reports most of these mistakes only when the first lookup happens, and then fails every
+lookup; render checks them when the file is loaded, so a bad hiera.yaml stops a run before anything
+is rendered, with the line of the offending entry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from renderer.errors import HieraConfigError
+from renderer.hiera.interpolate import method_call
+from renderer.hiera.psych import PsychLoader, Rejected
+from renderer.yamlload import compose_yaml, decode
+
+FUNCTION_KEYS = ("data_hash", "lookup_key", "data_dig", "hiera3_backend")
+LOCATION_KEYS = ("path", "paths", "glob", "globs", "uri", "uris", "mapped_paths")
+_LEVEL_KEYS = frozenset(("name", "options", "datadir", "v4_data_hash", *FUNCTION_KEYS,
+                         *LOCATION_KEYS))
+_DEFAULTS_KEYS = frozenset(("data_hash", "lookup_key", "data_dig", "datadir", "options"))
+_TOP_KEYS = frozenset(("version", "defaults", "hierarchy", "plan_hierarchy", "default_hierarchy"))
+_BUILTIN_DEFAULTS = {"datadir": "data", "data_hash": "yaml_data"}
+_BUILTIN_HIERARCHY = [{"name": "Common", "path": "common.yaml"}]
+SUPPORTED_FUNCTION = ("data_hash", "yaml_data")
+
+
+class Level:
+    """One hierarchy entry, before interpolation: where its files are, and how to find them.
+
+    ``kind`` is the location key (``path`` and ``glob`` are stored as one-element ``paths`` and
+    ``globs``); ``specs`` are the declared paths or globs, or the ``mapped_paths`` triplet.
+    (Plain slotted classes rather than dataclasses: they cost nothing at import.)
+    """
+
+    __slots__ = ("name", "kind", "specs", "datadir", "line")
+
+    def __init__(self, name: str, kind: str, specs: tuple[str, ...], datadir: str,
+                 line: int | None) -> None:
+        self.name = name
+        self.kind = kind
+        self.specs = specs
+        self.datadir = datadir
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"Level({self.name!r}, {self.kind}={list(self.specs)!r}, datadir={self.datadir!r})"
+
+
+class HieraConfig:
+    __slots__ = ("path", "levels")
+
+    def __init__(self, path: Path, levels: tuple[Level, ...]) -> None:
+        self.path = path
+        self.levels = levels
+
+
+class _Checker:
+    """Validation with the hiera.yaml path and the line of the node being checked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, message: str, node: Any = None) -> HieraConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return HieraConfigError(message, path=self.path, line=line)
+
+    def mapping(self, value: Any, node: Any, what: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(f"{what} must be a hash", node)
+        return value
+
+    def string(self, value: Any, node: Any, what: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{what} must be a non-empty string", node)
+        return value
+
+    def strings(self, value: Any, node: Any, what: str, size: int | None = None) -> tuple:
+        if not isinstance(value, list) or not value or (size is not None and len(value) != size):
+            count = f"exactly {size}" if size else "at least one"
+            raise self.fail(f"{what} must be an array of {count} non-empty strings", node)
+        return tuple(self.string(item, node, f"{what} element") for item in value)
+
+
+def _child(node: Any, key: str) -> Any:
+    """The value node for ``key`` in a mapping node (for its line), or the mapping itself."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return value_node
+    return node
+
+
+def _items(node: Any) -> list:
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def load_config(path: Path) -> HieraConfig:
+    """Read and validate ``path``; every problem is a HieraConfigError naming the file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HieraConfigError(f"cannot read: {exc.strerror}", path=path) from exc
+    try:
+        root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
+                                    HieraConfigError)
+    except Rejected as exc:
+        raise HieraConfigError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    check = _Checker(path)
+    if not isinstance(config, dict):
+        raise check.fail("not a hiera.yaml: the file must be a hash with 'version: 5'", root)
+    version = config.get("version")
+    if type(version) is not int or version != 5:
+        shown = "missing (which means 3)" if version is None else repr(version)
+        raise check.fail(f"hiera.yaml version {shown} is not supported; render reads version 5",
+                         _child(root, "version"))
+    for key in config:
+        if key not in _TOP_KEYS:
+            raise check.fail(f"unknown key '{key}'", _child(root, key))
+    if "default_hierarchy" in config:
+        raise check.fail("'default_hierarchy' is only allowed in the module layer",
+                         _child(root, "default_hierarchy"))
+    defaults = _defaults(check, config, _child(root, "defaults"))
+    for plan_key in ("plan_hierarchy", "hierarchy"):
+        if config.get(plan_key) is not None and not isinstance(config[plan_key], list):
+            raise check.fail(f"'{plan_key}' must be an array", _child(root, plan_key))
+    entries = config.get("hierarchy")
+    if entries is None:  # absent or ``~``: Puppet's ``||=`` gives the built-in hierarchy
+        entries = _BUILTIN_HIERARCHY
+    nodes = _items(_child(root, "hierarchy")) or [None] * len(entries)
+    levels: list[Level] = []
+    seen: dict[str, int | None] = {}
+    for entry, node in zip(entries, nodes):
+        level = _level(check, entry, node, defaults, path.parent)
+        if level.name in seen:
+            first = seen[level.name]
+            also = f" First defined at line {first}." if first else ""
+            raise check.fail(f"Hierarchy name '{level.name}' defined more than once.{also}", node)
+        seen[level.name] = level.line
+        levels.append(level)
+    for entry, node in zip(config.get("plan_hierarchy") or [],
+                           _items(_child(root, "plan_hierarchy"))):
+        _level(check, entry, node, defaults, path.parent)  # validated, used only by Bolt plans
+    return HieraConfig(path, tuple(levels))
+
+
+def _defaults(check: _Checker, config: dict, node: Any) -> dict:
+    """``defaults`` replaces the built-in defaults entirely (then no data_hash is implied)."""
+    if config.get("defaults") is None:  # Puppet: ``config['defaults'] ||= built-in``
+        return _BUILTIN_DEFAULTS
+    defaults = check.mapping(config["defaults"], node, "'defaults'")
+    for key, value in defaults.items():
+        if key not in _DEFAULTS_KEYS:
+            raise check.fail(f"'defaults' has unknown key '{key}'", _child(node, key))
+        if key == "options":
+            _options(check, value, _child(node, key), "defaults")
+        else:
+            check.string(value, _child(node, key), f"defaults '{key}'")
+    if sum(key in defaults for key in FUNCTION_KEYS) > 1:
+        raise check.fail("Only one of data_hash, lookup_key, data_dig can be defined in defaults",
+                         node)
+    return defaults
+
+
+def _options(check: _Checker, options: Any, node: Any, where: str) -> None:
+    check.mapping(options, node, f"'options' in {where}")
+    for reserved in ("path", "uri"):
+        if reserved in options:
+            raise check.fail(f"Option key '{reserved}' used in {where} is reserved by Puppet", node)
+
+
+def _level(check: _Checker, entry: Any, node: Any, defaults: dict, root: Path) -> Level:
+    entry = check.mapping(entry, node, "a hierarchy entry")
+    name = check.string(entry.get("name"), _child(node, "name"), "hierarchy entry 'name'")
+    where = f"hierarchy '{name}'"
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in entry:
+        if key not in _LEVEL_KEYS:
+            raise check.fail(f"{where} has unknown key '{key}'", _child(node, key))
+    functions = [key for key in (*FUNCTION_KEYS, "v4_data_hash") if key in entry]
+    if len(functions) > 1:
+        raise check.fail(f"Only one of data_hash, lookup_key, data_dig, hiera3_backend can be "
+                         f"defined in {where}", node)
+    if functions:
+        kind = functions[0]
+        function = (kind, check.string(entry[kind], _child(node, kind), f"{where} '{kind}'"))
+    else:
+        kind = next((key for key in FUNCTION_KEYS if key in defaults), None)
+        if kind is None:
+            raise check.fail(f"One of data_hash, lookup_key, data_dig, hiera3_backend must be "
+                             f"defined in {where}", node)
+        function = (kind, defaults[kind])
+    if function != SUPPORTED_FUNCTION:
+        raise check.fail(f"{where} uses {function[0]}: {function[1]}; render reads only "
+                         "data_hash: yaml_data", _child(node, function[0]))
+    if "options" in entry:
+        _options(check, entry["options"], _child(node, "options"), where)
+    locations = [key for key in LOCATION_KEYS if key in entry]
+    if len(locations) > 1:
+        raise check.fail(f"Only one of path, paths, glob, globs, uri, uris, mapped_paths can be "
+                         f"defined in {where}", node)
+    if not locations or locations[0] in ("uri", "uris"):
+        raise check.fail(f"{where}: one of 'path', 'paths', 'glob', 'globs' or 'mapped_paths' "
+                         "must be declared in hiera.yaml when using yaml_data", node)
+    kind = locations[0]
+    value, value_node = entry[kind], _child(node, kind)
+    if kind in ("path", "glob"):
+        specs: tuple = (check.string(value, value_node, f"{where} '{kind}'"),)
+        kind += "s"
+    else:
+        specs = check.strings(value, value_node, f"{where} '{kind}'",
+                              3 if kind == "mapped_paths" else None)
+    datadir = entry.get("datadir", defaults.get("datadir", "data"))
+    check.string(datadir, _child(node, "datadir"), f"{where} 'datadir'")
+    options = entry.get("options", defaults.get("options", {}))
+    interpolated = specs[2:] if kind == "mapped_paths" else specs
+    for text in (*interpolated, datadir, *_strings(options)):
+        call = method_call(text)
+        if call:  # Puppet fails every lookup with this; render fails at load
+            raise check.fail(f"{where}: Interpolation using method syntax is not allowed in this "
+                             f"context: {call}", node)
+    return Level(name, kind, specs, os.path.join(root, datadir), line)
+
+
+def _strings(value: Any) -> list[str]:
+    if type(value) is str:
+        return [value]
+    if type(value) is list:
+        return [text for item in value for text in _strings(item)]
+    if type(value) is dict:
+        return [text for item in (*value, *value.values()) for text in _strings(item)]
+    return []

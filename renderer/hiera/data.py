@@ -1,0 +1,79 @@
+"""Hieradata files: read once per run, typed like Puppet, checked when a key is used.
+
+Puppet's ``yaml_data`` treats a file that is empty, holds only comments or ``~``, or is not a hash
+as empty (with a warning), and a file it cannot parse as fatal for every lookup. Values are checked
+against Puppet's ``RichData`` only when their key is looked up, so a Symbol buried under one key
+breaks that key alone; we keep the same granularity and remember each verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import HieraDataError
+from renderer.hiera.psych import PsychLoader, Rejected, Symbol
+from renderer.yamlload import compose_yaml, decode
+
+LOG = logging.getLogger(__name__)
+
+_OK = object()
+
+
+class DataFile:
+    """One parsed data file: its top-level hash and the per-key validity verdicts."""
+
+    __slots__ = ("path", "data", "_verdicts")
+
+    def __init__(self, path: str, data: dict) -> None:
+        self.path = path
+        self.data = data
+        self._verdicts: dict[str, object] = {}
+
+    def value(self, key: str) -> Any:
+        """The raw value of a top-level key; raises HieraDataError if Puppet would reject it."""
+        value = self.data[key]
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = _rich_data_problem(value) or _OK
+        if verdict is not _OK:
+            raise HieraDataError(
+                f"Value for key '{key}', in hash returned from data_hash function 'yaml_data', "
+                f"when using location '{self.path}', has wrong type, expects "
+                f"Puppet::LookupValue, got {verdict}", path=self.path)
+        return value
+
+
+def _rich_data_problem(value: Any) -> str | None:
+    """Why ``value`` is not Puppet ``RichData`` (a Symbol; a key neither string nor number)."""
+    kind = type(value)
+    if kind is Symbol:
+        return "Runtime[ruby, 'Symbol']"
+    if kind is list:
+        return next(filter(None, map(_rich_data_problem, value)), None)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) not in (str, int, float):
+                return f"a Hash with a {'Boolean' if type(key) is bool else 'Undef'} key"
+            problem = _rich_data_problem(item)
+            if problem:
+                return problem
+    return None
+
+
+def load_data_file(path: str) -> DataFile:
+    """Parse one YAML data file the way Puppet's ``yaml_data`` does."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise HieraDataError(f"cannot read: {exc.strerror}", path=path) from exc
+    text = decode(raw, Path(path))
+    try:
+        _, data = compose_yaml(text, Path(path), PsychLoader)
+    except Rejected as exc:
+        raise HieraDataError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    if not isinstance(data, dict):
+        LOG.warning("%s: file does not contain a valid yaml hash; using it as empty", path)
+        return DataFile(path, {})
+    return DataFile(path, data)

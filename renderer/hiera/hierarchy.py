@@ -1,0 +1,113 @@
+"""Hierarchy levels resolved for one scope: which data files each level reads, in order.
+
+Paths are interpolated with the scope (``%{facts.x}``, ``%{trusted.certname}``, ``%{service}``)
+but may not call functions. ``paths`` keep their order and include files that do not exist (they
+are skipped when read); ``glob``/``globs`` list only the files that exist, in Ruby's ``Dir.glob``
+order (sorted per directory, braces expanded first); ``mapped_paths`` give one path per element of
+a scope variable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from renderer.errors import HieraConfigError
+from renderer.hiera.config import HieraConfig, Level
+from renderer.hiera.interpolate import interpolate, scope_value
+
+
+class Location:
+    """One data file of a level, and whether it existed when the hierarchy was resolved."""
+
+    __slots__ = ("level", "path", "exists")
+
+    def __init__(self, level: str, path: str, exists: bool) -> None:
+        self.level = level
+        self.path = path
+        self.exists = exists
+
+    def __repr__(self) -> str:
+        return f"Location({self.level!r}, {self.path!r}, exists={self.exists})"
+
+
+def resolve(config: HieraConfig, inv: Any) -> list[tuple[Location, ...]]:
+    """The locations of every level, highest priority first."""
+    return [_locations(level, inv) for level in config.levels]
+
+
+def _locations(level: Level, inv: Any) -> tuple[Location, ...]:
+    datadir = interpolate(level.datadir, inv, False)
+    if level.kind == "paths":
+        paths = [os.path.join(datadir, interpolate(spec, inv, False)) for spec in level.specs]
+        return tuple(Location(level.name, path, os.path.exists(path)) for path in paths)
+    if level.kind == "globs":
+        return tuple(Location(level.name, path, True) for spec in level.specs
+                     for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
+                     if not os.path.isdir(path))
+    return _mapped(level, datadir, inv)
+
+
+def _mapped(level: Level, datadir: str, inv: Any) -> tuple[Location, ...]:
+    variable, key, template = level.specs
+    values = scope_value(variable, inv, "mapped_path[0]")
+    if values is None or values == "" or values == [] or values == {}:
+        return ()
+    if type(values) is str:
+        values = [values]
+    elif type(values) is dict:
+        values = [[k, v] for k, v in values.items()]
+    elif type(values) is not list:
+        raise HieraConfigError(f"hierarchy '{level.name}': mapped_paths variable '{variable}' "
+                               f"must be a string, an array or a hash")
+    locations = []
+    saved = inv.local
+    try:
+        for value in values:
+            inv.local = {**saved, key: value}  # seen only by this template
+            path = os.path.join(datadir, interpolate(template, inv, False))
+            locations.append(Location(level.name, path, os.path.exists(path)))
+    finally:
+        inv.local = saved
+    return tuple(locations)
+
+
+def ruby_glob(pattern: str) -> list[str]:
+    """``Dir.glob``: braces expanded in order, each pattern's matches sorted per path segment."""
+    import glob  # only hierarchies with glob levels pay for it
+
+    found: list[str] = []
+    for expanded in _expand_braces(pattern):
+        found.extend(sorted(glob.glob(expanded, recursive=True),
+                            key=lambda path: [part.encode() for part in path.split("/")]))
+    return found
+
+
+def _expand_braces(pattern: str) -> list[str]:
+    depth = 0
+    start = 0
+    for index, char in enumerate(pattern):
+        if char == "{":
+            if depth == 0:
+                start = index
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                head, tail = pattern[:start], pattern[index + 1:]
+                return [result for choice in _split_top_level(pattern[start + 1:index])
+                        for result in _expand_braces(head + choice + tail)]
+    return [pattern]
+
+
+def _split_top_level(body: str) -> list[str]:
+    choices, depth, current = [], 0, []
+    for char in body:
+        if char == "," and depth == 0:
+            choices.append("".join(current))
+            current = []
+            continue
+        depth += (char == "{") - (char == "}")
+        current.append(char)
+    choices.append("".join(current))
+    return choices

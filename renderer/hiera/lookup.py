@@ -1,0 +1,261 @@
+"""The lookup itself: Puppet's ``Lookup.lookup`` and ``LookupAdapter`` for one hiera.yaml.
+
+A lookup of ``a.b`` finds the options for the root ``a`` (lookup_options hash-merged from every
+level), reads ``a`` level by level (each value interpolated on its own), merges with the explicit
+strategy or else the one from lookup_options, digs ``b`` out of the merged value, and applies
+``convert_to``. Lookups inside interpolation go through the same path and share one stack of names
+being resolved, which is how loops are detected.
+
+Caches: parsed data files live as long as the Hiera object (one run). Everything that depends on
+the scope (interpolated paths, lookup_options, which may interpolate too) is kept per Scope object.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from renderer.errors import HieraDataError, HieraError, HieraRecursionError, KeySyntaxError
+from renderer.errors import LookupNotFound
+from renderer.hiera import merge as merging
+from renderer.hiera.config import HieraConfig, load_config
+from renderer.hiera.data import DataFile, load_data_file
+from renderer.hiera.hierarchy import Location, resolve
+from renderer.hiera.interpolate import interpolate
+from renderer.hiera.keys import MISSING, dig, split_key
+from renderer.hiera.ruby import regexp
+from renderer.scope import Scope
+
+LOG = logging.getLogger(__name__)
+
+LOOKUP_OPTIONS = "lookup_options"
+
+Explain = Callable[[str, dict], None]
+"""``explain(event, details)``: called for each location read ("location") and each finished
+lookup ("result"), to let a future ``--explain`` show where a value came from."""
+
+
+class _NotGiven:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+class _ScopeState:
+    """What one scope has resolved: level locations and compiled lookup_options."""
+
+    __slots__ = ("scope", "levels", "options")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.levels: list[tuple[Location, ...]] | None = None
+        self.options: tuple[dict, list] | None = None
+
+
+class Hiera:
+    """One hiera.yaml and its data, looked up with any number of scopes."""
+
+    def __init__(self, config: HieraConfig) -> None:
+        self.config = config
+        self._files: dict[str, DataFile | HieraError] = {}
+        self._states: dict[int, _ScopeState] = {}
+        self._warned: set[str] = set()
+
+    @classmethod
+    def load(cls, config_path: Path) -> "Hiera":
+        return cls(load_config(Path(config_path).absolute()))
+
+    def lookup(self, key: str, scope: Scope, merge: str | dict | None = None,
+               default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
+        """The value of ``key``; ``default`` when there is none, else LookupNotFound."""
+        value = _Invocation(self, self._state(scope), explain).lookup(key, merge)
+        if value is not MISSING:
+            return value
+        if default is NOT_GIVEN:
+            raise LookupNotFound(key)
+        return default
+
+    def lookup_options(self, key: str, scope: Scope) -> dict:
+        """The lookup_options that apply to ``key`` (its root, for a dotted key)."""
+        inv = _Invocation(self, self._state(scope), None)
+        options = inv.options_for(inv.root_key(key))
+        return dict(options) if type(options) is dict else {}
+
+    def _state(self, scope: Scope) -> _ScopeState:
+        # Keyed by identity: Scope holds dicts, so it is not hashable. The state keeps the scope
+        # alive, so its id cannot be reused by another scope during the run.
+        state = self._states.get(id(scope))
+        if state is None or state.scope is not scope:
+            state = self._states[id(scope)] = _ScopeState(scope)
+        return state
+
+    def data_file(self, path: str) -> DataFile:
+        """The parsed file at ``path``, read once per run (a failure is remembered too)."""
+        entry = self._files.get(path)
+        if entry is None:
+            try:
+                entry = load_data_file(path)
+            except HieraDataError as exc:
+                entry = exc
+            self._files[path] = entry
+        if isinstance(entry, HieraError):
+            raise HieraDataError(entry.message, path=entry.path, line=entry.line,
+                                 column=entry.column)
+        return entry
+
+    def warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            LOG.warning("%s", message)
+
+
+class _Invocation:
+    """One top-level lookup: the scope, the names being resolved (for loops), and the local
+    variables of a ``mapped_paths`` template being interpolated."""
+
+    __slots__ = ("hiera", "state", "scope", "stack", "explain", "local")
+
+    def __init__(self, hiera: Hiera, state: _ScopeState, explain: Explain | None) -> None:
+        self.hiera = hiera
+        self.state = state
+        self.scope = state.scope
+        self.stack: list[str] = []
+        self.explain = explain
+        self.local: dict[str, Any] = {}
+
+    # --- the lookup ------------------------------------------------------------------------------
+
+    def lookup(self, key: str, merge: Any) -> Any:
+        """``LookupAdapter#lookup``: the value, or MISSING."""
+        if key == LOOKUP_OPTIONS or key.startswith(LOOKUP_OPTIONS + "."):
+            return MISSING  # reserved: never found as data
+        segments = self.split(key)
+        options = self.options_for(segments[0])
+        if merge is None:
+            merge = _option(options, "merge")
+        strategy = merging.strategy(merge)
+        value = self.check(key, lambda: self.search(segments[0], strategy))
+        if value is not MISSING:
+            value = strategy.convert(value)  # Puppet's provider stack: global, environment, module
+            if len(segments) > 1:
+                value = dig(key, segments[1:], value)
+        if value is not MISSING:
+            convert_to = _option(options, "convert_to")
+            if convert_to is not None:
+                from renderer.hiera.convert import convert  # only data that uses convert_to
+
+                value = convert(value, convert_to, key)
+        if self.explain:
+            self.explain("result", {"key": key, "merge": strategy, "found": value is not MISSING,
+                                    "value": value})
+        return value
+
+    def search(self, root: str, strategy: merging.Strategy) -> Any:
+        """The merged value of ``root`` over every level, each location's value interpolated."""
+        levels = self.levels()
+        if not levels:
+            return MISSING
+        return strategy.lookup(levels, lambda locations: strategy.lookup(
+            locations, lambda location: self.read(location, root)))
+
+    def read(self, location: Location, root: str) -> Any:
+        found = MISSING
+        if location.exists:
+            data_file = self.hiera.data_file(location.path)
+            if root in data_file.data:
+                found = interpolate(data_file.value(root), self, True)
+        if self.explain:
+            self.explain("location", {"key": root, "level": location.level,
+                                      "path": location.path, "exists": location.exists,
+                                      "found": found is not MISSING, "value": found})
+        return found
+
+    def levels(self) -> list[tuple[Location, ...]]:
+        if self.state.levels is None:
+            self.state.levels = resolve(self.hiera.config, self)
+        return self.state.levels
+
+    # --- lookup_options --------------------------------------------------------------------------
+
+    def options_for(self, root: Any) -> Any:
+        """The options for a root key: its exact entry, else the first pattern that matches."""
+        if self.state.options is None:
+            self.state.options = self._compile_options()
+        exact, patterns = self.state.options
+        options = exact.get(root)
+        if options is not None:
+            return options
+        if type(root) is str:
+            for pattern, options in patterns:
+                if pattern.search(root):
+                    return options
+        return None
+
+    def _compile_options(self) -> tuple[dict, list]:
+        merged = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH))
+        if merged is MISSING:
+            return {}, []
+        if type(merged) is not dict:
+            raise HieraDataError("value of lookup_options must be a hash")
+        exact: dict = {}
+        patterns: list = []
+        for key, options in merged.items():
+            if type(key) is str and key.startswith("^"):
+                try:
+                    patterns.append((regexp(key), options))
+                except re.error as exc:  # an invalid pattern breaks every lookup, as in Puppet
+                    raise HieraDataError(f"lookup_options pattern {key!r}: {exc}") from exc
+            else:
+                exact[key] = options
+        return exact, patterns
+
+    # --- services for interpolation and hierarchy resolution -------------------------------------
+
+    def check(self, name: str, resolve_name: Callable[[], Any]) -> Any:
+        """Run ``resolve_name`` with ``name`` on the stack; a name already there is a loop."""
+        if name in self.stack:
+            raise HieraRecursionError(f"Recursive lookup detected in [{', '.join(self.stack)}]")
+        self.stack.append(name)
+        try:
+            return resolve_name()
+        finally:
+            self.stack.pop()
+
+    def interpolation_lookup(self, key: str) -> Any:
+        """``%{lookup('k')}``, ``hiera`` and ``alias``: a full lookup, ``""`` when not found."""
+        value = self.lookup(key, None)
+        return "" if value is MISSING else value
+
+    def variable(self, name: str) -> Any:
+        if name in self.local:
+            return self.local[name]
+        name = name.removeprefix("::")
+        if not self.scope.has_top(name):
+            self.hiera.warn_once(f"Undefined variable '{name}'; interpolated as an empty string")
+        return self.scope.top(name)
+
+    def split(self, key: str) -> list:
+        segments = split_key(key, lambda problem: KeySyntaxError(f"{problem} in key: '{key}'"))
+        if type(segments[0]) is not str:
+            raise KeySyntaxError(f"the first segment of key '{key}' is a number")
+        return segments
+
+    def root_key(self, key: str) -> str:
+        return self.split(key)[0]
+
+
+def _option(options: Any, name: str) -> Any:
+    """``options[name]`` as Ruby evaluates it; a string option (a mistake) yields a substring."""
+    if type(options) is dict:
+        return options.get(name)
+    if type(options) is str:
+        return name if name in options else None
+    if options is not None:
+        raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
+    return None

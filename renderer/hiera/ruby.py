@@ -1,0 +1,235 @@
+"""Ruby value semantics that Hiera results depend on.
+
+Puppet's Hiera is Ruby code, and several observable results come from Ruby itself rather than from
+Hiera: ``%{x}`` formats a non-string with ``to_s`` (``["a", 1]``, ``{"a"=>1}``, ``1.0e+20``); array
+merges de-duplicate with ``eql?`` (so ``1`` and ``1.0`` are different) but knock out with ``==``
+(so they are the same); sorting fails on mixed types; lookup_options patterns are Ruby regexps
+whose ``^`` and ``$`` match at every line. This module gives those rules to the rest of the package.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Callable
+
+from renderer.hiera.sensitive import REDACTED, Sensitive
+
+
+class RubyArgumentError(ValueError):
+    """What Ruby raises as ArgumentError (a failed comparison while sorting)."""
+
+
+def truthy(value: Any) -> bool:
+    """Ruby truthiness: only nil and false are false (``0``, ``""`` and ``[]`` are true)."""
+    return value is not None and value is not False
+
+
+def class_name(value: Any) -> str:
+    if value is None:
+        return "NilClass"
+    if value is True:
+        return "TrueClass"
+    if value is False:
+        return "FalseClass"
+    return {str: "String", int: "Integer", float: "Float", list: "Array",
+            dict: "Hash"}.get(type(value), type(value).__name__)
+
+
+# --- equality ------------------------------------------------------------------------------------
+
+def eql_key(value: Any) -> Any:
+    """A hashable key that is equal for two values exactly when Ruby's ``eql?`` says so."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float:
+        return (kind, value)
+    if kind is list:
+        return (list, tuple(eql_key(item) for item in value))
+    if kind is dict:
+        return (dict, frozenset((eql_key(k), eql_key(v)) for k, v in value.items()))
+    if kind is Sensitive:
+        return (Sensitive, eql_key(value.value))
+    return (kind, id(value)) if value is not None and kind is not bool else (kind, value)
+
+
+def equal(left: Any, right: Any) -> bool:
+    """Ruby ``==``: numbers compare by value across Integer and Float, nothing else converts."""
+    if left is right:
+        return True
+    lkind, rkind = type(left), type(right)
+    if lkind in (int, float) and rkind in (int, float):
+        return left == right
+    if lkind is not rkind:
+        return False
+    if lkind is list:
+        return len(left) == len(right) and all(map(equal, left, right))
+    if lkind is dict:
+        return len(left) == len(right) and all(
+            k in right and equal(v, right[k]) for k, v in left.items())
+    return bool(left == right)
+
+
+# --- arrays --------------------------------------------------------------------------------------
+
+def flatten(values: list) -> list:
+    out: list = []
+    for item in values:
+        if type(item) is list:
+            out.extend(flatten(item))
+        else:
+            out.append(item)
+    return out
+
+
+def union(*arrays: list) -> list:
+    """``a | b``: elements of both in order of first appearance, de-duplicated with ``eql?``."""
+    seen: set = set()
+    out: list = []
+    for array in arrays:
+        for item in array:
+            key = eql_key(item)
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
+    return out
+
+
+def uniq(values: list) -> list:
+    return union(values)
+
+
+def delete(array: list, item: Any) -> None:
+    """``array.delete(item)``: remove every element ``==`` item, in place."""
+    array[:] = [element for element in array if not equal(element, item)]
+
+
+def delete_if(array: list, predicate: Callable[[Any], bool]) -> None:
+    """``array.delete_if``, in place and index by index like MRI.
+
+    deep_merge's knockout deletes from the array it is iterating over when both sides of a merge
+    are the same object; copying MRI's loop keeps those results identical to Puppet's.
+    """
+    i1 = i2 = 0
+    while i1 < len(array):
+        item = array[i1]
+        if not predicate(item):
+            if i1 != i2:
+                array[i2] = item
+            i2 += 1
+        i1 += 1
+    if i2 < len(array) and i2 < i1:
+        del array[i2:]
+
+
+def _compare(left: Any, right: Any) -> int:
+    lkind, rkind = type(left), type(right)
+    if lkind in (int, float) and rkind in (int, float) or lkind is rkind is str:
+        return (left > right) - (left < right)
+    if lkind is rkind is list:
+        for a, b in zip(left, right):
+            result = _compare(a, b)
+            if result:
+                return result
+        return (len(left) > len(right)) - (len(left) < len(right))
+    if equal(left, right):
+        return 0
+    raise RubyArgumentError(f"comparison of {class_name(left)} with {class_name(right)} failed")
+
+
+def sort(array: list) -> None:
+    """``array.sort!`` with Ruby's ``<=>``: mixed kinds (String and Integer, two hashes) fail."""
+    array.sort(key=functools.cmp_to_key(_compare))
+
+
+# --- strings -------------------------------------------------------------------------------------
+
+_FLOAT_REPR = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:e([-+]\d+))?")
+
+
+def float_to_s(value: float) -> str:
+    """``Float#to_s``: shortest round-trip digits, exponent form below 1e-4 and from 1e16."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    sign, whole, frac, exp = _FLOAT_REPR.fullmatch(repr(value)).groups()  # type: ignore[union-attr]
+    digits = whole + (frac or "")
+    decpt = len(whole) + int(exp or 0)
+    stripped = digits.lstrip("0")
+    decpt -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0") or "0"
+    if digits == "0":
+        return f"{sign}0.0"
+    if 0 < decpt <= 15:
+        if len(digits) <= decpt:
+            return f"{sign}{digits}{'0' * (decpt - len(digits))}.0"
+        return f"{sign}{digits[:decpt]}.{digits[decpt:]}"
+    if -4 < decpt <= 0:
+        return f"{sign}0.{'0' * -decpt}{digits}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}e{decpt - 1:+03d}"
+
+
+_INSPECT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r",
+                    "\f": "\\f", "\v": "\\v", "\b": "\\b", "\a": "\\a", "\x1b": "\\e"}
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]|#[{$@]|[^\x00-\x7f]')
+
+
+def _inspect_char(match: re.Match) -> str:
+    char = match.group()
+    if char[0] == "#":
+        return "\\" + char
+    if char in _INSPECT_ESCAPES:
+        return _INSPECT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x80:
+        return f"\\u{code:04X}"
+    import unicodedata  # only for non-ASCII strings, which are rare in hieradata
+
+    if unicodedata.category(char) not in ("Cn", "Zl", "Zp", "Cs"):
+        return char
+    return f"\\u{code:04X}" if code <= 0xFFFF else f"\\u{{{code:X}}}"
+
+
+def inspect(value: Any) -> str:
+    """``#inspect``, which ``to_s`` uses for the elements of arrays and hashes."""
+    if type(value) is str:
+        return '"' + _NEEDS_ESCAPE.sub(_inspect_char, value) + '"'
+    if value is None:
+        return "nil"
+    if type(value) is list:
+        return "[" + ", ".join(inspect(item) for item in value) + "]"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{inspect(k)}=>{inspect(v)}" for k, v in value.items()) + "}"
+    if type(value) is Sensitive:
+        return f"#<{REDACTED}>"
+    return to_s(value)
+
+
+def to_s(value: Any) -> str:
+    """``#to_s``: what a non-string becomes inside an interpolated string."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if value is None:
+        return ""
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
+        return float_to_s(value)
+    if kind is list or kind is dict:
+        return inspect(value)
+    return str(value)
+
+
+# --- regexps -------------------------------------------------------------------------------------
+
+_RUBY_ONLY = re.compile(r"\\\\|\\[zZhH]|\(\?<(?=[A-Za-z_])")
+_RUBY_TO_PYTHON = {"\\\\": "\\\\", "\\z": r"\Z", "\\Z": r"(?=\n?\Z)", "\\h": "[0-9a-fA-F]",
+                   "\\H": "[^0-9a-fA-F]", "(?<": "(?P<"}
+
+
+@functools.lru_cache(maxsize=256)
+def regexp(source: str) -> re.Pattern:
+    """Compile a Ruby regexp: ``^``/``$`` match at line boundaries, ``\\z``, ``\\h``, ``(?<n>)``."""
+    translated = _RUBY_ONLY.sub(lambda m: _RUBY_TO_PYTHON[m.group()], source)
+    return re.compile(translated, re.MULTILINE)
