@@ -74,8 +74,11 @@ class ServicePlan:
 
 
 def failed(service: str, error: RenderError, machine: str | None = None) -> ServicePlan:
-    if error.service is None:
-        error.service = service
+    """A plan that only carries its error; the error may be shared (a broken hiera.yaml)."""
+    import copy
+
+    error = copy.copy(error)
+    error.service = service
     return ServicePlan(service, machine, error=error)
 
 

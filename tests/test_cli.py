@@ -159,6 +159,19 @@ def test_bad_hiera_yaml_and_bad_data(tree: Tree):
     assert "common.yaml:" in result.err and result.err.count("\n") == 1
 
 
+def test_broken_hiera_yaml_fails_every_service_by_name(tree: Tree):
+    (tree.hieradata / "hiera.yaml").write_text("version: 4\n")
+    other = tree.templates / "other"
+    other.mkdir()
+    (other / "service.yaml").write_text("files:\n  - {template: t.j2, dest: /etc/t}\n")
+    (other / "t.j2").write_text("x\n")
+    result = render("keystone", "other", *tree.options())
+    assert result.code == 4
+    lines = result.err.splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["keystone", "other"]
+    assert all("hiera.yaml" in line for line in lines)
+
+
 def test_usage_errors_exit_64(tree: Tree):
     assert render().code == 64
     assert render("--frobnicate", "keystone").code == 64
