@@ -8,6 +8,7 @@ project's error root is caught here and nowhere else above the service loop.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shlex
 import sys
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from renderer.plan import Roots, ServicePlan
     from renderer.scope import Scope
     from renderer.system import RealSystem
-    from renderer.templates import Renderer
+    from renderer.templates import Renderer, bytecode_cache
 
 EXIT_USAGE = 64
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from renderer.scope import build_scope
     from renderer.services import list_services
     from renderer.system import DryRunSystem, RealSystem
-    from renderer.templates import Renderer
+    from renderer.templates import Renderer, bytecode_cache
 
     templates = Path(args.templates) if args.templates else default_templates()
     names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     roots = Roots(Path(args.machines_dir), Path(args.host_root))
     masker = Masker(host_key(system))
     scope = build_scope(args.node, args.facts, args.var)
-    renderer = Renderer(templates)
+    state_dir = Path(args.state_dir)
+    renderer = Renderer(templates, bytecode_cache(state_dir / "cache" / "jinja", not args.noop))
     hiera: Hiera | RenderError
     try:
         hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
@@ -161,6 +163,16 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A run lives for a tenth of a second and builds no reference cycles worth collecting; the
+    # cyclic GC would only walk Jinja's and YAML's young objects over and over.
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()  # for callers that embed render (tests, tools)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if not args.all and not args.services:
         print("render: name at least one SERVICE, or --all", file=sys.stderr)

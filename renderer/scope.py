@@ -10,7 +10,6 @@ per service, the variables ``service`` and ``machine``.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,7 @@ _OS_FAMILY = {"debian": "Debian", "ubuntu": "Debian", "rhel": "RedHat", "centos"
 
 def native_facts() -> dict[str, Any]:
     """The minimal fact set, computed without DNS or subprocesses so every run stays fast."""
-    node = socket.gethostname()
+    node = os.uname().nodename  # what gethostname() returns, without importing socket
     hostname, _, domain = node.partition(".")
     if not domain:
         domain = _domain_from_resolv_conf()
@@ -164,7 +163,7 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
         else:
             facts[key] = value
             top[key] = value
-    certname = node or facts.get("clientcert") or facts.get("fqdn") or socket.gethostname()
+    certname = node or facts.get("clientcert") or facts.get("fqdn") or os.uname().nodename
     facts.setdefault("clientcert", certname)
     if node:
         facts["clientcert"] = node

@@ -9,6 +9,7 @@ for the template and remembered, so every later output can mask it.
 
 from __future__ import annotations
 
+import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,11 +66,40 @@ def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | No
     return found
 
 
+class _ReadOnlyCache(jinja2.FileSystemBytecodeCache):
+    """``--noop`` uses compiled templates from earlier runs but writes none."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        pass
+
+
+def bytecode_cache(directory: Path, writable: bool) -> jinja2.BytecodeCache | None:
+    """Compiled templates in render's state dir: compiling is most of a run's own work.
+
+    The cache holds code that will be executed, so it is used only when the directory is ours and
+    nobody else can write to it.
+    """
+    if writable:
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return None
+    try:
+        st = directory.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        return None
+    cls = jinja2.FileSystemBytecodeCache if writable else _ReadOnlyCache
+    return cls(str(directory))
+
+
 class Renderer:
     """One Jinja2 environment per templates directory, reused by every service of a run."""
 
-    def __init__(self, templates: Path) -> None:
+    def __init__(self, templates: Path, cache: jinja2.BytecodeCache | None = None) -> None:
         self.templates = templates
+        self._cache = cache
         self._envs: dict[Path, jinja2.Environment] = {}
 
     def _env(self, service: Service) -> jinja2.Environment:
@@ -83,6 +113,7 @@ class Renderer:
                 lstrip_blocks=True,
                 autoescape=False,
                 extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+                bytecode_cache=self._cache,
             )
             self._envs[service.directory] = env
         return env

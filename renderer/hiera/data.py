@@ -8,15 +8,14 @@ breaks that key alone; we keep the same granularity and remember each verdict.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from renderer.errors import HieraDataError
+from renderer.log import warning
 from renderer.hiera.psych import PsychLoader, Rejected, Symbol
 from renderer.yamlload import compose_yaml, decode
 
-LOG = logging.getLogger(__name__)
 
 _OK = object()
 
@@ -74,6 +73,7 @@ def load_data_file(path: str) -> DataFile:
     except Rejected as exc:
         raise HieraDataError(exc.message, path=path, line=exc.line, column=exc.column) from exc
     if not isinstance(data, dict):
-        LOG.warning("%s: file does not contain a valid yaml hash; using it as empty", path)
+        warning(__name__, "%s: file does not contain a valid yaml hash; using it as empty",
+                path)
         return DataFile(path, {})
     return DataFile(path, data)

@@ -12,13 +12,13 @@ the scope (interpolated paths, lookup_options, which may interpolate too) is kep
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any, Callable
 
 from renderer.errors import HieraDataError, HieraError, HieraRecursionError, KeySyntaxError
 from renderer.errors import LookupNotFound
+from renderer.log import warning
 from renderer.hiera import merge as merging
 from renderer.hiera.config import HieraConfig, load_config
 from renderer.hiera.data import DataFile, load_data_file
@@ -28,7 +28,6 @@ from renderer.hiera.keys import MISSING, dig, split_key
 from renderer.hiera.ruby import regexp
 from renderer.scope import Scope
 
-LOG = logging.getLogger(__name__)
 
 LOOKUP_OPTIONS = "lookup_options"
 
@@ -112,7 +111,7 @@ class Hiera:
     def warn_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            LOG.warning("%s", message)
+            warning(__name__, "%s", message)
 
 
 class _Invocation:
