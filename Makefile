@@ -14,10 +14,11 @@ DEMO    := --hieradata hieradata --templates service_templates \
 
 .PHONY: run test bench golden-update clean venv compile
 
-# Debian 12 ships python3 without venv/ensurepip: install them when they are missing.
+# Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
+# creating the virtualenv fails, then try again.
 $(VENV)/.created:
-	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -q && $(APT) python3 python3-venv; }
-	$(PYTHON) -m venv $(VENV)
+	@command -v $(PYTHON) >/dev/null || { apt-get update -q && $(APT) python3; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -q && $(APT) python3-venv && $(PYTHON) -m venv $(VENV); }
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/.created pyproject.toml
