@@ -12,7 +12,7 @@ DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
 
-.PHONY: run test bench golden-update clean venv compile
+.PHONY: run test lint bench golden-update clean venv compile
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -30,7 +30,7 @@ $(VENV)/.installed: $(VENV)/.created pyproject.toml
 compile: $(VENV)/.installed
 	@$(BIN)/python -m compileall -q renderer
 
-$(VENV)/.test-installed: $(VENV)/.installed
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@missing=$$(for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
@@ -46,8 +46,12 @@ run: compile
 	@rc=0; $(BIN)/render --diff --no-restart $(DEMO) --all || rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi
 
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check renderer tests bench contrib
+	$(BIN)/mypy renderer
+
 # pytest exits 5 when it collects no test; that alone must not fail CI.
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed lint
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 

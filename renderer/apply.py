@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from renderer.errors import ApplyError, RenderError, RestartError
+from renderer.errors import RenderError, RestartError
 from renderer.plan import ServicePlan
 from renderer.services import Action
 from renderer.system import RealSystem, Staged
@@ -95,5 +95,3 @@ def exit_code(results: list[ServiceResult]) -> int:
     failures = any(r.failed for r in results)
     return (2 if changes else 0) | (4 if failures else 0)
 
-
-__all__ = ["ApplyError", "ServiceResult", "apply", "exit_code"]

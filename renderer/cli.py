@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from renderer import __version__
 from renderer.errors import RenderError, UsageError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from renderer.plan import Roots, ServicePlan
     from renderer.scope import Scope
     from renderer.system import RealSystem
-    from renderer.templates import Renderer, bytecode_cache
+    from renderer.templates import Renderer
 
 EXIT_USAGE = 64
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -152,7 +152,7 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
     service = load_service(templates, name)
     service_scope = scope.with_variables(service=service.name, machine=service.machine)
 
-    def lookup(key: str, merge: object, default: object) -> object:
+    def lookup(key: str, merge: str | dict[str, Any] | None, default: object) -> object:
         return hiera.lookup(key, service_scope, merge=merge, default=default)
 
     secrets: set[str] = set()

@@ -8,6 +8,8 @@ CLI never has to guess. Anything that is not a RenderError is a bug in render an
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RenderError(Exception):
     """Root of every expected failure; ``str()`` is the one-line message without the service."""
@@ -62,7 +64,7 @@ class HieraDataError(HieraError):
 class LookupNotFound(HieraError):
     """The key has no value at any level and no default was given."""
 
-    def __init__(self, key: str, **kwargs: object) -> None:
+    def __init__(self, key: str, **kwargs: Any) -> None:
         super().__init__(f"Function lookup() did not find a value for the name '{key}'", **kwargs)
         self.key = key
 

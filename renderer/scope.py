@@ -90,8 +90,8 @@ def native_facts() -> dict[str, Any]:
     version = release.get("VERSION_ID", "")
     family = _OS_FAMILY.get(os_id)
     if family is None:
-        family = next((_OS_FAMILY[i] for i in release.get("ID_LIKE", "").split() if i in _OS_FAMILY),
-                      name)
+        like = release.get("ID_LIKE", "").split()
+        family = next((_OS_FAMILY[i] for i in like if i in _OS_FAMILY), name)
     return {
         "hostname": hostname,
         "domain": domain,
@@ -111,7 +111,7 @@ def load_facts_file(path: str) -> dict[str, Any]:
     """
     from renderer.yamlload import Loader, load_yaml_file  # only when --facts is given
 
-    class FactsLoader(Loader):  # type: ignore[misc,valid-type]
+    class FactsLoader(Loader):
         pass
 
     FactsLoader.add_multi_constructor(
@@ -168,7 +168,7 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
     if node:
         facts["clientcert"] = node
     hostname, _, domain = str(certname).partition(".")
-    trusted = {"authenticated": "local", "certname": certname, "domain": domain,
+    trusted: dict[str, Any] = {"authenticated": "local", "certname": certname, "domain": domain,
                "hostname": hostname, "extensions": {}, "external": {}}
     return Scope(facts=facts, trusted=trusted, variables=top)
 

@@ -17,7 +17,7 @@ from renderer.errors import HieraDataError, RenderError
 try:
     _BaseLoader = yaml.CSafeLoader
 except AttributeError:  # PyYAML without libyaml
-    _BaseLoader = yaml.SafeLoader  # type: ignore[misc]
+    _BaseLoader = yaml.SafeLoader
 
 
 class Loader(_BaseLoader):  # type: ignore[misc,valid-type]

@@ -31,8 +31,9 @@ def make_services(tmp_path: Path) -> tuple[Path, Roots]:
 def logging_systemctl(tmp_path: Path, fail: str = "") -> list[str]:
     """A real executable standing in for systemctl: logs its arguments, fails for one unit."""
     script = tmp_path / "systemctl"
+    log = str(tmp_path / "calls")
     script.write_text(f"#!{sys.executable}\nimport sys\n"
-                      f"open({str(tmp_path / 'calls')!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                      f"open({log!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
                       f"sys.exit(1 if {fail!r} and {fail!r} in sys.argv else 0)\n")
     script.chmod(0o755)
     return [str(script)]

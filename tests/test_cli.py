@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import yaml
-
 from conftest import Tree, render
 
 SECRETS = ("Kst0ne-db-S3cret", "Kst0ne-rabbit-S3cret")

@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, Tree, render
 from demo_machines import provision
 

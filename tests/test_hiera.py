@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
-from renderer.errors import (ConversionError, DigError, HieraConfigError, HieraDataError,
-                             HieraRecursionError, InterpolationError, KeySyntaxError,
-                             LookupNotFound, MergeError)
+from renderer.errors import (
+    ConversionError,
+    DigError,
+    HieraConfigError,
+    HieraDataError,
+    HieraRecursionError,
+    InterpolationError,
+    KeySyntaxError,
+    LookupNotFound,
+    MergeError,
+)
 from renderer.hiera import NOT_GIVEN, Hiera, Sensitive
 from renderer.hiera import data as data_module
 from renderer.hiera import merge as merging

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import Tree, render
 from systemd_ns import NamespacedSystemd, boot
 

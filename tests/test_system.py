@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
+from renderer.errors import MissingDirectoryError, MissingRootError, UnsafePathError
 from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
 
 P = PurePosixPath

@@ -189,10 +189,11 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict, root: Path) -
         kind = functions[0]
         function = (kind, check.string(entry[kind], _child(node, kind), f"{where} '{kind}'"))
     else:
-        kind = next((key for key in FUNCTION_KEYS if key in defaults), None)
-        if kind is None:
+        inherited = next((key for key in FUNCTION_KEYS if key in defaults), None)
+        if inherited is None:
             raise check.fail(f"One of data_hash, lookup_key, data_dig, hiera3_backend must be "
                              f"defined in {where}", node)
+        kind = inherited
         function = (kind, defaults[kind])
     if function != SUPPORTED_FUNCTION:
         raise check.fail(f"{where} uses {function[0]}: {function[1]}; render reads only "

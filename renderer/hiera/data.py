@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from renderer.errors import HieraDataError
-from renderer.log import warning
 from renderer.hiera.psych import PsychLoader, Rejected, Symbol
+from renderer.log import warning
 from renderer.yamlload import compose_yaml, decode
-
 
 _OK = object()
 

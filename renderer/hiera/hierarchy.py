@@ -101,7 +101,9 @@ def _expand_braces(pattern: str) -> list[str]:
 
 
 def _split_top_level(body: str) -> list[str]:
-    choices, depth, current = [], 0, []
+    choices: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in body:
         if char == "," and depth == 0:
             choices.append("".join(current))

@@ -16,9 +16,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from renderer.errors import HieraDataError, HieraError, HieraRecursionError, KeySyntaxError
-from renderer.errors import LookupNotFound
-from renderer.log import warning
+from renderer.errors import (
+    HieraDataError,
+    HieraError,
+    HieraRecursionError,
+    KeySyntaxError,
+    LookupNotFound,
+)
 from renderer.hiera import merge as merging
 from renderer.hiera.config import HieraConfig, load_config
 from renderer.hiera.data import DataFile, load_data_file
@@ -26,8 +30,8 @@ from renderer.hiera.hierarchy import Location, resolve
 from renderer.hiera.interpolate import interpolate
 from renderer.hiera.keys import MISSING, dig, split_key
 from renderer.hiera.ruby import regexp
+from renderer.log import warning
 from renderer.scope import Scope
-
 
 LOOKUP_OPTIONS = "lookup_options"
 

@@ -237,11 +237,12 @@ class _DeepMerge:
             ruby.delete(source, prefix)
         if type(dest) is not list:
             return self._overwrite(source, dest)
-        if self.knockout is not None:
+        knockout = self.knockout
+        if knockout is not None:
             def knocked_out(item: Any) -> bool:
                 if type(item) is not str:
                     return False
-                plain = self.knockout.sub("", item)
+                plain = knockout.sub("", item)
                 if plain == item:
                     return False
                 ruby.delete(dest, plain)
@@ -262,11 +263,12 @@ class _DeepMerge:
 
     def _overwrite(self, source: Any, dest: Any) -> Any:
         """``overwrite_unmergeables``: the source wins, minus knockout markers."""
-        if self.knockout is None:
+        knockout = self.knockout
+        if knockout is None:
             return source
         if type(source) is str:
-            return source if self.knockout.sub("", source) == source else ""
+            return source if knockout.sub("", source) == source else ""
         if type(source) is list:
             ruby.delete_if(source, lambda item: type(item) is str
-                           and self.knockout.search(item) is not None)
+                           and knockout.search(item) is not None)
         return source
