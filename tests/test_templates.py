@@ -10,7 +10,7 @@ from renderer.errors import LookupNotFound, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import load_service
-from renderer.templates import Renderer
+from renderer.templates import Renderer, _ReadOnlyCache, bytecode_cache
 
 DATA = {"a::port": 11211, "a::hosts": ["h1", "h2"], "a::password": Sensitive("pw-1234")}
 
@@ -75,3 +75,16 @@ def test_runtime_error_in_template_has_line(tmp_path: Path):
     with pytest.raises(TemplateError) as info:
         render(tmp_path, "\n{{ 1 // 0 }}\n")
     assert info.value.line == 2 and "ZeroDivisionError" in info.value.message
+
+
+def test_bytecode_cache_written_only_when_writable_and_private(tmp_path: Path):
+    cache_dir = tmp_path / "state" / "cache" / "jinja"
+    assert bytecode_cache(cache_dir, writable=False) is None  # noop creates nothing
+    assert not cache_dir.exists()
+    renderer, service = make(tmp_path, "x={{ lookup('a::port') }}\n")
+    renderer = Renderer(tmp_path, bytecode_cache(cache_dir, writable=True))
+    renderer.render_service(service, fake_lookup, Scope(), set())
+    assert len(list(cache_dir.iterdir())) == 1 and cache_dir.stat().st_mode & 0o777 == 0o700
+    assert isinstance(bytecode_cache(cache_dir, writable=False), _ReadOnlyCache)
+    cache_dir.chmod(0o777)  # anyone could plant code there: not used
+    assert bytecode_cache(cache_dir, writable=True) is None
