@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from renderer.errors import HieraError, LookupNotFound, RenderError, TemplateError
+from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import FileSpec, Service
@@ -128,13 +128,7 @@ class Renderer:
         env = self._env(service)
 
         def template_lookup(key: str, default: Any = NOT_GIVEN, merge: Any = None) -> Any:
-            try:
-                return _unwrap(lookup(key, merge=merge, default=default), secrets)
-            except LookupNotFound:
-                raise
-            except HieraError as exc:
-                exc.service = service.name
-                raise
+            return _unwrap(lookup(key, merge=merge, default=default), secrets)
 
         context = {
             "lookup": template_lookup,
@@ -162,7 +156,10 @@ class Renderer:
             path, line = _template_line(exc.__traceback__, self.templates)
             raise TemplateError(f"hiera key '{exc.key}' not found and no default given",
                                 path=path or source, line=line, service=service.name) from exc
-        except RenderError:
+        except RenderError as exc:
+            if exc.path is None:  # e.g. an interpolation loop: say which template asked
+                exc.path, exc.line = _template_line(exc.__traceback__, self.templates)
+            exc.service = service.name
             raise
         except jinja2.UndefinedError as exc:
             path, line = _template_line(exc.__traceback__, self.templates)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from renderer.errors import LookupNotFound, TemplateError
+from renderer.errors import HieraRecursionError, LookupNotFound, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import load_service
@@ -63,6 +63,17 @@ def test_missing_key_names_key_and_line(tmp_path: Path):
     with pytest.raises(TemplateError) as info:
         render(tmp_path, "\n\nx={{ lookup('a::missing') }}\n")
     assert info.value.line == 3 and "'a::missing'" in info.value.message
+
+
+def test_hiera_error_without_location_gets_the_templates(tmp_path: Path):
+    def looping(key: str, merge: object = None, default: object = NOT_GIVEN) -> object:
+        raise HieraRecursionError("Recursive lookup detected in [a, b]")
+
+    renderer, service = make(tmp_path, "\n{{ lookup('a') }}\n")
+    with pytest.raises(HieraRecursionError) as info:
+        renderer.render_service(service, looping, Scope(), set())
+    assert (Path(info.value.path).name, info.value.line) == ("t.j2", 2)
+    assert info.value.service == "svc"
 
 
 def test_syntax_error_has_line(tmp_path: Path):
