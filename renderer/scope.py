@@ -172,6 +172,3 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
                "hostname": hostname, "extensions": {}, "external": {}}
     return Scope(facts=facts, trusted=trusted, variables=top)
 
-
-def env_default(name: str, default: str) -> str:
-    return os.environ.get(name) or default

@@ -103,8 +103,6 @@ def _walk(root_fd: int, parts: list[str], create: bool, display: str) -> int:
 class RealSystem:
     """Does the work. Every method either succeeds or raises an ApplyError naming the path."""
 
-    dry_run = False
-
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         self.systemctl_cmd = systemctl
         self.state_dir = state_dir
@@ -297,8 +295,6 @@ class RealSystem:
 
 class DryRunSystem(RealSystem):
     """``--noop``: reads pass through, writes and restarts are only recorded."""
-
-    dry_run = True
 
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         super().__init__(systemctl, state_dir)
