@@ -39,29 +39,25 @@ class ServiceResult:
 
 
 def _write_service(plan: ServicePlan, system: RealSystem, result: ServiceResult) -> bool:
+    """Stage every changed file, then rename them all; on any error drop what is not renamed."""
     staged: list[Staged] = []
+    handed = 0  # staged items given to commit(), which releases them whether it succeeds or not
     try:
         for change in plan.changes:
             staged.append(system.stage(change.root, change.spec.dest, change.data, change.uid,
                                        change.gid, change.mode, change.spec.create_dirs))
-    except RenderError as exc:
         for item in staged:
+            handed += 1
+            system.commit(item)
+            result.written.append(item.path)
+            if item.note:
+                result.notes.append(f"{item.path}: {item.note}")
+    except RenderError as exc:
+        for item in staged[handed:]:
             system.discard(item)
         exc.service = plan.service
         result.errors.append(exc)
         return False
-    for index, item in enumerate(staged):
-        try:
-            system.commit(item)
-        except RenderError as exc:
-            for rest in staged[index + 1:]:
-                system.discard(rest)
-            exc.service = plan.service
-            result.errors.append(exc)
-            return False
-        result.written.append(item.path)
-        if item.note:
-            result.notes.append(f"{item.path}: {item.note}")
     return True
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from renderer import __version__
-from renderer.errors import RenderError, UsageError
+from renderer.errors import RenderError
 
 if TYPE_CHECKING:
     from renderer.hiera import Hiera
@@ -116,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     roots = Roots(Path(args.machines_dir), Path(args.host_root))
     masker = Masker(host_key(system))
     scope = build_scope(args.node, args.facts, args.var)
-    state_dir = Path(args.state_dir)
-    renderer = Renderer(templates, bytecode_cache(state_dir / "cache" / "jinja", not args.noop))
+    renderer = Renderer(templates, bytecode_cache(system))
     hiera: Hiera | RenderError
     try:
         hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
@@ -182,10 +181,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     try:
         return run(args)
-    except UsageError as exc:
-        print(f"render: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RenderError as exc:
+    except RenderError as exc:  # not tied to one service: --facts, --var, the templates dir
         print(f"render: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -82,16 +82,18 @@ def failed(service: str, error: RenderError, machine: str | None = None) -> Serv
     return ServicePlan(service, machine, error=error)
 
 
-def _resolve_id(name: str | None, table: dict[str, int], kind: str, fallback: int,
-                spec: FileSpec, service: Service, root: Path) -> int:
+def _resolve_id(name: str | None, database: str, fallback: int, system: RealSystem,
+                root: Path, spec: FileSpec, service: Service) -> int:
+    """A user or group id in the root's own terms (``database``: ``passwd`` or ``group``)."""
     if name is None:
         return fallback
     if name.isdigit():
         return int(name)
+    table = system.ids(root, database)
     if name not in table:
+        kind = "user" if database == "passwd" else "group"
         where = f"container {service.machine}" if spec.root is Root.CONTAINER else f"host {root}"
-        raise ApplyError(f"{kind} {name!r} does not exist in {where} "
-                         f"({root}/etc/{'passwd' if kind == 'user' else 'group'})",
+        raise ApplyError(f"{kind} {name!r} does not exist in {where} ({root}/etc/{database})",
                          path=service.definition, line=spec.line)
     return table[name]
 
@@ -115,20 +117,17 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
     try:
         actual: Actual | None = system.read_file(root, spec.dest)
     except MissingRootError as exc:
-        if spec.root is Root.CONTAINER:
-            exc.message = (f"container rootfs does not exist: machine {service.machine!r} is not "
-                           "provisioned yet")
-        else:
-            exc.message = "host root does not exist"
-        raise
+        message = (f"container rootfs does not exist: machine {service.machine!r} is not "
+                   "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")
+        raise MissingRootError(message, path=exc.path) from exc
     except MissingDirectoryError:
         if not spec.create_dirs:
             raise
         actual = None
-    uid = _resolve_id(spec.owner, system.ids(root, "passwd") if spec.owner else {}, "user",
-                      actual.uid if actual else 0, spec, service, root)
-    gid = _resolve_id(spec.group, system.ids(root, "group") if spec.group else {}, "group",
-                      actual.gid if actual else 0, spec, service, root)
+    uid = _resolve_id(spec.owner, "passwd", actual.uid if actual else 0, system, root, spec,
+                      service)
+    gid = _resolve_id(spec.group, "group", actual.gid if actual else 0, system, root, spec,
+                      service)
     if spec.mode is not None:
         mode = spec.mode
     elif actual is not None:

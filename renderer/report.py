@@ -20,13 +20,18 @@ def error_line(error: RenderError) -> str:
     return f"render: {service}{error}"
 
 
-def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
-         quiet: bool) -> None:
-    would = "would " if noop else ""
-    files = changed = restarts = 0
+def _print_errors(results: list[ServiceResult], err: TextIO) -> None:
     for result in results:
         for error in result.errors:
             print(error_line(error), file=err)
+
+
+def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
+         quiet: bool) -> None:
+    _print_errors(results, err)
+    would = "would " if noop else ""
+    files = changed = restarts = 0
+    for result in results:
         for change in result.plan.files:
             files += 1
             if change.kind is Change.NONE:
@@ -67,9 +72,7 @@ def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, 
 
 def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
             exit_status: int) -> None:
-    for result in results:
-        for error in result.errors:
-            print(error_line(error), file=err)
+    _print_errors(results, err)
     document = {
         "noop": noop,
         "exit_code": exit_status,

@@ -103,6 +103,8 @@ def _walk(root_fd: int, parts: list[str], create: bool, display: str) -> int:
 class RealSystem:
     """Does the work. Every method either succeeds or raises an ApplyError naming the path."""
 
+    writes = True
+
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         self.systemctl_cmd = systemctl
         self.state_dir = state_dir
@@ -285,16 +287,34 @@ class RealSystem:
         """Atomically replace a file in the state dir (created 0700, root's own)."""
         try:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            root = self.state_dir
-            staged = self.stage(root, PurePosixPath("/") / name, data, os.getuid(), os.getgid(),
-                                mode)
-            self.commit(staged)
         except OSError as exc:
-            raise _oserror(exc, "cannot write state", self.state_dir / name) from exc
+            raise _oserror(exc, "cannot create state dir", self.state_dir) from exc
+        self.commit(self.stage(self.state_dir, PurePosixPath("/") / name, data, os.getuid(),
+                               os.getgid(), mode))
+
+    def private_dir(self, name: str) -> Path | None:
+        """A directory in the state dir that only we can write, or None (then go without).
+
+        Caches in it hold code that will be executed (compiled templates), so a directory that
+        someone else owns or can write to is never used.
+        """
+        directory = self.state_dir / name
+        if self.writes:
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError:
+                return None
+        try:
+            st = directory.stat()
+        except OSError:
+            return None
+        return directory if st.st_uid == os.geteuid() and not st.st_mode & 0o022 else None
 
 
 class DryRunSystem(RealSystem):
     """``--noop``: reads pass through, writes and restarts are only recorded."""
+
+    writes = False
 
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         super().__init__(systemctl, state_dir)

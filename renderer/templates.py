@@ -9,7 +9,6 @@ for the template and remembered, so every later output can mask it.
 
 from __future__ import annotations
 
-import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import FileSpec, Service
+from renderer.system import RealSystem
 
 SHARED_DIR = "_lib"  # service_templates/_lib: macros shared by every service
 
@@ -73,29 +73,17 @@ class _ReadOnlyCache(jinja2.FileSystemBytecodeCache):
         pass
 
 
-def bytecode_cache(directory: Path, writable: bool) -> jinja2.BytecodeCache | None:
-    """Compiled templates in render's state dir: compiling is most of a run's own work.
-
-    The cache holds code that will be executed, so it is used only when the directory is ours and
-    nobody else can write to it.
-    """
-    if writable:
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError:
-            return None
-    try:
-        st = directory.stat()
-    except OSError:
+def bytecode_cache(system: RealSystem) -> jinja2.BytecodeCache | None:
+    """Compiled templates in render's state dir: compiling is most of a run's own work."""
+    directory = system.private_dir("cache/jinja")
+    if directory is None:
         return None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        return None
-    cls = jinja2.FileSystemBytecodeCache if writable else _ReadOnlyCache
+    cls = jinja2.FileSystemBytecodeCache if system.writes else _ReadOnlyCache
     return cls(str(directory))
 
 
 class Renderer:
-    """One Jinja2 environment per templates directory, reused by every service of a run."""
+    """One Jinja2 environment per service folder, reused for every file of the run."""
 
     def __init__(self, templates: Path, cache: jinja2.BytecodeCache | None = None) -> None:
         self.templates = templates
@@ -146,6 +134,11 @@ class Renderer:
     def _render_one(self, env: jinja2.Environment, service: Service, spec: FileSpec,
                     context: dict[str, Any]) -> bytes:
         source = service.directory / spec.template
+
+        def error(message: str, exc: BaseException) -> TemplateError:
+            path, line = _template_line(exc.__traceback__, self.templates)
+            return TemplateError(message, path=path or source, line=line, service=service.name)
+
         try:
             text = env.get_template(spec.template).render(context)
         except jinja2.TemplateSyntaxError as exc:
@@ -153,20 +146,14 @@ class Renderer:
                                 path=exc.filename or source, line=exc.lineno,
                                 service=service.name) from exc
         except LookupNotFound as exc:
-            path, line = _template_line(exc.__traceback__, self.templates)
-            raise TemplateError(f"hiera key '{exc.key}' not found and no default given",
-                                path=path or source, line=line, service=service.name) from exc
+            raise error(f"hiera key '{exc.key}' not found and no default given", exc) from exc
         except RenderError as exc:
             if exc.path is None:  # e.g. an interpolation loop: say which template asked
                 exc.path, exc.line = _template_line(exc.__traceback__, self.templates)
             exc.service = service.name
             raise
         except jinja2.UndefinedError as exc:
-            path, line = _template_line(exc.__traceback__, self.templates)
-            raise TemplateError(f"undefined variable: {exc.message}", path=path or source,
-                                line=line, service=service.name) from exc
+            raise error(f"undefined variable: {exc.message}", exc) from exc
         except Exception as exc:  # noqa: BLE001 - any error inside a template is the template's
-            path, line = _template_line(exc.__traceback__, self.templates)
-            raise TemplateError(f"{type(exc).__name__}: {exc}", path=path or source, line=line,
-                                service=service.name) from exc
+            raise error(f"{type(exc).__name__}: {exc}", exc) from exc
         return text.encode("utf-8")

@@ -52,11 +52,8 @@ def test_missing_rootfs_is_an_error(system: RealSystem, tmp_path: Path):
         system.read_file(tmp_path / "machines" / "nova", P("/etc/nova/nova.conf"))
 
 
-def test_absolute_symlink_resolves_inside_rootfs(system: RealSystem, rootfs: Path,
-                                                 tmp_path: Path):
+def test_absolute_symlink_resolves_inside_rootfs(system: RealSystem, rootfs: Path):
     """etc/keystone -> /etc must mean <rootfs>/etc, never the host's /etc."""
-    host_etc = tmp_path / "host-etc"
-    host_etc.mkdir()
     (rootfs / "etc" / "keystone").rmdir()
     (rootfs / "etc" / "keystone").symlink_to("/etc")
     system.commit(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"in", 0, 0, 0o644))
@@ -115,6 +112,16 @@ def test_systemctl_reports_failure(tmp_path: Path):
     assert status == 1
     status, output = RealSystem(["/nonexistent/systemctl"], tmp_path).systemctl(["x"])
     assert status == 1 and "nonexistent" in output
+
+
+def test_private_dir_refused_when_others_can_write(system: RealSystem, tmp_path: Path):
+    directory = system.private_dir("cache/jinja")
+    assert directory == tmp_path / "state" / "cache" / "jinja"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    directory.chmod(0o777)  # anyone could plant code there: never used
+    assert system.private_dir("cache/jinja") is None
+    assert DryRunSystem(["true"], tmp_path / "other").private_dir("x") is None
+    assert not (tmp_path / "other").exists()
 
 
 def test_state_written_0600(system: RealSystem, tmp_path: Path):

@@ -10,6 +10,7 @@ from renderer.errors import HieraRecursionError, LookupNotFound, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import load_service
+from renderer.system import DryRunSystem, RealSystem
 from renderer.templates import Renderer, _ReadOnlyCache, bytecode_cache
 
 DATA = {"a::port": 11211, "a::hosts": ["h1", "h2"], "a::password": Sensitive("pw-1234")}
@@ -88,14 +89,13 @@ def test_runtime_error_in_template_has_line(tmp_path: Path):
     assert info.value.line == 2 and "ZeroDivisionError" in info.value.message
 
 
-def test_bytecode_cache_written_only_when_writable_and_private(tmp_path: Path):
-    cache_dir = tmp_path / "state" / "cache" / "jinja"
-    assert bytecode_cache(cache_dir, writable=False) is None  # noop creates nothing
-    assert not cache_dir.exists()
-    renderer, service = make(tmp_path, "x={{ lookup('a::port') }}\n")
-    renderer = Renderer(tmp_path, bytecode_cache(cache_dir, writable=True))
+def test_bytecode_cache_written_by_real_runs_only(tmp_path: Path):
+    state = tmp_path / "state"
+    assert bytecode_cache(DryRunSystem(["true"], state)) is None  # noop creates nothing
+    assert not state.exists()
+    _, service = make(tmp_path, "x={{ lookup('a::port') }}\n")
+    renderer = Renderer(tmp_path, bytecode_cache(RealSystem(["true"], state)))
     renderer.render_service(service, fake_lookup, Scope(), set())
+    cache_dir = state / "cache" / "jinja"
     assert len(list(cache_dir.iterdir())) == 1 and cache_dir.stat().st_mode & 0o777 == 0o700
-    assert isinstance(bytecode_cache(cache_dir, writable=False), _ReadOnlyCache)
-    cache_dir.chmod(0o777)  # anyone could plant code there: not used
-    assert bytecode_cache(cache_dir, writable=True) is None
+    assert isinstance(bytecode_cache(DryRunSystem(["true"], state)), _ReadOnlyCache)
