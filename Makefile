@@ -8,11 +8,16 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 # Debian packages the tests drive for real: puppet (hiera oracle), systemd (booted in a
 # namespace for restart tests), util-linux (unshare, nsenter), iproute2.
 TEST_DEBS := puppet systemd util-linux iproute2
+# The OpenStack packages whose oslo.config options the rendered INI files are checked against
+# (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
+# unrelated project: OpenStack Heat is published as openstack-heat.
+OSLO_VENV     := .venv-oslo
+OSLO_PACKAGES := keystone glance openstack-placement nova neutron cinder openstack-heat
 DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
 
-.PHONY: run test lint bench golden-update clean venv compile
+.PHONY: run test lint bench golden-update oslo-data clean venv compile
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -36,6 +41,12 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
 	@touch $@
 
+# Same fallback as $(VENV): the first virtualenv proves python3-venv works.
+$(OSLO_VENV)/.installed: $(VENV)/.created tests/oslo-constraints.txt
+	$(PYTHON) -m venv $(OSLO_VENV)
+	$(OSLO_VENV)/bin/pip install -q -c tests/oslo-constraints.txt $(OSLO_PACKAGES)
+	@touch $@
+
 venv: $(VENV)/.installed
 
 # Renders the sample into build/ (no restarts: the demo has no real containers).
@@ -51,7 +62,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy renderer
 
 # pytest exits 5 when it collects no test; that alone must not fail CI.
-test: $(VENV)/.test-installed lint
+test: $(VENV)/.test-installed $(OSLO_VENV)/.installed lint
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
@@ -61,5 +72,9 @@ bench: compile
 golden-update: $(VENV)/.test-installed
 	RENDER_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q tests/test_golden.py
 
+# Regenerates service_templates/_lib/oslo_options.json from the packages in $(OSLO_VENV).
+oslo-data: $(VENV)/.test-installed $(OSLO_VENV)/.installed
+	RENDER_OSLO_UPDATE=1 $(BIN)/python -m pytest -q tests/test_oslo.py -k option_data
+
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(OSLO_VENV)

@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
 def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: Renderer,
              roots: Roots, system: RealSystem, masker: Masker) -> ServicePlan:
-    """scope -> hiera lookup -> render -> validate -> plan, for one service."""
+    """scope -> hiera lookup -> render -> overrides -> validate -> plan, for one service."""
+    from renderer.overrides import OptionData, apply_overrides
     from renderer.plan import plan_service
     from renderer.services import load_service
     from renderer.validate import validate
@@ -156,6 +157,9 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
 
     secrets: set[str] = set()
     rendered = renderer.render_service(service, lookup, service_scope, secrets)
+    # INI overrides from hieradata go in before validation, masking and the diff see the file.
+    rendered = apply_overrides(service, rendered, hiera, service_scope, OptionData(templates),
+                               secrets)
     masker.add(secrets)
     validate(rendered)
     return plan_service(service, rendered, roots, system, masker)

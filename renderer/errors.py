@@ -103,6 +103,10 @@ class TemplateError(RenderError):
     """Jinja2 syntax error, undefined variable, missing hiera key while rendering."""
 
 
+class OverrideError(RenderError):
+    """An INI override in hieradata (``<service>::config::<file>``) that cannot be applied."""
+
+
 class ValidationError(RenderError):
     """A rendered file is not acceptable (for example an INI file that oslo.config rejects)."""
 

@@ -39,7 +39,7 @@ NOT_SECRET: tuple[str, ...] = (
     "token.cache_on_issue", "token.revoke_by_id", "token.allow_expired_window",
     "token.allow_rescope_scoped_token", "token.infer_roles", "token.enforce_token_bind",
     "*.token_cache_time", "*.service_token_roles", "*.service_token_roles_required",
-    "*.send_service_user_token", "*.key_repository", "*.max_active_keys",
+    "*.send_service_user_token", "*.key_repository", "*.max_active_keys", "*.max_token_size",
 )
 
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in SECRET_PATTERNS))

@@ -21,10 +21,11 @@ from renderer.yamlload import Loader, decode, parse_yaml
 
 DEFINITION = "service.yaml"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 _UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".slice")
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
-              "secret", "validate"}
+              "secret", "validate", "oslo_namespaces"}
 VALIDATORS = ("none", "ini", "systemd")
 _SERVICE_KEYS = {"machine", "description", "files"}
 
@@ -74,6 +75,9 @@ class FileSpec:
     secret: bool                 # force "holds secrets" (0640 default mode, masked diff)
     validate: str                # syntax check before writing: none, ini, systemd
     line: int | None             # where the entry is in service.yaml, for messages
+    # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
+    # names them); () for an INI file oslo.config does not read (api-paste.ini); None: undeclared.
+    oslo_namespaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ def _parse_file(entry: Any, machine: str, directory: Path, path: Path, name: str
     except ValueError:
         raise _fail(f"root must be 'container' or 'host', not {entry.get('root')!r}",
                     path, entry, name) from None
+    validate = _parse_choice(entry.get("validate", "none"), "validate", VALIDATORS, path, entry,
+                             name)
     return FileSpec(
         template=template,
         dest=_parse_dest(entry.get("dest"), path, entry, name),
@@ -174,8 +180,9 @@ def _parse_file(entry: Any, machine: str, directory: Path, path: Path, name: str
         actions=_parse_actions(entry.get("restart", "none"), machine, path, entry, name),
         create_dirs=_parse_bool(entry.get("create_dirs", False), "create_dirs", path, entry, name),
         secret=_parse_bool(entry.get("secret", False), "secret", path, entry, name),
-        validate=_parse_choice(entry.get("validate", "none"), "validate", VALIDATORS, path, entry,
-                               name),
+        validate=validate,
+        oslo_namespaces=_parse_namespaces(entry.get("oslo_namespaces"), validate, path, entry,
+                                          name),
         line=entry.get("__line__"),
     )
 
@@ -224,6 +231,19 @@ def _parse_choice(value: Any, key: str, choices: tuple[str, ...], path: Path,
     if value not in choices:
         raise _fail(f"{key} must be one of {', '.join(choices)}, not {value!r}", path, entry, name)
     return str(value)
+
+
+def _parse_namespaces(value: Any, validate: str, path: Path, entry: dict[str, Any],
+                      name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if validate != "ini":
+        raise _fail("oslo_namespaces needs validate: ini", path, entry, name)
+    if not isinstance(value, list) or not all(
+            isinstance(item, str) and _NAMESPACE.match(item) for item in value):
+        raise _fail(f"oslo_namespaces must be a list of namespace names, not {value!r}",
+                    path, entry, name)
+    return tuple(value)
 
 
 def _unit_name(unit: str, path: Path, entry: dict[str, Any], name: str) -> str:

@@ -90,6 +90,20 @@ class Hiera:
         options = inv.options_for(inv.root_key(key))
         return dict(options) if type(options) is dict else {}
 
+    def keys_with_prefix(self, prefix: str, scope: Scope) -> list[str]:
+        """Top-level keys starting with ``prefix`` in any data file of ``scope``'s hierarchy.
+
+        Hiera itself never lists keys; render needs it to find the INI overrides of a service
+        (``<service>::config::<file>``) and to report one for a file the service lacks.
+        """
+        found: set[str] = set()
+        for locations in _Invocation(self, self._state(scope), None).levels():
+            for location in locations:
+                if location.exists:
+                    found.update(key for key in self.data_file(location.path).data
+                                 if type(key) is str and key.startswith(prefix))
+        return sorted(found)
+
     def _state(self, scope: Scope) -> _ScopeState:
         # Keyed by identity: Scope holds dicts, so it is not hashable. The state keeps the scope
         # alive, so its id cannot be reused by another scope during the run.

@@ -1,0 +1,249 @@
+"""INI overrides: ``<service>::config::<file name>`` hieradata merged on top of rendered files.
+
+Operators set any option without touching a template (what kolla's ``merge_configs`` does, with
+what it lacks: deletion, comments kept, errors instead of silently ignored overrides). The value is
+``{section: {option: value}}``, looked up with a ``deep`` merge unless ``lookup_options`` names
+another, so per-node data wins over per-service data option by option. Values become text like
+puppet-keystone writes it: ``True``/``False``, plain numbers; a list is one line per value for a
+multi-valued option (oslo ``MultiOpt``) and one comma-joined value otherwise; the string
+``<SERVICE DEFAULT>`` (puppet-openstacklib's marker) removes the option so the service's default
+applies.
+
+Which options are multi-valued, and which sections exist, comes from the oslo.config namespaces the
+file declares (``oslo_namespaces`` in service.yaml) and the option data generated from the real
+packages into ``service_templates/_lib/oslo_options.json`` (``make oslo-data``; ``make test``
+fails when it drifts from the packages). A section is accepted when the rendered file has it or
+one of its namespaces registers it; anything else is an error naming the key, section and file.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import OverrideError, RenderError, ValidationError
+from renderer.hiera import Hiera, Sensitive
+from renderer.scope import Scope
+from renderer.services import Service
+from renderer.templates import Rendered
+
+SEPARATOR = "::config::"
+ABSENT = "<SERVICE DEFAULT>"
+OPTION_DATA = Path("_lib") / "oslo_options.json"
+_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_SECTION = re.compile(r"^[^\[\]\s](?:[^\[\]\r\n]*[^\[\]\s])?$")
+
+
+class OptionData:
+    """Groups and multi-valued options per oslo.config namespace, read once and only if needed."""
+
+    def __init__(self, templates: Path) -> None:
+        self.path = templates / OPTION_DATA
+        self._namespaces: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._namespaces is None:
+            try:
+                import json
+
+                self._namespaces = json.loads(self.path.read_text())["namespaces"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
+        return self._namespaces
+
+    def for_file(self, namespaces: tuple[str, ...]) -> tuple[frozenset[str], frozenset[tuple]]:
+        """(groups, {(group, option)} multi-valued) of a file reading ``namespaces``."""
+        data = self._load()
+        groups: set[str] = set()
+        multi: set[tuple[str, str]] = set()
+        for name in namespaces:
+            if name not in data:
+                raise RenderError(f"oslo namespace {name!r} has no option data "
+                                  "(run make oslo-data)", path=self.path)
+            groups.update(data[name]["groups"])
+            multi.update((group, opt) for group, opts in data[name]["multi"].items()
+                         for opt in opts)
+        return frozenset(groups), frozenset(multi)
+
+
+def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, scope: Scope,
+                    options: OptionData, secrets: set[str]) -> list[Rendered]:
+    """``rendered`` with every override of ``service`` merged in; OverrideError for a bad one."""
+    prefix = service.name + SEPARATOR
+    keys = hiera.keys_with_prefix(prefix, scope)
+    if not keys:
+        return rendered  # the fast path: no lookup, no iniparser import
+    from renderer import ini
+
+    result = list(rendered)
+    for key in keys:
+        # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
+        # Puppet code must too (lookup('"keystone::config::keystone.conf"')).
+        quoted = f'"{key}"' if '"' not in key else key
+        merge = None if "merge" in hiera.lookup_options(quoted, scope) else "deep"
+        fail = functools.partial(_fail, hiera, scope, service.name, key, quoted, merge)
+        index = _target(key[len(prefix):], result, service, fail)
+        item = result[index]
+        value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
+        namespaces = item.spec.oslo_namespaces or ()
+        groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
+        settings = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+        try:
+            layout = ini.parse(item.data.decode("utf-8"))
+        except ini.IniSyntaxError as exc:
+            raise ValidationError(f"INI: {exc.message}", line=exc.line, service=service.name,
+                                  path=f"{item.spec.dest} (from {item.spec.template})") from exc
+        for setting in settings:
+            if setting.section not in layout.sections and setting.section not in groups:
+                registers = " nor does any oslo.config namespace of it" if namespaces else ""
+                raise fail(f"section [{setting.section}] is not in {item.spec.dest}: its "
+                           f"template does not render it{registers}", setting.section)
+        result[index] = Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
+    return result
+
+
+def _unwrap(value: Any, secrets: set[str], sensitive: bool = False) -> Any:
+    """``value`` without Sensitive wrappers; the option values inside one are secrets, but not
+    the section and option names (masking those would hide every ``[cache]`` header)."""
+    if isinstance(value, Sensitive):
+        return _unwrap(value.value, secrets, True)
+    if isinstance(value, dict):
+        return {k: _unwrap(v, secrets, sensitive) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, secrets, sensitive) for v in value]
+    if sensitive and value is not None and not isinstance(value, bool):
+        secrets.add(_scalar_text(value))
+    return value
+
+
+def _fail(hiera: Hiera, scope: Scope, service: str, key: str, quoted: str, merge: Any,
+          message: str, *path: str) -> OverrideError:
+    """The error for ``key``, located at the data file (and line) that holds ``path``."""
+    where, line = _origin(hiera, scope, key, quoted, merge, path)
+    return OverrideError(f"{key}: {message}", path=where, line=line, service=service)
+
+
+def _target(name: str, rendered: list[Rendered], service: Service,
+            fail: Callable[..., OverrideError]) -> int:
+    """The index of the one INI file named ``name`` that ``service`` renders."""
+    matches = [i for i, item in enumerate(rendered) if item.spec.dest.name == name]
+    if len(matches) != 1:
+        names = ", ".join(sorted({item.spec.dest.name for item in rendered
+                                  if item.spec.validate == "ini"})) or "none"
+        problem = "no file" if not matches else f"{len(matches)} files"
+        raise fail(f"{service.name} renders {problem} named {name!r} (its INI files: {names})")
+    if rendered[matches[0]].spec.validate != "ini":
+        raise fail(f"{rendered[matches[0]].spec.dest} is not an INI file (validate: ini); "
+                   "overrides apply to INI files only")
+    return matches[0]
+
+
+def _settings(value: Any, is_multi: Callable[[str, str], bool],
+              fail: Callable[..., OverrideError]) -> list[Any]:
+    from renderer.ini import Setting
+
+    if not isinstance(value, dict):
+        raise fail(f"must be a hash of {{section: {{option: value}}}}, not {_kind(value)}")
+    settings = []
+    for section, opts in value.items():
+        if not isinstance(section, str) or not _SECTION.match(section):
+            raise fail(f"invalid section name {section!r}")
+        if not isinstance(opts, dict):
+            raise fail(f"section [{section}] must be a hash of {{option: value}}, not "
+                       f"{_kind(opts)}", section)
+        for option, item in opts.items():
+            if not isinstance(option, str) or not _OPTION.match(option):
+                raise fail(f"[{section}]: invalid option name {option!r}", section)
+            where = f"[{section}] {option}"
+            if item == ABSENT:
+                settings.append(Setting(section, option, ()))
+            elif isinstance(item, list):
+                values = tuple(_scalar(v, where, section, option, fail) for v in item)
+                if not is_multi(section, option):
+                    values = (",".join(values),)
+                settings.append(Setting(section, option, values))
+            else:
+                settings.append(Setting(section, option,
+                                        (_scalar(item, where, section, option, fail),)))
+    return settings
+
+
+def _scalar(value: Any, where: str, section: str, option: str,
+            fail: Callable[..., OverrideError]) -> str:
+    """An option value as puppet-keystone writes it."""
+    if isinstance(value, (bool, int, float)):
+        return _scalar_text(value)
+    if isinstance(value, str) and value != ABSENT:
+        if "\n" in value or "\r" in value:
+            raise fail(f"{where}: a value cannot span lines", section, option)
+        return value
+    if value is None:
+        raise fail(f"{where}: null value; write '{ABSENT}' to remove the option",
+                   section, option)
+    if value == ABSENT:
+        raise fail(f"{where}: '{ABSENT}' removes an option, it cannot be a list item",
+                   section, option)
+    raise fail(f"{where}: must be a string, number, boolean or list of those, not "
+               f"{_kind(value)}", section, option)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "a hash", list: "an array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _origin(hiera: Hiera, scope: Scope, key: str, quoted: str, merge: Any,
+            path: tuple[str, ...]) -> tuple[str | None, int | None]:
+    """The data file (and line) that holds ``key`` and, inside it, ``path``: the highest
+    priority one, as the merged value shows it. Only computed for an error."""
+    found: list[str] = []
+
+    def explain(event: str, details: dict) -> None:
+        if event == "location" and details["found"] and _dig(details["value"], path):
+            found.append(details["path"])
+
+    try:
+        hiera.lookup(quoted, scope, merge=merge, default=None, explain=explain)
+    except RenderError:
+        return None, None
+    if not found:
+        return None, None
+    return found[0], _line(found[0], (key, *path))
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> bool:
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def _line(path: str, keys: tuple[str, ...]) -> int | None:
+    """The 1-based line of the innermost of ``keys`` in a YAML file (None if it cannot tell)."""
+    import yaml
+
+    try:
+        node = yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                line, node = key_node.start_mark.line + 1, value_node
+                break
+        else:
+            break
+    return line
