@@ -142,3 +142,17 @@ def test_error_names_the_line_of_the_bad_section(tree: Tree):
     result = render("--noop", "keystone", *tree.options())
     assert result.code == 4
     assert result.err.startswith(f"render: keystone: {node}:{line}: {KEY}: section [olso_policy]")
+
+
+def test_lists_from_several_levels_are_unioned_like_puppet_deep_merge(tree: Tree):
+    without_overrides(tree)
+    set_data(tree, SERVICE_LEVEL, KEY, {"oslo_messaging_notifications": {"driver": ["log"]}})
+    set_data(tree, NODE_LEVEL, KEY, {"oslo_messaging_notifications": {"driver": ["noop"]}})
+    # the lower level first, then what the higher level adds (the deep_merge gem's order)
+    assert "[oslo_messaging_notifications]\ndriver=log\ndriver=noop\n" in conf_after(tree)
+
+
+def test_empty_multi_valued_list_removes_the_option(tree: Tree):
+    without_overrides(tree)
+    set_data(tree, NODE_LEVEL, KEY, {"oslo_messaging_notifications": {"driver": []}})
+    assert "[oslo_messaging_notifications]\n\n[token]" in conf_after(tree)

@@ -29,6 +29,8 @@ def test_sample_keystone_definition():
     assert conf.actions[0].kind is ActionKind.CONTAINER
     assert conf.actions[0].unit == "systemd-nspawn@keystone.service"
     assert service.files[1].root is Root.HOST
+    assert conf.oslo_namespaces is not None and "oslo.cache" in conf.oslo_namespaces
+    assert service.files[1].oslo_namespaces is None
     assert "keystone" in list_services(REPO / "service_templates")
 
 
@@ -54,6 +56,10 @@ def test_restart_kinds(tmp_path: Path):
     ("files:\n  - template: a.j2\n    dest: /etc/a\n  - template: a.j2\n    dest: /etc/a\n",
      "listed twice", 4),
     ("files: [\n", "YAML syntax error", 2),
+    ("files:\n  - template: a.j2\n    dest: /etc/a\n    oslo_namespaces: [nova.conf]\n",
+     "needs validate: ini", 2),
+    ("files:\n  - template: a.j2\n    dest: /etc/a\n    validate: ini\n"
+     "    oslo_namespaces: nova.conf\n", "list of namespace names", 2),
 ])
 def test_invalid_definitions_name_file_and_line(tmp_path: Path, body: str, message: str,
                                                 line: int):
