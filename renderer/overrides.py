@@ -76,8 +76,6 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
     keys = hiera.keys_with_prefix(prefix, scope)
     if not keys:
         return rendered  # the fast path: no lookup, no iniparser import
-    from renderer import ini
-
     result = list(rendered)
     for key in keys:
         # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
@@ -85,23 +83,10 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
         quoted = f'"{key}"' if '"' not in key else key
         merge = None if "merge" in hiera.lookup_options(quoted, scope) else "deep"
         fail = functools.partial(_fail, hiera, scope, service.name, key, quoted, merge)
-        index = _target(key[len(prefix):], result, service, fail)
-        item = result[index]
+        indices = _targets(key[len(prefix):], result, service, fail)
         value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
-        namespaces = item.spec.oslo_namespaces or ()
-        groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
-        settings = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
-        try:
-            layout = ini.parse(item.data.decode("utf-8"))
-        except ini.IniSyntaxError as exc:
-            raise ValidationError(f"INI: {exc.message}", line=exc.line, service=service.name,
-                                  path=f"{item.spec.dest} (from {item.spec.template})") from exc
-        for setting in settings:
-            if setting.section not in layout.sections and setting.section not in groups:
-                registers = " nor does any oslo.config namespace of it" if namespaces else ""
-                raise fail(f"section [{setting.section}] is not in {item.spec.dest}: its "
-                           f"template does not render it{registers}", setting.section)
-        result[index] = Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
+        for index in indices:
+            result[index] = _merged(result[index], value, options, fail)
     return result
 
 
@@ -126,19 +111,41 @@ def _fail(hiera: Hiera, scope: Scope, service: str, key: str, quoted: str, merge
     return OverrideError(f"{key}: {message}", path=where, line=line, service=service)
 
 
-def _target(name: str, rendered: list[Rendered], service: Service,
-            fail: Callable[..., OverrideError]) -> int:
-    """The index of the one INI file named ``name`` that ``service`` renders."""
+def _targets(name: str, rendered: list[Rendered], service: Service,
+             fail: Callable[..., OverrideError]) -> list[int]:
+    """The files named ``name`` that ``service`` renders: one, or the same file in each of the
+    service's machines (nova.conf for nova-api, nova-conductor and nova-scheduler)."""
     matches = [i for i, item in enumerate(rendered) if item.spec.dest.name == name]
-    if len(matches) != 1:
+    if not matches:
         names = ", ".join(sorted({item.spec.dest.name for item in rendered
                                   if item.spec.validate == "ini"})) or "none"
-        problem = "no file" if not matches else f"{len(matches)} files"
-        raise fail(f"{service.name} renders {problem} named {name!r} (its INI files: {names})")
-    if rendered[matches[0]].spec.validate != "ini":
-        raise fail(f"{rendered[matches[0]].spec.dest} is not an INI file (validate: ini); "
-                   "overrides apply to INI files only")
-    return matches[0]
+        raise fail(f"{service.name} renders no file named {name!r} (its INI files: {names})")
+    for index in matches:
+        if rendered[index].spec.validate != "ini":
+            raise fail(f"{rendered[index].spec.dest} is not an INI file (validate: ini); "
+                       "overrides apply to INI files only")
+    return matches
+
+
+def _merged(item: Rendered, value: Any, options: OptionData,
+            fail: Callable[..., OverrideError]) -> Rendered:
+    """``item`` with the override ``value`` merged in."""
+    from renderer import ini
+
+    namespaces = item.spec.oslo_namespaces or ()
+    groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
+    settings = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+    try:
+        layout = ini.parse(item.data.decode("utf-8"))
+    except ini.IniSyntaxError as exc:
+        raise ValidationError(f"INI: {exc.message}", line=exc.line,
+                              path=f"{item.spec.dest} (from {item.spec.template})") from exc
+    for setting in settings:
+        if setting.section not in layout.sections and setting.section not in groups:
+            registers = " nor does any oslo.config namespace of it" if namespaces else ""
+            raise fail(f"section [{setting.section}] is not in {item.spec.dest}: its "
+                       f"template does not render it{registers}", setting.section)
+    return Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
 
 
 def _settings(value: Any, is_multi: Callable[[str, str], bool],

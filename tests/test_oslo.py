@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Tree, render
 
-from renderer.services import FileSpec, Root, Service, list_services, load_service
+from renderer.services import FileSpec, Service, list_services, load_service
 
 OSLO_PYTHON = Path(os.environ.get("RENDER_OSLO_PYTHON", REPO / ".venv-oslo" / "bin" / "python"))
 CHECKER = REPO / "tests" / "oslo_check.py"
@@ -34,9 +34,11 @@ def catalog(templates: Path = REPO / "service_templates") -> list[Service]:
     return [load_service(templates, name) for name in list_services(templates)]
 
 
-def oslo_files(services: list[Service]) -> list[tuple[Service, FileSpec]]:
-    return [(service, spec) for service in services for spec in service.files
-            if spec.oslo_namespaces]
+def specs(service: Service) -> list[FileSpec]:
+    """Every file entry of a definition, also those whose machine or copies the data decides
+    (``entries``, where the definition has them: those are bound only when rendering)."""
+    entries = getattr(service, "entries", ())
+    return [entry.spec for entry in entries] if entries else list(service.files)
 
 
 def run_checker(*args: str, stdin: str = "") -> str:
@@ -48,36 +50,47 @@ def run_checker(*args: str, stdin: str = "") -> str:
     return done.stdout
 
 
-def check(tree: Tree, files: list[tuple[Service, FileSpec]]) -> dict[str, list[str]]:
-    request = []
-    for service, spec in files:
-        root = tree.machines / service.machine if spec.root is Root.CONTAINER else tree.host
-        path = root / str(spec.dest).lstrip("/")
-        assert path.is_file(), f"{service.name}: {spec.dest} was not rendered"
-        request.append({"path": str(path), "namespaces": list(spec.oslo_namespaces or ())})
+def render_all(tree: Tree) -> list[dict[str, object]]:
+    """Render the catalog; every OpenStack INI file written, as {path, service, namespaces}.
+
+    Paths come from render's own JSON report, so a file repeated per machine is checked in
+    each machine; its namespaces from the definition entry with the same destination.
+    """
+    result = render("--all", "--no-restart", "--format", "json", *tree.options())
+    assert result.code == 2, result.err
+    definitions = {service.name: specs(service) for service in catalog(tree.templates)}
+    files = []
+    for report in json.loads(result.out)["services"]:
+        for written in report["files"]:
+            path = str(written["path"])
+            matches = {spec.oslo_namespaces for spec in definitions[report["service"]]
+                       if spec.validate == "ini" and path.endswith(str(spec.dest))}
+            assert len(matches) <= 1, f"{path}: entries disagree on oslo_namespaces"
+            if matches and (namespaces := matches.pop()):
+                files.append({"path": path, "service": report["service"],
+                              "namespaces": list(namespaces)})
+    return files
+
+
+def check(files: list[dict[str, object]]) -> dict[str, list[str]]:
+    request = [{"path": f["path"], "namespaces": f["namespaces"]} for f in files]
     return {item["path"]: item["errors"]
             for item in json.loads(run_checker("check", stdin=json.dumps(request)))}
-
-
-def render_all(tree: Tree) -> None:
-    result = render("--all", "--no-restart", *tree.options())
-    assert result.code == 2, result.err
 
 
 def test_every_ini_file_declares_its_namespaces():
     """An INI file without ``oslo_namespaces`` would escape the check: say ``[]`` for one that
     oslo.config does not read (api-paste.ini)."""
     undeclared = [f"{service.name}: {spec.dest}" for service in catalog()
-                  for spec in service.files
+                  for spec in specs(service)
                   if spec.validate == "ini" and spec.oslo_namespaces is None]
     assert undeclared == []
 
 
 def test_sample_catalog_loads_with_oslo_config(tree: Tree):
-    render_all(tree)
-    files = oslo_files(catalog(tree.templates))
-    assert any(service.name == "keystone" for service, _ in files)
-    errors = check(tree, files)
+    files = render_all(tree)
+    assert "keystone" in {f["service"] for f in files}
+    errors = check(files)
     assert len(errors) == len(files)
     assert {path: problems for path, problems in errors.items() if problems} == {}
 
@@ -88,10 +101,7 @@ def test_checker_rejects_a_bad_value_and_an_unknown_option(tree: Tree):
     with (tree.hieradata / "data" / "common.yaml").open("a") as data:
         data.write("keystone::config::keystone.conf:\n"
                    "  DEFAULT: {debug: maybe, no_such_option: 1}\n")
-    render_all(tree)
-    errors = check(tree, [(s, f) for s, f in oslo_files(catalog(tree.templates))
-                          if s.name == "keystone"])
-    [problems] = errors.values()
+    [problems] = check([f for f in render_all(tree) if f["service"] == "keystone"]).values()
     assert any("[DEFAULT] debug: ConfigFileValueError" in p and "'maybe'" in p
                for p in problems), problems
     assert any("[DEFAULT] no_such_option: no such option" in p for p in problems), problems
@@ -101,8 +111,8 @@ def test_checker_rejects_a_bad_value_and_an_unknown_option(tree: Tree):
 def test_option_data_matches_the_packages():
     """The groups and multi-valued options render ships equal what the packages register, for
     exactly the namespaces the catalog declares."""
-    namespaces = sorted({ns for _, spec in oslo_files(catalog()) for ns in spec.oslo_namespaces
-                         or ()})
+    namespaces = sorted({ns for service in catalog() for spec in specs(service)
+                         for ns in spec.oslo_namespaces or ()})
     fresh = json.loads(run_checker("dump", *namespaces))
     if UPDATE:
         OPTION_DATA.write_text(json.dumps({

@@ -156,3 +156,18 @@ def test_empty_multi_valued_list_removes_the_option(tree: Tree):
     without_overrides(tree)
     set_data(tree, NODE_LEVEL, KEY, {"oslo_messaging_notifications": {"driver": []}})
     assert "[oslo_messaging_notifications]\n\n[token]" in conf_after(tree)
+
+
+def test_every_file_of_that_name_gets_the_override(tree: Tree):
+    """A service that renders the same file for several daemons (nova.conf for nova-api,
+    -conductor and -scheduler) gets one override for all of them."""
+    without_overrides(tree)
+    definition = tree.templates / "keystone" / "service.yaml"
+    data = yaml.safe_load(definition.read_text())
+    data["files"].append({**data["files"][0], "dest": "/etc/keystone/second/keystone.conf",
+                          "create_dirs": True})
+    definition.write_text(yaml.safe_dump(data, sort_keys=False))
+    set_data(tree, NODE_LEVEL, KEY, {"DEFAULT": {"max_token_size": 300}})
+    text = conf_after(tree)
+    second = (tree.machines / "keystone/etc/keystone/second/keystone.conf").read_text()
+    assert text == second and "max_token_size=300\n" in text
