@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lookup"]:  # `render lookup KEY`: its own options, see renderer.lookup
+        from renderer.lookup import main as lookup_main
+
+        return lookup_main(argv[1:])
     args = build_parser().parse_args(argv)
     if not args.all and not args.services:
         print("render: name at least one SERVICE, or --all", file=sys.stderr)

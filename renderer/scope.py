@@ -106,17 +106,45 @@ def native_facts() -> dict[str, Any]:
 def load_facts_file(path: str) -> dict[str, Any]:
     """Facts from YAML or JSON; Puppet's cached facts (``values:`` mapping) are unwrapped.
 
-    Puppet writes that cache as ``--- !ruby/object:Puppet::Node::Facts``: Ruby tags are read as
-    plain mappings instead of being rejected.
+    As ``puppet lookup --facts``: ``*.json`` is JSON (where ``1e5`` is a number, not the string
+    YAML makes of it), ``*.yaml``/``*.yml`` is YAML, anything else is tried as JSON, then YAML.
+    Puppet writes its facts cache as ``--- !ruby/object:Puppet::Node::Facts``: Ruby tags are read
+    as plain mappings instead of being rejected.
     """
-    from renderer.yamlload import Loader, load_yaml_file  # only when --facts is given
+    from renderer.hiera.psych import PLAIN_TAG, PsychLoader, Rejected, Symbol
+    from renderer.yamlload import decode, parse_yaml  # only when --facts is given
 
-    class FactsLoader(Loader):
-        pass
+    class FactsLoader(PsychLoader):
+        """Psych's typing, as Puppet reads the file; dates and symbols are kept as text rather
+        than refused, so that Puppet's own cache (timestamps, Ruby tags) can be read too."""
 
+        def construct_plain(self, node: Any) -> Any:
+            try:
+                value = super().construct_plain(node)
+            except Rejected:
+                return node.value
+            return node.value if type(value) is Symbol else value
+
+    FactsLoader.add_constructor(PLAIN_TAG, FactsLoader.construct_plain)
     FactsLoader.add_multi_constructor(
         "!ruby/", lambda loader, suffix, node: loader.construct_mapping(node, deep=True))
-    data = load_yaml_file(Path(path), FactsLoader, UsageError)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror}", path=path) from exc
+    text = decode(raw, Path(path), UsageError).removeprefix("\ufeff")
+    data: Any = None
+    if not path.endswith((".yaml", ".yml")):
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            if path.endswith(".json"):
+                raise UsageError(f"invalid JSON: {exc}", path=path) from exc
+            data = parse_yaml(text, Path(path), FactsLoader, UsageError)
+    else:
+        data = parse_yaml(text, Path(path), FactsLoader, UsageError)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -138,6 +166,55 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
             target[part] = child
         target = child
     target[parts[-1]] = value
+
+
+# Top-scope variables every ``puppet lookup`` sees besides the facts (``$name`` and ``$title`` are
+# those of class ``main``, the scope lookups run in).
+PUPPET_TOP = {"name": "main", "title": "main", "server_facts": {}}
+TRUSTED_FACTS = ("hostname", "domain", "fqdn", "clientcert")
+
+
+def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
+                        variables: list[str] | tuple[str, ...] = (),
+                        environment: str = "production") -> Scope:
+    """The scope ``puppet lookup --node NODE --facts FILE`` builds, for ``render lookup``.
+
+    With a facts file, the facts are that file alone (Puppet runs no Facter then), and
+    ``trusted.certname`` is the file's ``clientcert`` fact, not ``--node`` (without one it is
+    undefined, as in Puppet). If the file names any of hostname, domain, fqdn, clientcert it must
+    name all four, as Puppet demands. Without a facts file (Puppet would give up: no facts), the
+    native facts and ``--node`` are used as ``render`` uses them. ``--var KEY=VALUE`` sets a
+    top-scope variable, not a fact (Puppet: a variable set in site.pp); a dotted KEY sets a
+    nested fact instead.
+    """
+    if not facts_file:
+        base = build_scope(node, None, ())
+        facts, trusted = base.facts, base.trusted
+    else:
+        facts = load_facts_file(facts_file)
+        given = [key for key in TRUSTED_FACTS if key in facts]
+        if given and len(given) != len(TRUSTED_FACTS):
+            raise UsageError(f"{facts_file}: When overriding any of the {','.join(TRUSTED_FACTS)}"
+                             " facts with --facts, they must all be overridden.")
+        certname = facts.get("clientcert")
+        if certname is not None and type(certname) is not str:
+            raise UsageError(f"{facts_file}: the clientcert fact must be a string")
+        # Ruby's certname.split('.', 2): "" has no parts, "n1" has no domain
+        hostname, domain = (certname.split(".", 1) + [None])[:2] if certname else (None, None)
+        trusted = {"authenticated": "local", "certname": certname, "extensions": {},
+                   "hostname": hostname, "domain": domain, "external": {}}
+    top: dict[str, Any] = {key: value for key, value in PUPPET_TOP.items() if key not in facts}
+    top["environment"] = environment
+    for item in variables:
+        key, sep, value = item.partition("=")
+        key = key.removeprefix("::")
+        if not sep or not key:
+            raise UsageError(f"--var expects KEY=VALUE, got {item!r}")
+        if "." in key:
+            _set_dotted(facts, key.removeprefix("facts."), value)
+        else:
+            top[key] = value
+    return Scope(facts=facts, trusted=trusted, variables=top)
 
 
 def build_scope(node: str | None = None, facts_file: str | None = None,

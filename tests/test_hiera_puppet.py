@@ -13,6 +13,7 @@ Without ``puppet`` on PATH the tests fail: they are the proof that render resolv
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -26,10 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
+from renderer import lookup as lookup_command
 from renderer.errors import HieraError, LookupNotFound
 from renderer.hiera import NOT_GIVEN, Hiera, Sensitive
 from renderer.hiera import merge as merging
-from renderer.scope import Scope
+from renderer.scope import puppet_lookup_scope
 
 pytestmark = pytest.mark.puppet
 
@@ -49,12 +51,67 @@ def _facts(case: dict) -> dict:
             **(case.get("facts") or {})}
 
 
-def _trusted(case: dict) -> dict:
-    """``$trusted`` as ``puppet lookup --node`` builds it (key order included)."""
-    node = case.get("node", NODE)
-    hostname, _, domain = node.partition(".")
-    return {"authenticated": "local", "certname": node, "extensions": {}, "hostname": hostname,
-            "domain": domain, "external": {}}
+def _facts_file(case: dict, root: Path) -> Path:
+    """The facts file both Puppet and render read: ``facts_text`` verbatim (YAML), else JSON."""
+    if "facts_text" in case:
+        path = root / "facts.yaml"
+        path.write_text(case["facts_text"])
+    else:
+        path = root / "facts.json"
+        path.write_text(json.dumps(_facts(case)))
+    return path
+
+
+# --- queries: what `render lookup` can express, and what Puppet's lookup command builds from it -
+
+STRATEGIES = ("first", "unique", "hash", "deep")
+DEEP_FLAGS = ("sort_merged_arrays", "merge_hash_arrays")
+
+
+def _merge_args(merge: Any) -> list[str] | None:
+    """The ``render lookup`` options for a query's merge; None when the CLI cannot express it."""
+    if merge is None:
+        return []
+    if type(merge) is str:
+        return ["--merge", merge] if merge in STRATEGIES else None
+    if type(merge) is not dict or merge.get("strategy") not in STRATEGIES:
+        return None
+    extra = {key: value for key, value in merge.items() if key != "strategy"}
+    if merge["strategy"] != "deep" or not extra:
+        return None if extra else ["--merge", merge["strategy"]]
+    if set(extra) - {"knockout_prefix", *DEEP_FLAGS}:
+        return None
+    args = ["--merge", "deep"]
+    if "knockout_prefix" in extra:
+        if type(extra["knockout_prefix"]) is not str:
+            return None
+        args.append(f"--knock-out-prefix={extra['knockout_prefix']}")
+    for flag in DEEP_FLAGS:
+        if extra.get(flag, False) not in (True, False):
+            return None
+        if extra.get(flag):
+            args.append("--" + flag.replace("_", "-"))
+    return args
+
+
+def _cli_args(query: dict) -> list[str] | None:
+    """``render lookup`` arguments for a query (options first), or None."""
+    merge = _merge_args(query.get("merge"))
+    if merge is None or type(query.get("default", "")) is not str:
+        return None
+    keys = query["key"] if type(query["key"]) is list else [query["key"]]
+    default = ["--default", query["default"]] if "default" in query else []
+    return [*merge, *default, "--", *keys]
+
+
+def _puppet_query(query: dict) -> dict:
+    """The query as Puppet runs it: a merge the CLI can express becomes the merge hash Puppet's
+    lookup command builds from those options (``--merge deep`` always names both flags)."""
+    args = _cli_args(query)
+    if args is None or "merge" not in query:
+        return query
+    options = lookup_command.parse_args(args)
+    return {**query, "merge": lookup_command.merge_option(options)}
 
 
 def _case_names() -> list[str]:
@@ -103,8 +160,8 @@ def _answers(puppet_results: dict | None, name: str) -> Any:
     return answers
 
 
-def _materialize(case: dict, root: Path) -> Path:
-    """The case as a Puppet environment directory under ``root``; returns it."""
+def _materialize(case: dict, root: Path) -> tuple[Path, Path]:
+    """The case as a Puppet environment directory under ``root``; returns it and the facts file."""
     env = root / "envs" / "production"
     env.mkdir(parents=True)
     for sub in ("conf", "var", "code", "noglobal"):
@@ -118,26 +175,25 @@ def _materialize(case: dict, root: Path) -> Path:
         (env / "manifests").mkdir()
         (env / "manifests" / "site.pp").write_text("".join(
             f"${name} = {json.dumps(value)}\n" for name, value in case["variables"].items()))
-    (root / "facts.json").write_text(json.dumps(_facts(case)))
-    return env
+    return env, _facts_file(case, root)
 
 
-def _puppet_args(root: Path, case: dict) -> list[str]:
+def _puppet_args(root: Path, case: dict, facts: Path) -> list[str]:
     return ["--confdir", str(root / "conf"), "--vardir", str(root / "var"),
             "--codedir", str(root / "code"), "--basemodulepath", "",
             "--environmentpath", str(root / "envs"), "--environment", "production",
             "--hiera_config", str(root / "noglobal" / "hiera.yaml"),
-            "--facts", str(root / "facts.json"), "--node", case.get("node", NODE),
+            "--facts", str(facts), "--node", case.get("node", NODE),
             *(["--compile"] if case.get("variables") else [])]
 
 
 def _run_puppet(name: str, case: dict, ruby: str, scratch: Path) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=scratch))
-    env = _materialize(case, root)
-    (root / "queries.json").write_text(json.dumps(case["queries"]))
+    env, facts = _materialize(case, root)
+    (root / "queries.json").write_text(json.dumps([_puppet_query(q) for q in case["queries"]]))
     process = subprocess.run(
-        [ruby, str(DRIVER), *_puppet_args(root, case)], capture_output=True, text=True,
-        timeout=120, env={**os.environ, "HIERA_QUERIES": str(root / "queries.json"),
+        [ruby, str(DRIVER), *_puppet_args(root, case, facts)], capture_output=True, text=True,
+        timeout=180, env={**os.environ, "HIERA_QUERIES": str(root / "queries.json"),
                           "HIERA_RESULTS": str(root / "results.jsonl")})
     results_file = root / "results.jsonl"
     if process.returncode != 0 or not results_file.exists():
@@ -148,6 +204,7 @@ def _run_puppet(name: str, case: dict, ruby: str, scratch: Path) -> list[dict]:
         result = {"query": query, "status": raw["status"]}
         if raw["status"] == "found":
             result["value"] = json.loads(raw["json"])
+            result["json"] = raw["json"]
         elif raw["status"] == "error":
             result["message"] = raw["message"].replace(str(env), "<env>")
         results.append(result)
@@ -190,10 +247,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:
+    """``Hiera.lookup``, with several keys tried in order as Puppet's lookup does."""
+    keys = query["key"] if type(query["key"]) is list else [query["key"]]
+    for key in keys[:-1]:
+        try:
+            return hiera.lookup(key, scope, merge=query.get("merge"))
+        except LookupNotFound:
+            pass
+    return hiera.lookup(keys[-1], scope, merge=query.get("merge"),
+                        default=query["default"] if "default" in query else NOT_GIVEN)
+
+
 def _run_render(case: dict, root: Path) -> list[dict]:
-    env = _materialize(case, root)
-    scope = Scope(facts=_facts(case), trusted=_trusted(case),
-                  variables=dict(case.get("variables") or {}))
+    """Every query through the Python API, in the scope ``render lookup`` builds."""
+    env, facts = _materialize(case, root)
+    scope = puppet_lookup_scope(case.get("node", NODE), str(facts)).with_variables(
+        **(case.get("variables") or {}))
     try:
         hiera = Hiera.load(env / "hiera.yaml")
     except HieraError as exc:
@@ -202,13 +272,45 @@ def _run_render(case: dict, root: Path) -> list[dict]:
     for query in case["queries"]:
         result: dict[str, Any] = {"query": query}
         try:
-            value = hiera.lookup(query["key"], scope, merge=query.get("merge"),
-                                 default=query["default"] if "default" in query else NOT_GIVEN)
-            result.update(status="found", value=_jsonable(value))
+            result.update(status="found", value=_jsonable(_lookup_api(hiera, query, scope)))
         except LookupNotFound:
             result["status"] = "notfound"
         except HieraError as exc:
             result.update(status="error", message=str(exc))
+        results.append(result)
+    return results
+
+
+def _cli_base(case: dict, env: Path, facts: Path) -> list[str] | None:
+    """``render lookup`` options for the case's scope; None when --var cannot express it."""
+    variables = case.get("variables") or {}
+    if any(type(value) is not str for value in variables.values()):
+        return None
+    return ["--hieradata", str(env), "--facts", str(facts), "--node", case.get("node", NODE),
+            *(f"--var={name}={value}" for name, value in variables.items())]
+
+
+def _run_cli(case: dict, root: Path) -> list[dict | None]:
+    """Every query the CLI can express through ``render lookup`` (its main function, in this
+    process); None for the others. The status comes from the exit code alone."""
+    env, facts = _materialize(case, root)
+    base = _cli_base(case, env, facts)
+    results: list[dict | None] = []
+    for query in case["queries"]:
+        args = _cli_args(query)
+        if base is None or args is None:
+            results.append(None)
+            continue
+        out, err = io.StringIO(), io.StringIO()
+        code = lookup_command.main([*base, *args], out, err)
+        result: dict[str, Any] = {"query": query, "code": code, "stdout": out.getvalue(),
+                                  "stderr": err.getvalue()}
+        if code == 0:
+            result.update(status="found", value=json.loads(out.getvalue()),
+                          json=out.getvalue().removesuffix("\n"))
+        else:
+            result.update(status="notfound" if code == 1 else "error",
+                          message=err.getvalue().strip())
         results.append(result)
     return results
 
@@ -220,19 +322,48 @@ def _outcome(result: dict) -> str:
     return "found " + json.dumps(result["value"], ensure_ascii=False)
 
 
-@pytest.mark.parametrize("name", _case_names())
-def test_case_matches_puppet(name: str, puppet_results: dict, tmp_path: Path) -> None:
-    puppet = _answers(puppet_results, name)
-    case = yaml.safe_load((CASES / f"{name}.yaml").read_text())
-    render = _run_render(case, tmp_path)
+def _cli_problems(puppet: list[dict], cli: list[dict | None]) -> list[str]:
+    """Where ``render lookup`` differs from Puppet: outcome, exact JSON text, exit code, stderr."""
+    problems = []
+    for p, c in zip(puppet, cli):
+        if c is None:
+            continue
+        query = json.dumps(p["query"])
+        if _outcome(p) != _outcome(c):
+            problems.append(f"  render lookup {query}:\n    puppet: {_outcome(p)} "
+                            f"{p.get('message', '')}\n    render: {_outcome(c)} {c['message']}")
+        elif c["status"] == "found" and c["json"] != p["json"]:
+            problems.append(f"  render lookup {query}: JSON text differs:\n    puppet: "
+                            f"{p['json']}\n    render: {c['json']}")
+        elif c["status"] == "notfound" and not c["stderr"].startswith(
+                "Function lookup() did not find a value for "):
+            problems.append(f"  render lookup {query}: not Puppet's wording: {c['stderr']!r}")
+        elif c["status"] != "found" and (c["stdout"] or c["stderr"].count("\n") != 1):
+            problems.append(f"  render lookup {query}: expected one line on stderr only, got "
+                            f"{c['stdout']!r} / {c['stderr']!r}")
+    return problems
+
+
+def _check_case(name: str, case: dict, puppet: list[dict], tmp_path: Path) -> None:
+    """The Python API and the ``render lookup`` command both agree with Puppet on every query."""
+    render = _run_render(case, tmp_path / "api")
     mismatches = [
         f"  {json.dumps(p['query'])}:\n    puppet: {_outcome(p)} {p.get('message', '')}\n"
         f"    render: {_outcome(r)} {r.get('message', '')}"
         for p, r in zip(puppet, render) if _outcome(p) != _outcome(r)]
+    mismatches += _cli_problems(puppet, _run_cli(case, tmp_path / "cli"))
     assert not mismatches, f"case {name} differs from Puppet:\n" + "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("name", _case_names())
+def test_case_matches_puppet(name: str, puppet_results: dict, tmp_path: Path) -> None:
+    puppet = _answers(puppet_results, name)
+    case = yaml.safe_load((CASES / f"{name}.yaml").read_text())
+    _check_case(name, case, puppet, tmp_path)
     golden = CASES / f"{name}.expected.json"
+    recorded = [{k: v for k, v in r.items() if k != "json"} for r in puppet]
     if UPDATE or not golden.exists():
-        golden.write_text(json.dumps(puppet, indent=1, ensure_ascii=False) + "\n")
+        golden.write_text(json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")
     expected = json.loads(golden.read_text())
     assert [_outcome(r) for r in expected] == [_outcome(r) for r in puppet], \
         f"Puppet's answers for {name} changed; review and rerun with RENDER_UPDATE_GOLDEN=1"
@@ -241,44 +372,43 @@ def test_case_matches_puppet(name: str, puppet_results: dict, tmp_path: Path) ->
 @pytest.mark.parametrize("name", list(_sample_cases()))
 def test_sample_hieradata_matches_puppet(name: str, puppet_results: dict, tmp_path: Path) -> None:
     """The repository's own hieradata, every key, as each service sees it."""
-    puppet = _answers(puppet_results, name)
-    render = _run_render(_sample_cases()[name], tmp_path)
-    assert [_outcome(r) for r in render] == [_outcome(p) for p in puppet]
+    _check_case(name, _sample_cases()[name], _answers(puppet_results, name), tmp_path)
 
 
 # --- the batch driver answers as the `puppet lookup` command does -------------------------------
 
-CLI_CASE = "merge_deep"
-CLI_QUERIES = [{"key": "users", "merge": "deep"}, {"key": "packages", "merge": "unique"},
-               {"key": "missing"}]
+CLI_CASE = "cli_options"
+CLI_QUERIES = 6  # the first queries of that case, also run through the `puppet lookup` command
 
 
 def _cli_lookups(ruby: str, scratch: Path) -> list[dict]:
-    """A few queries through the real ``puppet lookup`` command, one process each."""
+    """The first queries of CLI_CASE through the real ``puppet lookup`` command, one process
+    each, with the options ``render lookup`` takes (Puppet's own names for them)."""
     case = yaml.safe_load((CASES / f"{CLI_CASE}.yaml").read_text())
     root = Path(tempfile.mkdtemp(prefix="cli.", dir=scratch))
-    _materialize(case, root)
+    _, facts = _materialize(case, root)
     results = []
-    for query in CLI_QUERIES:
-        merge = ["--merge", query["merge"]] if "merge" in query else []
+    for query in case["queries"][:CLI_QUERIES]:
+        args = _cli_args(query)
+        assert args is not None, query
         process = subprocess.run(
-            [ruby, shutil.which("puppet") or "puppet", "lookup", *_puppet_args(root, case),
-             "--render-as", "json", *merge, query["key"]],
-            capture_output=True, text=True, timeout=120)
-        if process.returncode == 0:
-            results.append({"status": "found", "value": json.loads(process.stdout)})
-        else:
-            results.append({"status": "notfound" if not process.stdout else "error"})
+            [ruby, shutil.which("puppet") or "puppet", "lookup", *_puppet_args(root, case, facts),
+             "--render-as", "json", *args], capture_output=True, text=True, timeout=120)
+        results.append({"code": process.returncode, "stdout": process.stdout.strip()})
     return results
 
 
 def test_batch_driver_agrees_with_puppet_lookup_command(puppet_results: dict) -> None:
-    cli = _answers(puppet_results, "__cli__")
-    batch = {json.dumps(r["query"], sort_keys=True): r
-             for r in _answers(puppet_results, CLI_CASE)}
-    for query, from_cli in zip(CLI_QUERIES, cli):
-        from_batch = batch[json.dumps(query, sort_keys=True)]
-        assert _outcome(from_cli) == _outcome(from_batch), query
+    """The batch driver, given the merge hash render builds from the options, answers as the
+    ``puppet lookup`` command given the options themselves (value text, or exit 1)."""
+    commands = _answers(puppet_results, "__cli__")
+    batch = _answers(puppet_results, CLI_CASE)
+    assert len(commands) == CLI_QUERIES
+    for command, answer in zip(commands, batch):
+        if answer["status"] == "found":
+            assert (command["code"], command["stdout"]) == (0, answer["json"]), answer["query"]
+        else:
+            assert (command["code"], command["stdout"]) == (1, ""), answer["query"]
 
 
 # --- merge strategies against Puppet's own MergeStrategy classes, on random values --------------

@@ -20,12 +20,13 @@ from renderer.hiera.interpolate import interpolate, scope_value
 class Location:
     """One data file of a level, and whether it existed when the hierarchy was resolved."""
 
-    __slots__ = ("level", "path", "exists")
+    __slots__ = ("level", "path", "exists", "original")
 
-    def __init__(self, level: str, path: str, exists: bool) -> None:
+    def __init__(self, level: str, path: str, exists: bool, original: str = "") -> None:
         self.level = level
         self.path = path
         self.exists = exists
+        self.original = original  # the path or glob as hiera.yaml declares it (for --explain)
 
     def __repr__(self) -> str:
         return f"Location({self.level!r}, {self.path!r}, exists={self.exists})"
@@ -39,10 +40,12 @@ def resolve(config: HieraConfig, inv: Any) -> list[tuple[Location, ...]]:
 def _locations(level: Level, inv: Any) -> tuple[Location, ...]:
     datadir = interpolate(level.datadir, inv, False)
     if level.kind == "paths":
-        paths = [os.path.join(datadir, interpolate(spec, inv, False)) for spec in level.specs]
-        return tuple(Location(level.name, path, os.path.exists(path)) for path in paths)
+        paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
+                 for spec in level.specs]
+        return tuple(Location(level.name, path, os.path.exists(path), spec)
+                     for path, spec in paths)
     if level.kind == "globs":
-        return tuple(Location(level.name, path, True) for spec in level.specs
+        return tuple(Location(level.name, path, True, spec) for spec in level.specs
                      for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
                      if not os.path.isdir(path))
     return _mapped(level, datadir, inv)
@@ -66,7 +69,7 @@ def _mapped(level: Level, datadir: str, inv: Any) -> tuple[Location, ...]:
         for value in values:
             inv.local = {**saved, key: value}  # seen only by this template
             path = os.path.join(datadir, interpolate(template, inv, False))
-            locations.append(Location(level.name, path, os.path.exists(path)))
+            locations.append(Location(level.name, path, os.path.exists(path), template))
     finally:
         inv.local = saved
     return tuple(locations)

@@ -36,8 +36,10 @@ from renderer.scope import Scope
 LOOKUP_OPTIONS = "lookup_options"
 
 Explain = Callable[[str, dict], None]
-"""``explain(event, details)``: called for each location read ("location") and each finished
-lookup ("result"), to let a future ``--explain`` show where a value came from."""
+"""``explain(event, details)``, for ``render lookup --explain``: "search" when a lookup starts
+(lookup_options and interpolated lookups nest inside it), "strategy" once its merge is known,
+"location" for each data file consulted, "result" when it ends (not when it fails). Details carry
+``secret`` when the key's lookup_options convert it to Sensitive."""
 
 
 class _NotGiven:
@@ -150,14 +152,26 @@ class _Invocation:
 
     def lookup(self, key: str, merge: Any) -> Any:
         """``LookupAdapter#lookup``: the value, or MISSING."""
+        explain = self.explain
+        if explain:
+            explain("search", {"key": key})
         if key == LOOKUP_OPTIONS or key.startswith(LOOKUP_OPTIONS + "."):
-            return MISSING  # reserved: never found as data
+            if explain:  # reserved: never found as data
+                explain("result", {"key": key, "found": False, "value": MISSING,
+                                   "secret": False, "reserved": True})
+            return MISSING
         segments = self.split(key)
         options = self.options_for(segments[0])
+        source = "argument"
         if merge is None:
             merge = _option(options, "merge")
+            source = "default" if merge is None else LOOKUP_OPTIONS
         strategy = merging.strategy(merge)
-        value = self.check(key, lambda: self.search(segments[0], strategy))
+        secret = type(options) is dict and _sensitive(options.get("convert_to"))
+        if explain:
+            explain("strategy", {"key": key, "merge": strategy, "source": source})
+        value = self.check(key, lambda: self.search(segments[0], strategy, secret))
+        convert_to = None
         if value is not MISSING:
             value = strategy.convert(value)  # Puppet's provider stack: global, environment, module
             if len(segments) > 1:
@@ -168,20 +182,21 @@ class _Invocation:
                 from renderer.hiera.convert import convert  # only data that uses convert_to
 
                 value = convert(value, convert_to, key)
-        if self.explain:
-            self.explain("result", {"key": key, "merge": strategy, "found": value is not MISSING,
-                                    "value": value})
+        if explain:
+            explain("result", {"key": key, "merge": strategy, "found": value is not MISSING,
+                               "value": value, "secret": secret, "convert_to": convert_to,
+                               "dug": segments[1:]})
         return value
 
-    def search(self, root: str, strategy: merging.Strategy) -> Any:
+    def search(self, root: str, strategy: merging.Strategy, secret: bool = False) -> Any:
         """The merged value of ``root`` over every level, each location's value interpolated."""
         levels = self.levels()
         if not levels:
             return MISSING
         return strategy.lookup(levels, lambda locations: strategy.lookup(
-            locations, lambda location: self.read(location, root)))
+            locations, lambda location: self.read(location, root, secret)))
 
-    def read(self, location: Location, root: str) -> Any:
+    def read(self, location: Location, root: str, secret: bool) -> Any:
         found = MISSING
         if location.exists:
             data_file = self.hiera.data_file(location.path)
@@ -189,8 +204,9 @@ class _Invocation:
                 found = interpolate(data_file.value(root), self, True)
         if self.explain:
             self.explain("location", {"key": root, "level": location.level,
-                                      "path": location.path, "exists": location.exists,
-                                      "found": found is not MISSING, "value": found})
+                                      "path": location.path, "original": location.original,
+                                      "exists": location.exists, "found": found is not MISSING,
+                                      "value": found, "secret": secret})
         return found
 
     def levels(self) -> list[tuple[Location, ...]]:
@@ -215,7 +231,14 @@ class _Invocation:
         return None
 
     def _compile_options(self) -> tuple[dict, list]:
+        explain = self.explain
+        if explain:
+            explain("search", {"key": LOOKUP_OPTIONS})
+            explain("strategy", {"key": LOOKUP_OPTIONS, "merge": merging.HASH, "source": None})
         merged = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH))
+        if explain:
+            explain("result", {"key": LOOKUP_OPTIONS, "merge": merging.HASH,
+                               "found": merged is not MISSING, "value": merged, "secret": False})
         if merged is MISSING:
             return {}, []
         if type(merged) is not dict:
@@ -265,6 +288,12 @@ class _Invocation:
 
     def root_key(self, key: str) -> str:
         return self.split(key)[0]
+
+
+def _sensitive(convert_to: Any) -> bool:
+    """Whether ``convert_to`` makes the value Sensitive (``--explain`` then masks it)."""
+    name = convert_to[0] if type(convert_to) is list and convert_to else convert_to
+    return type(name) is str and name.strip() == "Sensitive"
 
 
 def _option(options: Any, name: str) -> Any:

@@ -233,3 +233,45 @@ def regexp(source: str) -> re.Pattern:
     """Compile a Ruby regexp: ``^``/``$`` match at line boundaries, ``\\z``, ``\\h``, ``(?<n>)``."""
     translated = _RUBY_ONLY.sub(lambda m: _RUBY_TO_PYTHON[m.group()], source)
     return re.compile(translated, re.MULTILINE)
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f",
+                 "\b": "\\b"}
+_JSON_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+class JSONError(ValueError):
+    """A value Ruby's JSON generator refuses (NaN, Infinity)."""
+
+
+def _json_string(text: str) -> str:
+    return '"' + _JSON_NEEDS_ESCAPE.sub(
+        lambda m: _JSON_ESCAPES.get(m.group()) or f"\\u{ord(m.group()):04x}", text) + '"'
+
+
+def to_json(value: Any) -> str:
+    """``value.to_json`` as Ruby's json gem writes it, which is what ``puppet lookup --render-as
+    json`` prints: compact, UTF-8 left as is, floats as ``Float#to_s`` (``1.0e+20``), hash keys
+    as their ``to_s``, Sensitive as its redacted ``to_s``; NaN and Infinity are refused."""
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            shown = "NaN" if value != value else float_to_s(value)
+            raise JSONError(f"{shown} not allowed in JSON")
+        return float_to_s(value)
+    if kind is list:
+        return "[" + ",".join(map(to_json, value)) + "]"
+    if kind is dict:
+        return "{" + ",".join(f"{_json_string(to_s(k))}:{to_json(v)}"
+                              for k, v in value.items()) + "}"
+    return _json_string(to_s(value) if kind is not Sensitive else REDACTED)

@@ -1,0 +1,181 @@
+"""``render lookup KEY``: a Hiera lookup from the command line, answered as ``puppet lookup`` does.
+
+The value is printed as ``puppet lookup --render-as json`` prints it (compact JSON, Ruby's float
+format, Sensitive as ``"Sensitive [value redacted]"``). Exit codes tell the three outcomes apart,
+where Puppet exits 1 for both of the last two:
+
+    0   found (a null value prints ``null``)
+    1   not found: ``Function lookup() did not find a value for the name 'KEY'`` on stderr
+    4   a data error (bad YAML, bad hiera.yaml, a loop, a merge type error...): one line on stderr,
+        with file:line where known
+    64  usage error
+
+The scope is the one ``puppet lookup --node NODE --facts FILE`` builds (see
+``renderer.scope.puppet_lookup_scope``); ``--service NAME`` adds the variables ``render`` sets when
+it renders that service (``service`` and ``machine``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from renderer.errors import LookupNotFound, RenderError, UsageError
+
+EXIT_FOUND = 0
+EXIT_NOT_FOUND = 1
+STRATEGIES = ("first", "unique", "hash", "deep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from renderer.cli import _Parser  # usage errors exit 64, as for render itself
+
+    parser = _Parser(
+        prog="render lookup",
+        description="Look up KEY in the hieradata exactly as `puppet lookup` does and print the "
+                    "value as JSON. With several keys, the first one found is printed.",
+        epilog="exit codes: 0 found, 1 not found, 4 data error, 64 usage error.")
+    parser.add_argument("keys", nargs="+", metavar="KEY")
+    parser.add_argument("--merge", choices=STRATEGIES,
+                        help="merge strategy; replaces the key's lookup_options entirely")
+    parser.add_argument("--knock-out-prefix", metavar="PREFIX", dest="knockout_prefix",
+                        help="with --merge deep: array elements and hash values starting with "
+                             "PREFIX knock out lower-level ones")
+    parser.add_argument("--sort-merged-arrays", action="store_true",
+                        help="with --merge deep: sort arrays after each merge")
+    parser.add_argument("--merge-hash-arrays", action="store_true",
+                        help="with --merge deep: merge arrays of hashes by position")
+    parser.add_argument("--default", metavar="VALUE", help="a string to print when not found")
+    parser.add_argument("--explain", action="store_true",
+                        help="explain, level by level, how the value was found (secrets masked)")
+    parser.add_argument("--render-as", choices=("json",), default="json",
+                        help="output format (JSON only; accepted for `puppet lookup` habits)")
+    parser.add_argument("--hieradata", metavar="DIR", default=os.environ.get("RENDER_HIERADATA")
+                        or "/etc/puppetlabs/code/environments/production",
+                        help="directory holding hiera.yaml [env RENDER_HIERADATA]")
+    parser.add_argument("--facts", metavar="FILE",
+                        help="facts as YAML or JSON, read as `puppet lookup --facts` reads them")
+    parser.add_argument("--node", help="node name (trusted.certname comes from the clientcert "
+                                       "fact of --facts, as in Puppet)")
+    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a top-scope variable (repeatable); a dotted KEY sets a fact")
+    parser.add_argument("--service", metavar="NAME",
+                        help="look up as render does for this service (sets $service, $machine)")
+    parser.add_argument("--templates", metavar="DIR", default=os.environ.get("RENDER_TEMPLATES"),
+                        help="service templates, for --service [env RENDER_TEMPLATES]")
+    return parser
+
+
+def merge_option(args: argparse.Namespace) -> str | dict[str, Any] | None:
+    """The merge ``puppet lookup`` builds from its options (deep always names its two flags)."""
+    flags = args.sort_merged_arrays or args.merge_hash_arrays or args.knockout_prefix is not None
+    if flags and args.merge != "deep":
+        raise UsageError("--knock-out-prefix, --sort-merged-arrays and --merge-hash-arrays are "
+                         "only available with '--merge deep'")
+    if args.merge != "deep":
+        return args.merge
+    merge: dict[str, Any] = {"strategy": "deep", "sort_merged_arrays": args.sort_merged_arrays,
+                             "merge_hash_arrays": args.merge_hash_arrays}
+    if args.knockout_prefix is not None:
+        merge["knockout_prefix"] = args.knockout_prefix
+    return merge
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; the knockout prefix is taken out first, because argparse drops a value
+    that is exactly ``--`` (the prefix Puppet's documentation uses) and refuses one that starts
+    with ``-`` unless it is joined with ``=``."""
+    rest: list[str] = []
+    prefix = None
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            rest += ["--", *words]
+        elif word == "--knock-out-prefix":
+            prefix = next(words, None)
+            if prefix is None:
+                build_parser().error("argument --knock-out-prefix: expected one argument")
+        elif word.startswith("--knock-out-prefix="):
+            prefix = word.partition("=")[2]
+        else:
+            rest.append(word)
+    args = build_parser().parse_args(rest)
+    args.knockout_prefix = prefix
+    return args
+
+
+def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = parse_args(argv)
+    explainer = None
+    if args.explain:
+        from renderer.explain import Explainer
+
+        explainer = Explainer(out)
+    try:
+        text = to_text(resolve(args, explainer))
+    except LookupNotFound as exc:
+        _report(explainer, out, err, exc.message)
+        return EXIT_NOT_FOUND
+    except RenderError as exc:
+        _report(explainer, out, err, f"render: {exc}")
+        return exc.exit_code
+    if explainer is None:
+        out.write(text + "\n")
+    return EXIT_FOUND
+
+
+def _report(explainer: Any, out: TextIO, err: TextIO, message: str) -> None:
+    if explainer is not None:
+        explainer.unwind()
+        out.write(message + "\n")
+    err.write(message + "\n")
+
+
+def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
+    """The value for ``args.keys`` (the first key found); LookupNotFound when none is."""
+    from renderer.hiera import Hiera
+    from renderer.scope import puppet_lookup_scope
+
+    merge = merge_option(args)
+    scope = puppet_lookup_scope(args.node, args.facts, args.var)
+    if args.service:
+        from renderer.cli import default_templates
+        from renderer.services import load_service
+
+        templates = Path(args.templates) if args.templates else default_templates()
+        service = load_service(templates, args.service)
+        scope = scope.with_variables(service=service.name, machine=service.machine)
+    hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
+    for key in args.keys:
+        try:
+            return hiera.lookup(key, scope, merge=merge, explain=explain)
+        except LookupNotFound:
+            continue
+    if args.default is not None:
+        return args.default
+    if len(args.keys) == 1:
+        raise LookupNotFound(args.keys[0])
+    names = ", ".join(f"'{key}'" for key in args.keys)
+    raise _NotFoundAny(names)
+
+
+class _NotFoundAny(LookupNotFound):
+    def __init__(self, names: str) -> None:
+        super().__init__(names)
+        self.message = f"Function lookup() did not find a value for any of the names [{names}]"
+
+
+def to_text(value: Any) -> str:
+    """The JSON Puppet prints; a value Ruby's JSON refuses (NaN, Infinity) is a data error."""
+    from renderer.errors import HieraDataError
+    from renderer.hiera.ruby import JSONError, to_json
+
+    try:
+        return to_json(value)
+    except JSONError as exc:
+        raise HieraDataError(f"cannot print the value as JSON: {exc}") from exc
