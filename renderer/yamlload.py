@@ -52,10 +52,12 @@ def parse_yaml(text: str, path: Path, loader: type = Loader,
 
 def compose_yaml(text: str, path: Path, loader: type = Loader,
                  error: type[RenderError] = HieraDataError) -> tuple[Any, Any]:
-    """``(node, value)``: the node tree keeps the line of every key, for config errors."""
+    """``(node, value)`` of the first document: the node tree keeps the line of every key, for
+    config errors. Like Ruby's ``Psych.safe_load``, which Puppet uses for hieradata, documents
+    after the first are ignored (not even parsed)."""
     instance = loader(text)
     try:
-        node = instance.get_single_node()
+        node = instance.get_node() if instance.check_node() else None
         return node, (None if node is None else instance.construct_document(node))
     except yaml.YAMLError as exc:
         raise _converted(exc, path, error) from exc

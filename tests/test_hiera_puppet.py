@@ -29,7 +29,7 @@ import yaml
 
 from renderer import lookup as lookup_command
 from renderer.errors import HieraError, LookupNotFound
-from renderer.hiera import NOT_GIVEN, Hiera, Sensitive
+from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.hiera import merge as merging
 from renderer.scope import puppet_lookup_scope
 
@@ -237,14 +237,9 @@ def puppet_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any] |
 
 
 def _jsonable(value: Any) -> Any:
-    """What ``puppet lookup --render-as json`` prints for a value render returned."""
-    if isinstance(value, Sensitive):
-        return "Sensitive [value redacted]"
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    return value
+    """What ``puppet lookup --render-as json`` prints for a value render returned, parsed back;
+    a value it cannot print (NaN, Infinity) is an error, as in Puppet."""
+    return json.loads(lookup_command.to_text(value))
 
 
 def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:

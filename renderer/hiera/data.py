@@ -13,6 +13,7 @@ from typing import Any
 
 from renderer.errors import HieraDataError
 from renderer.hiera.psych import PsychLoader, Rejected, Symbol
+from renderer.hiera.ruby import FloatKey
 from renderer.log import warning
 from renderer.yamlload import compose_yaml, decode
 
@@ -52,7 +53,7 @@ def _rich_data_problem(value: Any) -> str | None:
         return next(filter(None, map(_rich_data_problem, value)), None)
     if kind is dict:
         for key, item in value.items():
-            if type(key) not in (str, int, float):
+            if type(key) not in (str, int, float, FloatKey):
                 return f"a Hash with a {'Boolean' if type(key) is bool else 'Undef'} key"
             problem = _rich_data_problem(item)
             if problem:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from renderer.hiera.ruby import FloatKey
 from renderer.yamlload import Loader
 
 PLAIN_TAG = "tag:render,2024:psych-plain"
@@ -150,6 +151,8 @@ class PsychLoader(Loader):
             key = self.construct_object(key_node, deep=True)
             if type(key) is Symbol:
                 key = key.name
+            elif type(key) is float:
+                key = FloatKey(key)
             if key == "<<" and (key_node.tag == PLAIN_TAG or key_node.style):
                 value = self.construct_object(value_node, deep=True)
                 if isinstance(value_node, yaml.MappingNode) and isinstance(value, dict):
@@ -171,12 +174,43 @@ class PsychLoader(Loader):
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
+    def construct_omap(self, node: yaml.Node) -> dict:
+        """``!!omap`` is a Hash to Psych: from a sequence, each item's first key and last value
+        (``[{a: 1}, {b: 2}]``); from a mapping, its pairs."""
+        if isinstance(node, yaml.MappingNode):
+            return self.construct_mapping(node, deep=True)
+        mapping: dict = {}
+        for item in node.value:
+            if not isinstance(item, yaml.MappingNode) or not item.value:
+                raise Rejected("!!omap items must be one-pair mappings", item.start_mark)
+            key = self.construct_object(item.value[0][0], deep=True)
+            mapping[FloatKey(key) if type(key) is float else key] = \
+                self.construct_object(item.value[-1][1], deep=True)
+        return mapping
+
+    def construct_pairs(self, node: yaml.Node) -> Any:
+        """``!!pairs`` means nothing to Psych: the plain sequence or mapping."""
+        if isinstance(node, yaml.SequenceNode):
+            return self.construct_sequence(node, deep=True)
+        if isinstance(node, yaml.MappingNode):
+            return self.construct_mapping(node, deep=True)
+        return self.construct_plain(node)
+
+    def construct_binary(self, node: yaml.ScalarNode) -> str:
+        """``!!binary`` is a String to Ruby. Bytes that are not UTF-8 are kept (as surrogates),
+        and printing them fails later, as Ruby's JSON generator does."""
+        raw = super().construct_yaml_binary(node)
+        return raw.decode("utf-8", "surrogateescape")
+
     def construct_rejected(self, node: yaml.Node) -> Any:
         raise Rejected(f"tag {node.tag!r}: Puppet refuses the whole file (its class is not "
                        "allowed in hieradata)", node.start_mark)
 
 
 PsychLoader.add_constructor(PLAIN_TAG, PsychLoader.construct_plain)
-for _tag in ("timestamp", "set", "omap", "pairs"):
+for _tag in ("timestamp", "set"):
     PsychLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", PsychLoader.construct_rejected)
+PsychLoader.add_constructor("tag:yaml.org,2002:omap", PsychLoader.construct_omap)
+PsychLoader.add_constructor("tag:yaml.org,2002:binary", PsychLoader.construct_binary)
+PsychLoader.add_constructor("tag:yaml.org,2002:pairs", PsychLoader.construct_pairs)
 

@@ -36,12 +36,31 @@ def class_name(value: Any) -> str:
             dict: "Hash"}.get(type(value), type(value).__name__)
 
 
+class FloatKey(float):
+    """A Float that is a hash key. Ruby keeps ``1`` and ``1.0`` apart as keys (``eql?``), where
+    Python would merge them into one entry; data files make their float keys FloatKeys."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash((FloatKey, float(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is FloatKey and float(self) == float(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __str__(self) -> str:
+        return float_to_s(self)
+
+
 # --- equality ------------------------------------------------------------------------------------
 
 def eql_key(value: Any) -> Any:
     """A hashable key that is equal for two values exactly when Ruby's ``eql?`` says so."""
     kind = type(value)
-    if kind is str or kind is int or kind is float:
+    if kind is str or kind is int or kind is float or kind is FloatKey:
         return (kind, value)
     if kind is list:
         return (list, tuple(eql_key(item) for item in value))
@@ -247,6 +266,10 @@ class JSONError(ValueError):
 
 
 def _json_string(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes from !!binary that are not UTF-8
+        raise JSONError("partial character in source, but hit end") from None
     return '"' + _JSON_NEEDS_ESCAPE.sub(
         lambda m: _JSON_ESCAPES.get(m.group()) or f"\\u{ord(m.group()):04x}", text) + '"'
 
