@@ -10,9 +10,10 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 TEST_DEBS := puppet systemd util-linux iproute2
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
-# unrelated project: OpenStack Heat is published as openstack-heat.
+# unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
+# importing every backup driver, so the GCS one needs its extra.
 OSLO_VENV     := .venv-oslo
-OSLO_PACKAGES := keystone glance openstack-placement nova neutron cinder openstack-heat
+OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat
 DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com

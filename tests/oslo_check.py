@@ -1,10 +1,11 @@
 """Read rendered OpenStack INI files with real oslo.config, the way the services do.
 
 Runs under ``.venv-oslo/bin/python`` (the OpenStack packages from PyPI, installed by ``make test``;
-render's own virtualenv stays light). One process checks every file, since loading the option
-definitions is most of the cost.
+render's own virtualenv stays light). One call checks every file, since starting Python and
+loading the option definitions is most of the cost.
 
-``check``: stdin is JSON ``[{"path": ..., "namespaces": [...]}]``. For each file: a fresh
+``check``: stdin is JSON ``[{"path": ..., "namespaces": [...], "service": ...}]``; the files of
+one service share a process, each service gets its own. For each file: a fresh
 ``ConfigOpts``, the options of its namespaces registered as oslo-config-generator lists them
 (``generator._list_opts``: entry points ``oslo.config.opts``, defaults updaters, driver options),
 the file loaded with ``conf(args=[], default_config_files=[path])``, then every option of every
@@ -12,7 +13,8 @@ group the file sets is read, which runs oslo's type conversion (``debug = maybe`
 every option name the file sets must be registered (oslo itself ignores unknown names silently).
 Prints JSON ``[{"path": ..., "errors": ["<path>:<line>: <message>", ...]}]``.
 
-``dump NAMESPACE...``: prints JSON ``{namespace: {"groups": [...], "multi": {group: [option]}}}``,
+``dump``: stdin is JSON ``{service: [namespace, ...]}``; prints JSON
+``{namespace: {"groups": [...], "multi": {group: [option]}}}``,
 the data render ships in ``service_templates/_lib/oslo_options.json`` to know which sections exist
 and which options are multi-valued (``MultiOpt``).
 """
@@ -20,6 +22,7 @@ and which options are multi-valued (``MultiOpt``).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 import warnings
 from typing import Any
@@ -59,6 +62,7 @@ def _list_opts(namespaces: list[str]) -> list[tuple[str, Any, list[Any]]]:
 
 
 def dump(namespaces: list[str]) -> dict[str, Any]:
+    warnings.simplefilter("ignore")
     data = {}
     for namespace in namespaces:
         groups: set[str] = set()
@@ -107,21 +111,54 @@ def _normal(section: str) -> str:
     return section if section == DEFAULT else section.lower()  # oslo's own normalisation
 
 
-def check(path: str, namespaces: list[str]) -> list[str]:
-    conf = cfg.ConfigOpts()
-    names: dict[tuple[str, str], tuple[Any, Any]] = {}  # (section, key) -> (group, opt)
-    for name, group, opts in list_opts(namespaces):
+# ConfigOpts registers its own command line options; the oslo.config namespace lists them too.
+_OWN_OPTS = {"config_file", "config_dir", "config_source"}
+# keystoneauth plugins add options to a group at run time, named by its auth_type.
+_AUTH_TYPE = ("auth_type", "auth_plugin")
+
+
+class _Registry:
+    """One ConfigOpts and what is registered: (section, key) -> (group name, opt)."""
+
+    def __init__(self) -> None:
+        self.conf = cfg.ConfigOpts()
+        self.names: dict[tuple[str, str], tuple[str, Any]] = {}
+        self.groups: dict[str, list[Any]] = {}
+
+    def register(self, name: str, group: Any, opts: list[Any]) -> None:
         for opt in opts:
-            try:
-                conf.register_opt(opt, group=None if name == DEFAULT else group)
-            except cfg.DuplicateOptError:
-                continue  # two namespaces list the same option under different definitions
-            names[(_normal(name), opt.dest)] = (name, opt)
+            if not (name == DEFAULT and opt.dest in _OWN_OPTS):
+                try:
+                    self.conf.register_opt(opt, group=None if name == DEFAULT else group)
+                except cfg.DuplicateOptError:
+                    continue  # two namespaces define an option of the same name differently
+            self.groups.setdefault(name, []).append(opt)
+            self.names[(_normal(name), opt.dest)] = (name, opt)
             for old in opt.deprecated_opts:
                 if old.name or old.group:
-                    names.setdefault((_normal(old.group or name), old.name or opt.dest),
-                                     (name, opt))
-    errors = []
+                    self.names.setdefault((_normal(old.group or name), old.name or opt.dest),
+                                          (name, opt))
+
+    def add_auth_plugins(self, sections: set[str]) -> None:
+        """Register the keystoneauth plugin options of every group that names a plugin, as
+        keystonemiddleware and the service clients do when they load it."""
+        from keystoneauth1 import loading
+
+        for name in sorted(self.groups):
+            if name == DEFAULT or _normal(name) not in sections:
+                continue
+            for option in _AUTH_TYPE:
+                plugin = getattr(self.conf[name], option, None) \
+                    if any(o.dest == option for o in self.groups[name]) else None
+                if plugin:
+                    self.register(name, name, loading.get_auth_plugin_conf_options(plugin))
+
+
+def check(path: str, namespaces: list[str]) -> list[str]:
+    registry = _Registry()
+    for name, group, opts in list_opts(namespaces):
+        registry.register(name, group, opts)
+    conf = registry.conf
     try:
         conf(args=[], default_config_files=[path], default_config_dirs=[], use_env=False)
     except cfg.RequiredOptError:
@@ -131,43 +168,84 @@ def check(path: str, namespaces: list[str]) -> list[str]:
         pass
     except (cfg.Error, iniparser.ParseError) as exc:
         return [f"{path}: oslo.config refuses the file: {exc}"]
-    groups: set[str] = set()
+    found = assignments(path)
+    try:
+        registry.add_auth_plugins({_normal(section) for section, _, _ in found})
+    except Exception as exc:  # noqa: BLE001 - an unknown plugin name is the file's fault
+        return [f"{path}: auth plugin: {type(exc).__name__}: {exc}"]
+    errors = []
     lines: dict[tuple[str, str], int] = {}  # (group, dest) -> the line that sets it
-    for section, key, line in assignments(path):
-        target = names.get((_normal(section), key))
+    for section, key, line in found:
+        target = registry.names.get((_normal(section), key))
         if target is None:
             errors.append(f"{path}:{line}: [{section}] {key}: no such option in namespaces "
                           f"{', '.join(namespaces)}")
         else:
-            groups.add(target[0])
             lines.setdefault((target[0], target[1].dest), line)
-    for name, _group, opts in list_opts(namespaces):
-        if name not in groups:
-            continue
-        holder = conf if name == DEFAULT else conf[name]
-        for opt in opts:
-            try:
-                value = getattr(holder, opt.dest)  # type conversion happens on access
-            except Exception as exc:  # noqa: BLE001 - any failure is the file's fault here
-                where = f"{path}:{lines[(name, opt.dest)]}" if (name, opt.dest) in lines else path
-                errors.append(f"{where}: [{name}] {opt.dest}: {type(exc).__name__}: {exc}")
-                continue
-            if opt.required and value is None:
-                errors.append(f"{path}: [{name}] {opt.dest}: required option has no value")
+    for name in sorted({group for group, _ in lines}):
+        errors.extend(_read_group(conf, name, registry.groups[name], lines, path))
     return errors
+
+
+def _read_group(conf: Any, name: str, opts: list[Any], lines: dict[tuple[str, str], int],
+                path: str) -> list[str]:
+    """Read every option of a group the file sets: oslo converts (and so checks) on access."""
+    holder = conf if name == DEFAULT else conf[name]
+    errors = []
+    for opt in opts:
+        line = lines.get((name, opt.dest))
+        try:
+            value = getattr(holder, opt.dest)
+        except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError):
+            if line is None:
+                continue  # a default such as $state_path names an option of another file the
+                # service loads too (neutron.conf for the agents); not this file's doing
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is the file's fault here
+            where = f"{path}:{line}" if line else path
+            errors.append(f"{where}: [{name}] {opt.dest}: {type(exc).__name__}: {exc}")
+            continue
+        if opt.required and value is None:
+            errors.append(f"{path}: [{name}] {opt.dest}: required option has no value")
+    return errors
+
+
+def _in_children(function: Any, work: list[Any]) -> list[Any]:
+    """``function`` over ``work``, each item in a fresh forked child, two at a time.
+
+    Loading a project's options imports its modules, and those register options on the global
+    cfg.CONF as a side effect: glance and heat both register public_endpoint, so two projects
+    cannot share a process.
+    """
+    with multiprocessing.get_context("fork").Pool(2, maxtasksperchild=1) as pool:
+        return pool.map(function, work, chunksize=1)
+
+
+def _check_group(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    warnings.simplefilter("ignore")
+    return [{"path": f["path"], "errors": check(f["path"], f["namespaces"])} for f in files]
 
 
 def main(argv: list[str]) -> int:
     warnings.simplefilter("ignore")  # deprecation chatter from eventlet and friends
     if argv[:1] == ["dump"]:
-        json.dump(dump(argv[1:]), sys.stdout, indent=1, sort_keys=True)
+        services = json.load(sys.stdin)
+        data: dict[str, Any] = {}
+        for part in _in_children(dump, list(services.values())):
+            for namespace, value in part.items():
+                if data.setdefault(namespace, value) != value:
+                    raise SystemExit(f"oslo_check: {namespace} differs between projects")
+        json.dump(data, sys.stdout, indent=1, sort_keys=True)
         return 0
     if argv[:1] == ["check"]:
         files = json.load(sys.stdin)
-        json.dump([{"path": f["path"], "errors": check(f["path"], f["namespaces"])}
-                   for f in files], sys.stdout, indent=1)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for item in files:
+            groups.setdefault(item.get("service", ""), []).append(item)
+        results = _in_children(_check_group, list(groups.values()))
+        json.dump([r for group in results for r in group], sys.stdout, indent=1)
         return 0
-    print("usage: oslo_check.py check < files.json | dump NAMESPACE...", file=sys.stderr)
+    print("usage: oslo_check.py check < files.json | dump < namespaces.json", file=sys.stderr)
     return 64
 
 
