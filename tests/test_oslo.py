@@ -181,3 +181,18 @@ def test_known_multi_valued_options_are_in_the_data(namespace: str, group: str, 
     turn repeated keys into a comma list."""
     data = json.loads(OPTION_DATA.read_text())["namespaces"]
     assert option in data[namespace]["multi"][group]
+
+
+def test_checker_knows_auth_plugin_options_and_oslo_syntax(tmp_path: Path):
+    """``auth_type = password`` brings keystoneauth's password options into the group, as
+    keystonemiddleware registers them; ``key: value`` and a ``#`` in a value
+    are oslo syntax; an option the plugin lacks is still unknown."""
+    conf = tmp_path / "api.conf"
+    conf.write_text("[DEFAULT]\ndebug: true\n\n[keystone_authtoken]\nauth_type = password\n"
+                    "auth_url = http://192.0.2.10:5000\nusername = glance\n"
+                    "password = pa#ss\nmemcached_servers = a:1,b:2\nbogus = 1\n")
+    request = [{"path": str(conf), "service": "t",
+                "namespaces": ["keystonemiddleware.auth_token", "oslo.log"]}]
+    [result] = json.loads(run_checker("check", stdin=json.dumps(request)))
+    assert result["errors"] == [f"{conf}:10: [keystone_authtoken] bogus: no such option in "
+                                "namespaces keystonemiddleware.auth_token, oslo.log"]
