@@ -55,6 +55,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"render: {message}\n")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 1000:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1000, not {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="render",
@@ -69,7 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print a unified diff of every change, secrets masked")
     parser.add_argument("--noop", "--check", action="store_true", dest="noop",
                         help="compute and report everything; write and restart nothing")
-    parser.add_argument("--no-restart", action="store_true", help="write, but restart nothing")
+    parser.add_argument("--no-restart", action="store_true",
+                        help="write, but restart nothing (the next run still restarts)")
+    parser.add_argument("--rollback", metavar="SERVICE",
+                        help="put each file of SERVICE back to its previous kept version, "
+                        "then restart what that changes")
+    parser.add_argument("--health-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                        help="how long a restarted unit has to become active before its files "
+                        "are rolled back (default 30)")
+    parser.add_argument("--keep-versions", type=_count, default=5, metavar="N",
+                        help="versions of each replaced file kept in the state dir (default 5)")
     for option, env, default, text in PATH_OPTIONS:
         value = os.environ.get(env) or default
         parser.add_argument(option, metavar="DIR", default=value,
@@ -100,17 +125,21 @@ def host_key(system: RealSystem) -> bytes:
 def run(args: argparse.Namespace) -> int:
     # Imported here so --help and --version stay instant.
     from renderer import report
-    from renderer.apply import apply, exit_code
+    from renderer.apply import Options, apply, exit_code
     from renderer.hiera import Hiera
     from renderer.masking import Masker
     from renderer.plan import Roots, failed
     from renderer.scope import build_scope
-    from renderer.services import list_services
+    from renderer.services import list_services, load_service
     from renderer.system import DryRunSystem, RealSystem
     from renderer.templates import Renderer, bytecode_cache
+    from renderer.versions import rollback_plan
 
     templates = Path(args.templates) if args.templates else default_templates()
-    names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
+    if args.rollback:
+        names = [args.rollback]
+    else:
+        names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
     system_class = DryRunSystem if args.noop else RealSystem
     system = system_class(shlex.split(args.systemctl), Path(args.state_dir))
     roots = Roots(Path(args.machines_dir), Path(args.host_root))
@@ -126,12 +155,17 @@ def run(args: argparse.Namespace) -> int:
     plans: list[ServicePlan] = []
     for name in names:
         try:
+            if args.rollback:
+                plans.append(rollback_plan(load_service(templates, name), roots, system, masker))
+                continue
             if isinstance(hiera, RenderError):
                 raise hiera
             plans.append(plan_one(name, templates, hiera, scope, renderer, roots, system, masker))
         except RenderError as exc:
             plans.append(failed(name, exc))
-    results = apply(plans, system, restart=not args.no_restart)
+    results = apply(plans, system, options=Options(restart=not args.no_restart,
+                                                   health_timeout=args.health_timeout,
+                                                   keep=args.keep_versions))
     status = exit_code(results)
     if args.format == "json":
         report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, exit_status=status)
@@ -148,6 +182,7 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
     from renderer.plan import plan_service
     from renderer.services import load_service
     from renderer.validate import validate
+    from renderer.versions import load
 
     service = load_service(templates, name)
     service_scope = scope.with_variables(service=service.name, machine=service.machine)
@@ -162,7 +197,7 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
                                secrets)
     masker.add(secrets)
     validate(rendered)
-    return plan_service(service, rendered, roots, system, masker)
+    return plan_service(service, rendered, roots, system, masker, load(system, service.name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +217,11 @@ def _main(argv: list[str] | None) -> int:
 
         return lookup_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if not args.all and not args.services:
+    if args.rollback and (args.all or args.services):
+        print("render: --rollback takes one SERVICE; give no other SERVICE or --all",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not args.all and not args.services and not args.rollback:
         print("render: name at least one SERVICE, or --all", file=sys.stderr)
         return EXIT_USAGE
     if args.all and args.services:

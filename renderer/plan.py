@@ -14,6 +14,7 @@ from pathlib import Path
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, RenderError
 from renderer.masking import Masker
 from renderer.services import Action, FileSpec, Root, Service
+from renderer.state import Origin, ServiceState, Version, classify, file_hash
 from renderer.system import Actual, RealSystem
 from renderer.templates import Rendered
 
@@ -25,6 +26,7 @@ class Change(Enum):
     CREATE = "create"
     UPDATE = "update"
     METADATA = "metadata"   # same bytes, other owner or mode
+    REMOVE = "remove"       # only a rollback removes a file (one that render created)
     NONE = "unchanged"
 
 
@@ -51,6 +53,10 @@ class FileChange:
     gid: int
     mode: int
     diff: tuple[str, ...]         # unified diff, secrets already masked
+    hash: str = ""                # state.file_hash() of the target (data, owner, mode)
+    origin: Origin = Origin.NONE  # why it differs: new, missing, edited outside render, data
+    origin_text: str = ""         # the same for people: "edited outside render since <time>"
+    before: Actual | None = None  # what is replaced (kept as a version, restored on rollback)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class ServicePlan:
     machine: str | None
     files: tuple[FileChange, ...] = ()
     error: RenderError | None = None
+    state: ServiceState | None = None   # render's records for this service (restarts, writes)
+    restores: tuple[tuple[str, Version], ...] = ()  # --rollback: path -> kept version restored
 
     @property
     def changes(self) -> tuple[FileChange, ...]:
@@ -110,7 +118,7 @@ def diff_lines(old: bytes | None, new: bytes, path: str, masker: Masker) -> tupl
 
 
 def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSystem,
-              masker: Masker) -> FileChange:
+              masker: Masker, state: ServiceState | None = None) -> FileChange:
     spec = rendered.spec
     root = roots.for_file(spec, service.machine)
     path = f"{root}{spec.dest}"
@@ -136,9 +144,15 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
         mode = SECRET_MODE
     else:
         mode = DEFAULT_MODE
+    desired = file_hash(rendered.data, uid, gid, mode)
+    record = state.files.get(path) if state else None
+    origin, origin_text = classify(
+        record, file_hash(actual.data, actual.uid, actual.gid, actual.mode) if actual else None,
+        desired)
     if actual is None:
-        return FileChange(spec, root, path, Change.CREATE, ("new file",), rendered.data, uid,
-                          gid, mode, diff_lines(None, rendered.data, path, masker))
+        return FileChange(spec, root, path, Change.CREATE, (), rendered.data, uid, gid, mode,
+                          diff_lines(None, rendered.data, path, masker), desired, origin,
+                          origin_text)
     reasons = []
     if actual.data != rendered.data:
         reasons.append("content")
@@ -151,14 +165,16 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
     else:
         kind = Change.UPDATE if "content" in reasons else Change.METADATA
     diff = diff_lines(actual.data, rendered.data, path, masker) if "content" in reasons else ()
-    return FileChange(spec, root, path, kind, tuple(reasons), rendered.data, uid, gid, mode, diff)
+    return FileChange(spec, root, path, kind, tuple(reasons), rendered.data, uid, gid, mode, diff,
+                      desired, origin, origin_text, actual if kind is not Change.NONE else None)
 
 
 def plan_service(service: Service, rendered: list[Rendered], roots: Roots, system: RealSystem,
-                 masker: Masker) -> ServicePlan:
+                 masker: Masker, state: ServiceState | None = None) -> ServicePlan:
     """Compare every rendered file with the disk; any error fails the whole service."""
+    state = state if state is not None else ServiceState()
     try:
-        files = tuple(plan_file(r, service, roots, system, masker) for r in rendered)
+        files = tuple(plan_file(r, service, roots, system, masker, state) for r in rendered)
     except RenderError as exc:
         return failed(service.name, exc, service.machine)
-    return ServicePlan(service.name, service.machine, files)
+    return ServicePlan(service.name, service.machine, files, state=state)

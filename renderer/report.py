@@ -12,7 +12,16 @@ from typing import TextIO
 
 from renderer.apply import ServiceResult
 from renderer.errors import RenderError
-from renderer.plan import Change
+from renderer.plan import Change, FileChange
+from renderer.restarts import Outcome
+
+VERBS = {Change.CREATE: "create", Change.UPDATE: "update", Change.METADATA: "fix",
+         Change.REMOVE: "remove"}
+
+
+def why(change: FileChange) -> str:
+    """``content, mode 0644 -> 0640; edited outside render since <time>``."""
+    return "; ".join(part for part in (", ".join(change.reasons), change.origin_text) if part)
 
 
 def error_line(error: RenderError) -> str:
@@ -36,7 +45,7 @@ def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, 
             files += 1
             if change.kind is Change.NONE:
                 continue
-            changed += 1
+            changed += change.path not in result.rolled_back
             if quiet:
                 continue
             if diff and change.diff:
@@ -44,17 +53,22 @@ def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, 
             if result.failed and change.path not in result.written and not noop:
                 verb = "not written"
             else:
-                verb = {Change.CREATE: f"{would}create", Change.UPDATE: f"{would}update",
-                        Change.METADATA: f"{would}fix"}[change.kind]
-            print(f"{result.plan.service}: {verb} {change.path} ({', '.join(change.reasons)})",
-                  file=out)
+                verb = would + VERBS[change.kind]
+            print(f"{result.plan.service}: {verb} {change.path} ({why(change)})", file=out)
+        if quiet:
+            continue
+        for path in result.rolled_back:
+            print(f"{result.plan.service}: rolled back {path}", file=out)
         for note in result.notes:
-            if not quiet:
-                print(f"{result.plan.service}: note: {note}", file=out)
-        for action in result.restarted:
-            restarts += 1
-            if not quiet:
-                print(f"{result.plan.service}: {would}restart {action.describe()}", file=out)
+            print(f"{result.plan.service}: note: {note}", file=out)
+        for done in result.restarts:
+            unit = done.action.describe()
+            if done.attempt.outcome is Outcome.RESTARTED:
+                restarts += 1
+                print(f"{result.plan.service}: {would}restart {unit} ({done.reason})", file=out)
+            elif done.attempt.outcome is Outcome.NOT_RUNNING:
+                print(f"{result.plan.service}: {unit} is not running ({done.attempt.state}): "
+                      "left stopped; it reads the new files when started", file=out)
     if quiet:
         return
     failed = sum(1 for r in results if r.failed)
@@ -84,6 +98,8 @@ def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: boo
                 "path": f.path,
                 "change": f.kind.value,
                 "reasons": list(f.reasons),
+                "origin": f.origin.value,
+                "origin_text": f.origin_text,
                 "owner": f"{f.uid}:{f.gid}",
                 "mode": f"{f.mode:04o}",
                 "written": f.path in r.written,
@@ -91,6 +107,15 @@ def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: boo
             } for f in r.plan.files],
             "restarts": [a.unit if a.machine is None else f"{a.machine}:{a.unit}"
                          for a in r.restarted],
+            "restart_details": [{
+                "kind": d.action.kind.value,
+                "machine": d.action.machine,
+                "unit": d.action.unit,
+                "reason": d.reason,
+                "result": d.attempt.outcome.value,
+                "state": d.attempt.state,
+            } for d in r.restarts],
+            "rolled_back": r.rolled_back,
             "notes": r.notes,
             "errors": [{"message": e.message, "path": e.path, "line": e.line,
                         "kind": type(e).__name__} for e in r.errors],

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 
 TEMP_PREFIX = ".render-tmp."
+HEALTH_SETTLE = 0.5  # seconds a unit must stay active after its restart to count as healthy
 _MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -284,13 +285,70 @@ class RealSystem:
             raise _oserror(exc, "cannot read state", self.state_dir / name) from exc
 
     def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
-        """Atomically replace a file in the state dir (created 0700, root's own)."""
+        """Atomically replace a file in the state dir (it and its subdirs created 0700)."""
+        parent = (self.state_dir / name).parent
         try:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise _oserror(exc, "cannot create state dir", self.state_dir) from exc
+            raise _oserror(exc, "cannot create state dir", parent) from exc
         self.commit(self.stage(self.state_dir, PurePosixPath("/") / name, data, os.getuid(),
                                os.getgid(), mode))
+
+    def remove_state(self, name: str) -> None:
+        try:
+            (self.state_dir / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _oserror(exc, "cannot remove state", self.state_dir / name) from exc
+
+    def remove_file(self, root: Path, dest: PurePosixPath) -> None:
+        """Remove a regular file render created (rolling back); never a link or a directory."""
+        display = f"{root}{dest}"
+        dirfd = self.open_parent(root, dest)
+        try:
+            if self._read_at(dirfd, dest.name, display) is not None:
+                os.unlink(dest.name, dir_fd=dirfd)
+                os.fsync(dirfd)
+        except OSError as exc:
+            raise _oserror(exc, "cannot remove", display) from exc
+        finally:
+            os.close(dirfd)
+
+    def unit_state(self, prefix: list[str], unit: str) -> str:
+        """The unit's ActiveState (``active``, ``failed``, ...); ``unknown`` if systemd cannot say
+        (for a unit inside a container that is not running, for example)."""
+        status, output = self.systemctl([*prefix, "show", "-p", "ActiveState", "--value", unit],
+                                        timeout=30)
+        return output.strip() if status == 0 and output.strip() else "unknown"
+
+    def wait_active(self, prefix: list[str], unit: str, timeout: float) -> str:
+        """Poll until the unit is ``active`` (and still is a moment later) or gives up.
+
+        ``activating``, ``reloading`` and ``deactivating`` mean wait; ``failed`` and
+        ``inactive`` end the wait at once. A unit that dies right after its start job finished
+        is caught by the second look after HEALTH_SETTLE seconds.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        confirmed = False
+        while True:
+            state = self.unit_state(prefix, unit)
+            if state in ("failed", "inactive", "unknown"):
+                return state
+            now = time.monotonic()
+            if state == "active":
+                if confirmed or now >= deadline:
+                    return state
+                confirmed = True
+                time.sleep(min(HEALTH_SETTLE, max(deadline - now, 0)))
+                continue
+            confirmed = False
+            if now >= deadline:
+                return state
+            time.sleep(min(0.2, deadline - now))
 
     def private_dir(self, name: str) -> Path | None:
         """A directory in the state dir that only we can write, or None (then go without).
@@ -337,3 +395,16 @@ class DryRunSystem(RealSystem):
 
     def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
         self.recorded.append(f"state {name}")
+
+    def remove_state(self, name: str) -> None:
+        self.recorded.append(f"remove state {name}")
+
+    def remove_file(self, root: Path, dest: PurePosixPath) -> None:
+        self.recorded.append(f"remove {root}{dest}")
+
+    def unit_state(self, prefix: list[str], unit: str) -> str:
+        """Not asked: a dry run assumes the unit runs, so it reports the restart it would do."""
+        return "active"
+
+    def wait_active(self, prefix: list[str], unit: str, timeout: float) -> str:
+        return "active"

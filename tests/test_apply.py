@@ -29,12 +29,22 @@ def make_services(tmp_path: Path) -> tuple[Path, Roots]:
 
 
 def logging_systemctl(tmp_path: Path, fail: str = "") -> list[str]:
-    """A real executable standing in for systemctl: logs its arguments, fails for one unit."""
+    """A real executable standing in for systemctl: logs the restarts it is asked for, says
+    every unit is active, except that ``fail`` fails its restart and is failed afterwards."""
     script = tmp_path / "systemctl"
     log = str(tmp_path / "calls")
-    script.write_text(f"#!{sys.executable}\nimport sys\n"
-                      f"open({log!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
-                      f"sys.exit(1 if {fail!r} and {fail!r} in sys.argv else 0)\n")
+    failed = str(tmp_path / "failed")
+    script.write_text(f"""#!{sys.executable}
+import os, sys
+args = sys.argv[1:]
+if "show" in args:
+    print("failed" if args[-1] == {fail!r} and os.path.exists({failed!r}) else "active")
+    sys.exit(0)
+open({log!r}, "a").write(" ".join(args) + "\\n")
+if {fail!r} and {fail!r} in args:
+    open({failed!r}, "w").close()
+    sys.exit(1)
+""")
     script.chmod(0o755)
     return [str(script)]
 

@@ -6,13 +6,15 @@ The stand-in ``systemd-nspawn@.service`` counts its starts in /run/render-test/s
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import Tree, render
-from systemd_ns import NamespacedSystemd, boot
+from systemd_ns import NamespacedSystemd, boot, fail_once_unit, failing_unit
 
 pytestmark = pytest.mark.systemd
 
@@ -98,11 +100,149 @@ def test_noop_and_no_restart_restart_nothing(systemd: NamespacedSystemd, tree: T
     assert starts(systemd) == 1
 
 
-def test_failed_restart_is_exit_6_naming_the_unit(systemd: NamespacedSystemd, tree: Tree):
+CONF = "machines/keystone/etc/keystone/keystone.conf"
+COUNT = "ExecStartPre=/bin/sh -c 'echo start >> /run/render-test/starts-%i'\n"
+FAIL_ONCE = fail_once_unit("fail-next-%i").replace("[Service]\n", "[Service]\n" + COUNT)
+
+
+def state_files(tree: Tree) -> dict[str, bytes]:
+    return {str(p.relative_to(tree.state)): p.read_bytes()
+            for p in sorted(tree.state.rglob("*")) if p.is_file()}
+
+
+def unit_record(tree: Tree) -> dict:
+    document = json.loads((tree.state / "services" / "keystone.json").read_text())
+    return document["units"][f"container:-:{UNIT}"]
+
+
+def test_failing_restart_rolls_back_then_fixed_unit_restarts(systemd: NamespacedSystemd,
+                                                             tree: Tree):
     systemd.systemctl("start", UNIT)
-    systemd.add_unit("systemd-nspawn@.service", COUNTING_NSPAWN.replace(
-        "ExecStart=/bin/sleep infinity", "ExecStart=/bin/false\nType=oneshot"))
+    assert render_with(systemd, tree).code == 2
+    good = (tree.base / CONF).read_bytes()
+    recorded = unit_record(tree)
+
+    systemd.add_unit("systemd-nspawn@.service", failing_unit())  # exits 1 on every start
+    edit(tree, **{"keystone::token::expiration": 60})
     result = render_with(systemd, tree)
-    assert result.code == 6, (result.out, result.err)
-    assert result.err.startswith("render: keystone: systemd-nspawn@keystone.service: ")
+    assert result.code == 4, (result.out, result.err)
+    assert result.err.startswith(f"render: keystone: {UNIT}: restart failed: unit is failed; "
+                                 "rolled back 1 file(s)"), result.err
     assert len(result.err.splitlines()) == 1
+    assert (tree.base / CONF).read_bytes() == good           # rolled back, by content
+    assert f"rolled back {tree.base / CONF}" in result.out
+    assert unit_record(tree)["hash"] == recorded["hash"]     # the new config is not recorded
+    assert unit_record(tree)["down"] is True
+    assert systemd.active_state(UNIT) == "failed"
+
+    systemd.add_unit("systemd-nspawn@.service", COUNTING_NSPAWN)  # the fix
+    before = starts(systemd)
+    result = render_with(systemd, tree)
+    assert result.code == 2, (result.out, result.err)
+    assert b"expiration=60" in (tree.base / CONF).read_bytes()
+    assert systemd.active_state(UNIT) == "active" and starts(systemd) == before + 1
+    assert "down" not in unit_record(tree)
+    assert render_with(systemd, tree).code == 0
+
+
+def test_fail_once_after_a_write_restores_and_next_run_restarts(systemd: NamespacedSystemd,
+                                                                tree: Tree):
+    systemd.add_unit("systemd-nspawn@.service", FAIL_ONCE)
+    systemd.systemctl("start", UNIT)
+    assert render_with(systemd, tree).code == 2
+    good = (tree.base / CONF).read_bytes()
+    edit(tree, **{"keystone::token::expiration": 60})
+    systemd.run_path("fail-next-keystone").touch()
+    result = render_with(systemd, tree)
+    assert result.code == 4, (result.out, result.err)
+    assert "restarted again: unit is active" in result.err
+    assert (tree.base / CONF).read_bytes() == good
+    assert systemd.active_state(UNIT) == "active"  # back up, with the old files
+
+    result = render_with(systemd, tree)
+    assert result.code == 2 and "restart systemd-nspawn@keystone.service (files changed)" \
+        in result.out, (result.out, result.err)
+    assert b"expiration=60" in (tree.base / CONF).read_bytes()
+    assert render_with(systemd, tree).code == 0
+
+
+def test_failed_retry_leaves_restart_owed_next_run_restarts_without_file_change(
+        systemd: NamespacedSystemd, tree: Tree):
+    systemd.add_unit("systemd-nspawn@.service", FAIL_ONCE)
+    systemd.systemctl("start", UNIT)
+    assert render_with(systemd, tree).code == 2
+    edit(tree, **{"keystone::token::expiration": 60})
+    assert render_with(systemd, tree, "--no-restart").code == 2  # written, restart owed
+    written = tree.snapshot()
+
+    systemd.run_path("fail-next-keystone").touch()
+    count = starts(systemd)
+    result = render_with(systemd, tree)
+    assert result.code == 4, (result.out, result.err)
+    assert result.err == (f"render: keystone: {UNIT}: restart failed: unit is failed; no file "
+                          "written by this run to roll back; the next run restarts it again\n")
+    assert starts(systemd) == count + 1 and systemd.active_state(UNIT) == "failed"
+    assert tree.snapshot() == written
+
+    result = render_with(systemd, tree)  # no file changes, the restart is still owed
+    assert result.code == 2, (result.out, result.err)
+    assert "0 file(s) changed, 1 restart(s)" in result.out
+    assert tree.snapshot() == written
+    assert systemd.active_state(UNIT) == "active" and starts(systemd) == count + 2
+    assert render_with(systemd, tree).code == 0
+
+
+def test_first_run_on_a_tree_in_sync_records_without_restart(systemd: NamespacedSystemd,
+                                                             tree: Tree):
+    # the files are in sync (written by a render with a state dir that is then lost)
+    assert render("--no-restart", "keystone", *tree.options()).code == 2
+    shutil.rmtree(tree.state)
+    systemd.systemctl("start", UNIT)
+    pid = systemd.main_pid(UNIT)
+    result = render_with(systemd, tree)
+    assert (result.code, result.err) == (0, ""), result.out
+    assert starts(systemd) == 1 and systemd.main_pid(UNIT) == pid
+    assert unit_record(tree)["hash"].startswith("v1:")
+    assert render_with(systemd, tree, "--noop").code == 0
+
+
+def test_noop_reports_restart_pending_and_changes_nothing(systemd: NamespacedSystemd,
+                                                          tree: Tree):
+    systemd.systemctl("start", UNIT)
+    assert render_with(systemd, tree, "--no-restart").code == 2
+    files, state = tree.snapshot(), state_files(tree)
+    result = render_with(systemd, tree, "--noop")
+    assert result.code == 2, (result.out, result.err)
+    assert f"would restart {UNIT} (restart pending: config differs from the last successful " \
+        "restart)" in result.out
+    assert "0 file(s) to change, 1 restart(s) pending (noop)" in result.out
+    assert tree.snapshot() == files and state_files(tree) == state and starts(systemd) == 1
+    assert render_with(systemd, tree).code == 2 and starts(systemd) == 2
+    assert render_with(systemd, tree, "--noop").code == 0
+
+
+def test_rollback_restores_the_previous_version_and_restarts(systemd: NamespacedSystemd,
+                                                             tree: Tree):
+    systemd.systemctl("start", UNIT)
+    assert render_with(systemd, tree).code == 2
+    first = (tree.base / CONF).read_bytes()
+    edit(tree, **{"keystone::token::expiration": 60})
+    assert render_with(systemd, tree).code == 2
+    count = starts(systemd)
+
+    noop = render("--systemctl", systemd.systemctl_prefix, "--noop", "--rollback", "keystone",
+                  *tree.options())
+    assert noop.code == 2 and "rollback to the version replaced at" in noop.out, noop.err
+    assert b"expiration=60" in (tree.base / CONF).read_bytes()
+
+    result = render("--systemctl", systemd.systemctl_prefix, "--rollback", "keystone",
+                    *tree.options())
+    assert result.code == 2, (result.out, result.err)
+    assert (tree.base / CONF).read_bytes() == first
+    assert starts(systemd) == count + 1
+    assert (tree.host / "etc/systemd/nspawn/keystone.nspawn").exists()  # untouched by that run
+    again = render_with(systemd, tree, "--noop")
+    assert again.code == 2 and "(content; hieradata/template change)" in again.out
+    nothing = render("--systemctl", systemd.systemctl_prefix, "--rollback", "keystone",
+                     *tree.options())  # the first run created the file: it would be removed
+    assert nothing.code == 2 and "remove" in nothing.out, nothing.out

@@ -1,0 +1,202 @@
+"""State: what render last did, so restarts are decided from records and not from this run's writes.
+
+Per service, one small JSON file in the state dir (``services/<service>.json``) holds:
+
+- ``units``: per restart action (keyed by its kind, machine and unit, so new action kinds fit), the
+  hash of the config set the unit was last successfully (re)started with. A run restarts the unit
+  whenever the current hash differs, even if it wrote nothing itself: a restart that failed after
+  the write (or a run killed between write and restart) is retried by the next run, which is where
+  confd, consul-template and Ansible handlers lose restarts.
+- ``files``: per destination, the hash of what render last wrote there (or found in sync) and when,
+  so a pending change can be told apart as an edit outside render or a hieradata/template change;
+  and the last N versions it replaced (the bytes live in ``versions/<service>/<sha256>``, 0600).
+
+Everything here is pure: parsing, hashing and classification. Reading and writing the files goes
+through the System (``read_state``/``write_state``), so ``--noop`` runs the same code and only
+drops the writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from renderer.errors import ApplyError
+
+FORMAT = 1
+HASH_SCHEME = "v1"  # bump when the hash input changes: every unit then restarts once
+DEFAULT_KEEP = 5
+
+
+class Origin(Enum):
+    """Why a file differs from its target; what a reviewer needs to know before it is replaced."""
+
+    NEW = "new"            # render never wrote it and it does not exist
+    MISSING = "missing"    # render wrote it before and it is gone
+    EDITED = "edited"      # the file is not what render last wrote (or render never wrote it)
+    DATA = "data"          # the file is what render last wrote; hieradata or a template changed
+    NONE = "none"          # in sync
+
+
+@dataclass(frozen=True)
+class Version:
+    """A replaced file: its bytes (``blob``, a sha256 in the versions dir) or absent (None)."""
+
+    blob: str | None
+    uid: int
+    gid: int
+    mode: int
+    at: str
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    hash: str | None                     # file_hash() of what render last wrote or found in
+    at: str                              # sync; None: only versions are known so far
+    versions: tuple[Version, ...] = ()   # oldest first
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    hash: str        # config_hash() the unit last (re)started with successfully
+    at: str
+    down: bool = False  # render's own restart left it stopped: start it again, not try-restart
+
+
+@dataclass
+class ServiceState:
+    """One service's records. Mutable on purpose: apply updates it and writes it once per run."""
+
+    units: dict[str, UnitRecord] = field(default_factory=dict)
+    files: dict[str, FileRecord] = field(default_factory=dict)
+
+    def blobs(self) -> set[str]:
+        return {v.blob for r in self.files.values() for v in r.versions if v.blob}
+
+
+def state_name(service: str) -> str:
+    return f"services/{service}.json"
+
+
+def blob_name(service: str, blob: str) -> str:
+    return f"versions/{service}/{blob}"
+
+
+def timestamp(seconds: float | None = None) -> str:
+    """UTC with microseconds: it also tells runs apart (``--rollback`` undoes the last one).
+    Never part of a hash."""
+    seconds = time.time() if seconds is None else seconds
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds % 1 * 1e6):06d}Z"
+
+
+def shown(at: str) -> str:
+    """A timestamp for people: to the second."""
+    return at[:19] + "Z" if len(at) > 19 else at
+
+
+def action_key(action: Any) -> str:
+    """A restart action's identity: ``<kind>:<machine or ->:<unit>``, for any action kind."""
+    return f"{action.kind.value}:{action.machine or '-'}:{action.unit}"
+
+
+def blob_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(data: bytes, uid: int, gid: int, mode: int) -> str:
+    """Content, owner and mode: a chmod is as much a change as an edit. No timestamps."""
+    digest = hashlib.sha256(f"{uid}:{gid}:{mode:o}\n".encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def config_hash(files: Iterable[tuple[str, str]]) -> str:
+    """The hash of a unit's config set from ``(path, file_hash)`` pairs.
+
+    Normalised: each path counted once, in sorted order, so the order of service.yaml entries or a
+    file listed for two reasons cannot change it (TripleO's restart storms came from both).
+    """
+    digest = hashlib.sha256(HASH_SCHEME.encode())
+    for path, hashed in sorted(dict(files).items()):
+        digest.update(f"\n{path}\t{hashed}".encode())
+    return f"{HASH_SCHEME}:{digest.hexdigest()}"
+
+
+def classify(record: FileRecord | None, actual: str | None, desired: str) -> tuple[Origin, str]:
+    """Why a file differs: ``actual`` and ``desired`` are file_hash() values (None: no file)."""
+    if actual == desired:
+        return Origin.NONE, ""
+    if actual is None:
+        if record is None or record.hash is None:
+            return Origin.NEW, "new file"
+        return Origin.MISSING, "file missing"
+    if record is None or record.hash is None:
+        return Origin.EDITED, "edited outside render, never written by render"
+    if actual != record.hash:
+        also = "; hieradata/template change too" if desired != record.hash else ""
+        return Origin.EDITED, f"edited outside render since {shown(record.at)}{also}"
+    return Origin.DATA, "hieradata/template change"
+
+
+# --- (de)serialisation ------------------------------------------------------------------------
+
+def parse(data: bytes | None, where: object) -> ServiceState:
+    """The state file's records; a corrupt file is an error (guessing could lose a restart)."""
+    if data is None:
+        return ServiceState()
+    try:
+        document = json.loads(data)
+        if document.get("format") != FORMAT:
+            raise ValueError(f"unknown format {document.get('format')!r}")
+        return ServiceState(
+            units={key: UnitRecord(str(u["hash"]), str(u["at"]), bool(u.get("down", False)))
+                   for key, u in document.get("units", {}).items()},
+            files={path: FileRecord(f["hash"] and str(f["hash"]), str(f["at"]), tuple(
+                Version(v["blob"], int(v["uid"]), int(v["gid"]), int(v["mode"]), str(v["at"]))
+                for v in f.get("versions", ())))
+                for path, f in document.get("files", {}).items()})
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ApplyError(f"corrupt state file ({exc}); move it away to start afresh (the next "
+                         "run then records what it finds)", path=where) from None
+
+
+def dumps(state: ServiceState) -> bytes:
+    document = {
+        "format": FORMAT,
+        "units": {key: {"hash": u.hash, "at": u.at, **({"down": True} if u.down else {})}
+                  for key, u in sorted(state.units.items())},
+        "files": {path: {"hash": f.hash, "at": f.at, "versions": [
+            {"blob": v.blob, "uid": v.uid, "gid": v.gid, "mode": v.mode, "at": v.at}
+            for v in f.versions]} for path, f in sorted(state.files.items())},
+    }
+    return (json.dumps(document, indent=1) + "\n").encode()
+
+
+# --- record updates ---------------------------------------------------------------------------
+
+def push_version(state: ServiceState, path: str, version: Version, keep: int) -> None:
+    """Remember what is about to be replaced; keep the newest ``keep`` versions."""
+    record = state.files.get(path)
+    versions = (*record.versions, version) if record else (version,)
+    versions = versions[-keep:] if keep > 0 else ()
+    state.files[path] = replace(record, versions=versions) if record else \
+        FileRecord(None, version.at, versions)
+
+
+def record_file(state: ServiceState, path: str, hashed: str, at: str) -> None:
+    record = state.files.get(path)
+    state.files[path] = replace(record, hash=hashed, at=at) if record else FileRecord(hashed, at)
+
+
+def drop_versions_from(state: ServiceState, path: str, version: Version) -> None:
+    """After restoring ``version``: forget it and everything newer, so the next rollback goes
+    one step further back (an undo stack, not a toggle)."""
+    record = state.files[path]
+    index = record.versions.index(version)
+    state.files[path] = replace(record, versions=record.versions[:index])
