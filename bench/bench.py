@@ -56,10 +56,11 @@ def main() -> None:
         rows.append(("python -c pass", baseline))
         rows.append(("render --noop --diff keystone (fresh tree, cold state)",
                      median_ms([RENDER, "--noop", "--diff", "keystone", *options])))
-        # A real run syncs the tree and leaves compiled templates in the state dir.
-        subprocess.run([RENDER, "--no-restart", "--quiet", "--all", *options], check=False)
+        # A real run syncs the tree and leaves compiled templates and restart records in the
+        # state dir ("true" as systemctl: no unit runs, so each restart is recorded as done).
+        subprocess.run([RENDER, "--systemctl", "true", "--quiet", "--all", *options], check=False)
         rows.append(("render --noop keystone (in sync)",
-                     median_ms([RENDER, "--noop", "keystone", *options])))
+                     median_ms([RENDER, "--noop", "keystone", *options], ok=(0,))))
         data = base / "hieradata" / "data" / "common.yaml"
         data.write_text(data.read_text().replace("192.0.2.22", "192.0.2.23"))
         rows.append(("render --noop --diff keystone (memcached changed)",

@@ -12,6 +12,7 @@ files of this run restored and is restarted again; only a healthy restart is rec
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from renderer import restarts as rs
 from renderer import state as st
@@ -22,15 +23,13 @@ from renderer.system import RealSystem, Staged
 from renderer.versions import Store
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     restart: bool = True            # False: --no-restart (write, record nothing about units)
     health_timeout: float = 30.0    # seconds a restarted unit has to become active
     keep: int = st.DEFAULT_KEEP     # versions kept of each replaced file
 
 
-@dataclass(frozen=True)
-class RestartDone:
+class RestartDone(NamedTuple):
     action: Action
     reason: str
     attempt: rs.Attempt

@@ -15,9 +15,8 @@ reads the new files when someone starts it, so its hash is recorded. Actions tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from renderer.services import Action
 from renderer.state import ServiceState, UnitRecord, action_key, config_hash, shown
@@ -36,15 +35,13 @@ class Outcome(Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     outcome: Outcome
     state: str      # ActiveState after the attempt (before it, for NOT_RUNNING)
     output: str     # systemctl's last line, when it failed
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """A restart a service asks for, and why."""
 
     action: Action

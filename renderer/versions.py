@@ -74,7 +74,7 @@ def rollback_plan(service: Service, roots: Roots, system: RealSystem,
     state like for any other change, and a restart that fails rolls the rollback back."""
     from dataclasses import replace
 
-    from renderer.errors import ApplyError, RenderError
+    from renderer.errors import ApplyError, MissingDirectoryError, RenderError
     from renderer.plan import Change, ServicePlan, failed, plan_file
     from renderer.templates import Rendered
 
@@ -86,7 +86,10 @@ def rollback_plan(service: Service, roots: Roots, system: RealSystem,
         for spec in service.files:
             root = roots.for_file(spec, service.machine)
             path = f"{root}{spec.dest}"
-            actual = system.read_file(root, spec.dest)
+            try:
+                actual = system.read_file(root, spec.dest)
+            except MissingDirectoryError:
+                actual = None
             record = state.files.get(path)
             found.append((spec, actual, newest_other(record.versions if record else (), actual)))
         # undo the last run that replaced something; files it did not touch stay as they are

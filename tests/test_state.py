@@ -1,0 +1,188 @@
+"""State: hashing and normalisation, records, change classification, kept versions, and a unit
+that fails while other services go on (restarts against a stand-in systemctl; the real namespaced
+systemd is in test_restart.py)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import Tree, render
+from test_apply import calls, logging_systemctl, make_services, plans
+
+from renderer import state as st
+from renderer.apply import apply, exit_code
+from renderer.errors import ApplyError
+from renderer.plan import ServicePlan
+from renderer.restarts import config_sets, current_hash
+from renderer.services import load_service
+from renderer.system import DryRunSystem, RealSystem
+
+CONF = "machines/keystone/etc/keystone/keystone.conf"
+NSPAWN = "host/etc/systemd/nspawn/keystone.nspawn"
+
+
+def test_config_hash_is_normalised():
+    a, b = ("/x/a.conf", "1" * 64), ("/x/b.conf", "2" * 64)
+    assert st.config_hash([a, b]) == st.config_hash([b, a]) == st.config_hash([a, b, a])
+    assert st.config_hash([a]) != st.config_hash([a, b])
+    assert st.config_hash([a]).startswith(f"{st.HASH_SCHEME}:")
+    assert st.file_hash(b"x", 0, 0, 0o644) != st.file_hash(b"x", 0, 0, 0o640)
+    assert st.file_hash(b"x", 0, 0, 0o644) != st.file_hash(b"x", 1, 0, 0o644)
+
+
+def test_config_sets_count_restart_files_once_and_skip_files_without_restart(tmp_path: Path):
+    svc = tmp_path / "templates" / "svc"
+    svc.mkdir(parents=True)
+    (svc / "service.yaml").write_text(
+        "machine: m\nfiles:\n"
+        "  - {template: a.j2, dest: /etc/a.conf, restart: [container, container]}\n"
+        "  - {template: a.j2, dest: /etc/b.conf, restart: [container, 'unit:httpd']}\n"
+        "  - {template: a.j2, dest: /etc/c.conf}\n")
+    (svc / "a.j2").write_text("x\n")
+    (tmp_path / "machines" / "m" / "etc").mkdir(parents=True)
+    service = load_service(tmp_path / "templates", "svc")
+    from renderer.masking import Masker
+    from renderer.plan import Roots, plan_service
+    from renderer.templates import Rendered
+
+    system = RealSystem(["true"], tmp_path / "state")
+    roots = Roots(tmp_path / "machines", tmp_path / "host")
+    plan = plan_service(service, [Rendered(s, b"x\n") for s in service.files], roots, system,
+                        Masker(b"k"))
+    sets = {a.unit: [p.rsplit("/", 1)[1] for p in paths]
+            for a, paths in config_sets(plan).items()}
+    assert sets == {"systemd-nspawn@m.service": ["a.conf", "b.conf"],
+                    "httpd.service": ["b.conf"]}
+    container = next(a for a in config_sets(plan) if a.unit.startswith("systemd-nspawn"))
+    before = current_hash(plan, config_sets(plan)[container])
+    # a change of c.conf (no restart action) does not change the container's hash
+    other = plan_service(service, [Rendered(s, b"y\n" if s.dest.name == "c.conf" else b"x\n")
+                                   for s in service.files], roots, system, Masker(b"k"))
+    assert current_hash(other, config_sets(other)[container]) == before
+
+
+def test_classify():
+    record = st.FileRecord("written", "2026-01-02T03:04:05.000006Z")
+    assert st.classify(None, None, "d") == (st.Origin.NEW, "new file")
+    assert st.classify(record, None, "d") == (st.Origin.MISSING, "file missing")
+    assert st.classify(record, "written", "d") == (st.Origin.DATA, "hieradata/template change")
+    assert st.classify(record, "other", "written") == (
+        st.Origin.EDITED, "edited outside render since 2026-01-02T03:04:05Z")
+    assert st.classify(record, "other", "d")[1].endswith("; hieradata/template change too")
+    assert st.classify(None, "other", "d")[0] is st.Origin.EDITED
+    assert st.classify(record, "d", "d") == (st.Origin.NONE, "")
+
+
+def test_state_round_trip_and_corrupt_file_is_an_error(tmp_path: Path):
+    state = st.ServiceState()
+    state.units["container:-:u.service"] = st.UnitRecord("v1:h", "t", down=True)
+    st.push_version(state, "/p", st.Version("ab", 1, 2, 0o640, "t1"), keep=2)
+    st.push_version(state, "/p", st.Version(None, 0, 0, 0, "t2"), keep=2)
+    st.push_version(state, "/p", st.Version("cd", 1, 2, 0o600, "t3"), keep=2)
+    st.record_file(state, "/p", "h", "t3")
+    again = st.parse(st.dumps(state), "x")
+    assert again == state and [v.at for v in again.files["/p"].versions] == ["t2", "t3"]
+    assert again.blobs() == {"cd"}
+    for bad in (b"{", b'{"format": 99}', b'{"format": 1, "units": {"k": {}}}', b"[]"):
+        with pytest.raises(ApplyError, match="corrupt state file"):
+            st.parse(bad, tmp_path / "s.json")
+
+
+def ports(tree: Tree, *values: str) -> None:
+    path = tree.hieradata / "data" / "services" / "keystone.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["keystone::nspawn::ports"] = list(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def document(tree: Tree) -> dict:
+    return json.loads((tree.state / "services" / "keystone.json").read_text())
+
+
+def test_change_classification_in_text_and_json(tree: Tree):
+    result = render("--no-restart", "keystone", *tree.options())
+    assert result.code == 2 and f"create {tree.base / CONF} (new file)" in result.out
+    (tree.base / CONF).write_text((tree.base / CONF).read_text() + "debug=True\n")
+    (tree.base / NSPAWN).unlink()
+    ports(tree, "5001:5001")
+    result = render("--noop", "keystone", *tree.options())
+    assert result.code == 2, result.err
+    written = st.shown(document(tree)["files"][str(tree.base / CONF)]["at"])
+    assert f"would update {tree.base / CONF} (content; edited outside render since {written})" \
+        in result.out
+    assert f"would create {tree.base / NSPAWN} (file missing)" in result.out
+
+    assert render("--no-restart", "keystone", *tree.options()).code == 2
+    ports(tree, "5002:5002")
+    result = render("--noop", "--format", "json", "keystone", *tree.options())
+    files = {f["path"]: f for f in json.loads(result.out)["services"][0]["files"]}
+    assert files[str(tree.base / NSPAWN)]["origin"] == "data"
+    assert files[str(tree.base / NSPAWN)]["origin_text"] == "hieradata/template change"
+    assert files[str(tree.base / CONF)]["origin"] == "none"
+
+
+def test_versions_are_private_and_pruned(tree: Tree):
+    assert render("--no-restart", "keystone", *tree.options()).code == 2
+    for port in range(6000, 6004):
+        ports(tree, f"{port}:{port}")
+        assert render("--no-restart", "--keep-versions", "2", "keystone",
+                      *tree.options()).code == 2
+    record = document(tree)["files"][str(tree.base / NSPAWN)]
+    assert len(record["versions"]) == 2
+    blobs = tree.state / "versions" / "keystone"
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(v["blob"] for v in record["versions"])
+    assert stat.S_IMODE(blobs.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tree.state / "services").stat().st_mode) == 0o700
+    for item in (*blobs.iterdir(), tree.state / "services" / "keystone.json"):
+        assert stat.S_IMODE(item.stat().st_mode) == 0o600
+    # the kept copy of a secret-bearing file is as private as the state
+    conf = document(tree)["files"][str(tree.base / CONF)]
+    assert conf["versions"] == [{"blob": None, "uid": 0, "gid": 0, "mode": 0,
+                                 "at": conf["versions"][0]["at"]}]
+
+
+def test_rollback_usage_and_nothing_to_roll_back(tree: Tree):
+    assert render("--rollback", "keystone", "keystone", *tree.options()).code == 64
+    assert render("--rollback", "keystone", "--all", *tree.options()).code == 64
+    result = render("--rollback", "keystone", *tree.options())
+    assert result.code == 4
+    assert result.err.startswith("render: keystone: ") and "no earlier version" in result.err
+
+
+def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    systemctl = logging_systemctl(tmp_path, fail="systemd-nspawn@web.service")
+    (tmp_path / "first").mkdir()
+    first = RealSystem(logging_systemctl(tmp_path / "first"), tmp_path / "state")
+    apply(plans(templates, roots, first, b"old\n"), first)
+    web_conf = tmp_path / "machines/web/etc/web/a.conf"
+    assert web_conf.read_bytes() == b"old\n"
+
+    system = RealSystem(systemctl, tmp_path / "state")
+    results = apply(plans(templates, roots, system), system)
+    assert exit_code(results) == 6
+    api, conductor, web = results
+    assert not api.failed and not conductor.failed and api.restarted
+    assert web.failed and web.rolled_back and web_conf.read_bytes() == b"old\n"
+    assert [str(e) for e in web.errors] == [
+        "systemd-nspawn@web.service: restart failed: unit is failed; rolled back 2 file(s) "
+        "written by this run; restarted again: unit is failed"]
+    assert (tmp_path / "machines/nova/etc/api/a.conf").read_bytes() == b"new\n"
+    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service",
+                               "try-restart systemd-nspawn@web.service",
+                               "restart systemd-nspawn@web.service"]
+
+
+def test_noop_decides_restarts_on_the_same_path_and_writes_no_state(tmp_path: Path):
+    templates, roots = make_services(tmp_path)
+    system = DryRunSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    planned: list[ServicePlan] = plans(templates, roots, system)
+    results = apply(planned, system)
+    assert exit_code(results) == 2 and calls(tmp_path) == []
+    assert not (tmp_path / "state").exists()
+    # like a real run: each service's state before its writes (restarts owed) and after
+    assert sum(line.startswith("state services/") for line in system.recorded) == 6
