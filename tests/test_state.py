@@ -12,14 +12,16 @@ import pytest
 import yaml
 from conftest import Tree, render
 from test_apply import calls, logging_systemctl, make_services, plans
+from test_plan import setup  # noqa: F401,F811  (fixture)
 
 from renderer import state as st
 from renderer.apply import apply, exit_code
 from renderer.errors import ApplyError
-from renderer.plan import ServicePlan
+from renderer.masking import Masker
+from renderer.plan import ServicePlan, plan_service
 from renderer.restarts import config_sets, current_hash
-from renderer.services import load_service
 from renderer.system import DryRunSystem, RealSystem
+from renderer.templates import Rendered
 
 CONF = "machines/keystone/etc/keystone/keystone.conf"
 NSPAWN = "host/etc/systemd/nspawn/keystone.nspawn"
@@ -34,34 +36,21 @@ def test_config_hash_is_normalised():
     assert st.file_hash(b"x", 0, 0, 0o644) != st.file_hash(b"x", 1, 0, 0o644)
 
 
-def test_config_sets_count_restart_files_once_and_skip_files_without_restart(tmp_path: Path):
-    svc = tmp_path / "templates" / "svc"
-    svc.mkdir(parents=True)
-    (svc / "service.yaml").write_text(
-        "machine: m\nfiles:\n"
-        "  - {template: a.j2, dest: /etc/a.conf, restart: [container, container]}\n"
-        "  - {template: a.j2, dest: /etc/b.conf, restart: [container, 'unit:httpd']}\n"
-        "  - {template: a.j2, dest: /etc/c.conf}\n")
-    (svc / "a.j2").write_text("x\n")
-    (tmp_path / "machines" / "m" / "etc").mkdir(parents=True)
-    service = load_service(tmp_path / "templates", "svc")
-    from renderer.masking import Masker
-    from renderer.plan import Roots, plan_service
-    from renderer.templates import Rendered
+def test_config_sets_count_restart_files_once_and_skip_files_without_restart(setup):  # noqa: F811
+    service, roots, system, _ = setup  # a.conf: container; b.conf: container + httpd; c, d: none
 
-    system = RealSystem(["true"], tmp_path / "state")
-    roots = Roots(tmp_path / "machines", tmp_path / "host")
-    plan = plan_service(service, [Rendered(s, b"x\n") for s in service.files], roots, system,
-                        Masker(b"k"))
+    def planned(c_content: bytes) -> ServicePlan:
+        return plan_service(service, [Rendered(s, c_content if s.dest.name == "c.conf" else b"x\n")
+                                      for s in service.files], roots, system, Masker(b"k"))
+
+    plan = planned(b"x\n")
     sets = {a.unit: [p.rsplit("/", 1)[1] for p in paths]
             for a, paths in config_sets(plan).items()}
-    assert sets == {"systemd-nspawn@m.service": ["a.conf", "b.conf"],
+    assert sets == {"systemd-nspawn@m1.service": ["a.conf", "b.conf"],
                     "httpd.service": ["b.conf"]}
     container = next(a for a in config_sets(plan) if a.unit.startswith("systemd-nspawn"))
     before = current_hash(plan, config_sets(plan)[container])
-    # a change of c.conf (no restart action) does not change the container's hash
-    other = plan_service(service, [Rendered(s, b"y\n" if s.dest.name == "c.conf" else b"x\n")
-                                   for s in service.files], roots, system, Masker(b"k"))
+    other = planned(b"y\n")  # c.conf has no restart action: the container's hash stays
     assert current_hash(other, config_sets(other)[container]) == before
 
 
