@@ -201,8 +201,6 @@ def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
 
 def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:
     """What render wrote (or found in sync and had no record of) is what it last wrote."""
-    if result.failed and not result.rolled_back:
-        return
     by_path = {c.path: c for c in result.plan.files}
     for change in result.plan.files:
         if change.path in result.rolled_back:
@@ -219,7 +217,7 @@ def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> Non
             record = state.files.get(change.path)
             if record is None or record.hash is None:
                 st.record_file(state, change.path, change.hash, at)
-    if not result.rolled_back:
+    if not result.failed:
         for path, version in result.plan.restores:
             if path in by_path and path in state.files:
                 st.drop_versions_from(state, path, version)
