@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Tree, render
+from demo_machines import provision
 from systemd_ns import NamespacedSystemd, boot, fail_once_unit, failing_unit
 
 pytestmark = pytest.mark.systemd
@@ -246,3 +247,45 @@ def test_rollback_restores_the_previous_version_and_restarts(systemd: Namespaced
     nothing = render("--systemctl", systemd.systemctl_prefix, "--rollback", "keystone",
                      *tree.options())  # the first run created the file: it would be removed
     assert nothing.code == 2 and "remove" in nothing.out, nothing.out
+
+
+def test_unit_dying_right_after_start_is_caught_and_rolled_back(systemd: NamespacedSystemd,
+                                                                tree: Tree):
+    systemd.systemctl("start", UNIT)
+    assert render_with(systemd, tree).code == 2
+    good = (tree.base / CONF).read_bytes()
+    # the start job succeeds (Type=simple), the process dies 0.2 s later
+    systemd.add_unit("systemd-nspawn@.service", COUNTING_NSPAWN.replace(
+        "ExecStart=/bin/sleep infinity", "ExecStart=/bin/sh -c 'sleep 0.2; exit 1'"))
+    edit(tree, **{"keystone::token::expiration": 60})
+    result = render_with(systemd, tree, "--format", "json", "--health-timeout", "5")
+    assert result.code == 4, (result.out, result.err)
+    assert result.err.startswith(f"render: keystone: {UNIT}: restart failed: unit is failed;")
+    service = json.loads(result.out)["services"][0]
+    assert service["status"] == "failed" and service["rolled_back"] == [str(tree.base / CONF)]
+    assert service["restart_details"] == [{
+        "kind": "container", "machine": None, "unit": UNIT, "reason": "files changed",
+        "result": "failed", "state": "failed"}]
+    assert (tree.base / CONF).read_bytes() == good
+
+
+def test_a_unit_that_fails_to_start_fails_its_service_only(systemd: NamespacedSystemd,
+                                                           tree: Tree):
+    web = tree.templates / "web"
+    web.mkdir()
+    (web / "service.yaml").write_text(
+        "files:\n  - {template: web.conf.j2, dest: /etc/web.conf, restart: container}\n")
+    (web / "web.conf.j2").write_text("workers={{ lookup('web::workers', default=2) }}\n")
+    provision(tree.templates, tree.machines)
+    systemd.add_unit("systemd-nspawn@.service", FAIL_ONCE)
+    systemd.systemctl("start", UNIT, "systemd-nspawn@web.service")
+    systemd.run_path("fail-next-web").touch()
+    result = render("--systemctl", systemd.systemctl_prefix, "--all", *tree.options())
+    assert result.code == 6, (result.out, result.err)
+    assert result.err == ("render: web: systemd-nspawn@web.service: restart failed: unit is "
+                          "failed; rolled back 1 file(s) written by this run; restarted again: "
+                          "unit is active\n")
+    assert not (tree.machines / "web/etc/web.conf").exists()  # created, so removed again
+    assert (tree.base / CONF).exists() and starts(systemd) == 2  # keystone went on
+    result = render("--systemctl", systemd.systemctl_prefix, "--all", *tree.options())
+    assert result.code == 2 and (tree.machines / "web/etc/web.conf").read_text() == "workers=2\n"
