@@ -41,11 +41,47 @@ def median_ms(command: list[str], ok: tuple[int, ...] = (0, 2)) -> float:
     return statistics.median(times)
 
 
+LOOKUPS = 200
+
+
+def add_lookup_heavy_service(hieradata: Path, templates: Path) -> None:
+    """A service whose one file makes LOOKUPS lookups over four levels: first-found keys, deep
+    merges from lookup_options, dotted keys, interpolated values and Sensitive secrets; the data
+    is spread over extra node, service and OS files next to the sample's."""
+    data = hieradata / "data"
+    lines = ["lookup_options:", "  '^bench::merged': {merge: deep}",
+             "  '^bench::.*password$': {convert_to: Sensitive}"]
+    for i in range(LOOKUPS // 4):
+        lines += [f"bench::plain{i}: value{i}", f"bench::merged{i}: {{a: {i}, list: [{i}]}}",
+                  f"bench::nested{i}: {{inner: {{port: {8000 + i}}}}}",
+                  f"bench::password{i}: secret{i}"]
+    (data / "bench_common.yaml").write_text("\n".join(lines) + "\n")
+    node = [f"bench::merged{i}: {{b: '%{{trusted.certname}}', list: [n{i}]}}"
+            for i in range(LOOKUPS // 4)]
+    (data / "nodes" / "controller1.example.com.yaml").open("a").write(
+        "\n" + "\n".join(node) + "\n")
+    hiera = hieradata / "hiera.yaml"
+    hiera.write_text(hiera.read_text().replace('path: "common.yaml"',
+                                               'paths: ["common.yaml", "bench_common.yaml"]'))
+    service = templates / "lookupbench"
+    service.mkdir()
+    (service / "service.yaml").write_text(
+        "files:\n  - template: bench.conf.j2\n    dest: /etc/bench/bench.conf\n")
+    (service / "bench.conf.j2").write_text(
+        f"{{% for i in range({LOOKUPS // 4}) %}}\n"
+        "plain{{ i }} = {{ lookup('bench::plain' ~ i) }}\n"
+        "merged{{ i }} = {{ lookup('bench::merged' ~ i) }}\n"
+        "port{{ i }} = {{ lookup('bench::nested' ~ i ~ '.inner.port') }}\n"
+        "password{{ i }} = {{ lookup('bench::password' ~ i) }}\n"
+        "{% endfor %}\n")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="render-bench.") as tmp:
         base = Path(tmp)
         shutil.copytree(REPO / "hieradata", base / "hieradata")
         shutil.copytree(REPO / "service_templates", base / "templates")
+        add_lookup_heavy_service(base / "hieradata", base / "templates")
         provision(base / "templates", base / "machines")
         (base / "host").mkdir()
         options = ["--hieradata", str(base / "hieradata"), "--templates", str(base / "templates"),
@@ -65,6 +101,12 @@ def main() -> None:
         data.write_text(data.read_text().replace("192.0.2.22", "192.0.2.23"))
         rows.append(("render --noop --diff keystone (memcached changed)",
                      median_ms([RENDER, "--noop", "--diff", "keystone", *options])))
+        rows.append((f"render --noop lookupbench ({LOOKUPS} lookups, 4 levels)",
+                     median_ms([RENDER, "--noop", "lookupbench", *options])))
+        lookup = [RENDER, "lookup", "--hieradata", str(base / "hieradata"),
+                  "--node", "controller1.example.com"]
+        rows.append(("render lookup bench::merged7 (one key, deep merge)",
+                     median_ms([*lookup, "bench::merged7"], ok=(0,))))
         print(f"render bench: median of {RUNS} runs after {WARMUP} warm-up runs, "
               f"{os.cpu_count()} cores")
         for name, value in rows:
