@@ -12,11 +12,11 @@ import re
 from typing import Any, Callable
 
 from renderer.errors import ConversionError
+from renderer.hiera import types
 from renderer.hiera.merge import type_name
 from renderer.hiera.ruby import float_to_s
 from renderer.hiera.sensitive import Sensitive
 
-_TYPE_NAME = re.compile(r"\s*([A-Z]\w*)\s*", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\s*(?:\d+|0[xX][0-9A-Fa-f]+|0[bB][01]+)", re.ASCII)
 _FLOAT = re.compile(r"[+-]?\s*(?:(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE]-?\d+)?|0[xX][0-9A-Fa-f]+"
                     r"|0[0-7]+|0[bB][01]+)", re.ASCII)
@@ -270,24 +270,51 @@ _MAX_ARGUMENTS = {"Sensitive": 0, "Integer": 2, "Float": 1, "Numeric": 1, "Boole
                   "Array": 1, "Hash": 0, "String": 0}
 
 
+# Types Puppet can create that render cannot (their values are not hieradata types).
+_UNSUPPORTED = frozenset(("Timestamp", "Timespan", "SemVer", "SemVerRange", "Regexp", "Binary",
+                          "Type", "Iterator", "Runtime", "Object", "Init", "URI", "Error"))
+
+
 def convert(value: Any, convert_to: Any, key: str) -> Any:
-    """Apply a ``convert_to`` option (a type name, or ``[type, args...]``) to a found value."""
+    """Apply a ``convert_to`` option (a type, or ``[type, args...]``) to a found value: Puppet's
+    ``new(Type, value, *args)``, which keeps a value that already is an instance of the type, and
+    checks what it creates against the whole type (``Integer[0, 10]``, ``Array[String]``)."""
     spec = convert_to if type(convert_to) is list else [convert_to]
     name = spec[0] if spec else None
-    match = _TYPE_NAME.fullmatch(name) if type(name) is str else None
-    if match is None:
-        raise ConversionError(f"Invalid data type in lookup_options for key '{key}' could not "
-                              f"parse '{name}'")
-    converter = _CONVERTERS.get(match.group(1))
-    if converter is None:
-        raise ConversionError(f"The convert_to lookup_option for key '{key}': render does not "
-                              f"support converting to {match.group(1)}")
-    if len(spec) - 1 > _MAX_ARGUMENTS[match.group(1)]:
-        raise ConversionError(f"The convert_to lookup_option for key '{key}': render does not "
-                              f"support the arguments {spec[1:]!r} for {match.group(1)}")
     try:
-        return converter(value, *spec[1:])
+        if type(name) is not str:
+            raise types.TypeSyntaxError(name)
+        ptype = types.parse(name)
+    except types.TypeSyntaxError:
+        raise ConversionError(f"Invalid data type in lookup_options for key '{key}' could not "
+                              f"parse '{name}'") from None
+    args = spec[1:]
+    if not args and types.instance(ptype, value):
+        return value
+    try:
+        result = _new(ptype, value, args, key)
     except _Refused as exc:
         raise ConversionError(f"The convert_to lookup_option for key '{key}' raised error: "
                               f"{exc}") from exc
+    if not types.instance(ptype, result):
+        raise ConversionError(f"The convert_to lookup_option for key '{key}' raised error: "
+                              f"Converted value from {ptype}.new() has wrong type")
+    return result
 
+
+def _new(ptype: types.PType, value: Any, args: list, key: str) -> Any:
+    """The base type's ``new``: Optional[T] and NotUndef[T] create a T."""
+    if ptype.name in ("Optional", "NotUndef") and ptype.params and isinstance(
+            ptype.params[0], types.PType):
+        return _new(ptype.params[0], value, args, key)
+    base = types.BASE.get(ptype.name, ptype.name)
+    converter = _CONVERTERS.get(base)
+    if converter is None:
+        if base in _UNSUPPORTED:
+            raise ConversionError(f"The convert_to lookup_option for key '{key}': render does "
+                                  f"not support converting to {base}")
+        raise _Refused(f"Creation of new instance of type '{ptype}' is not supported")
+    if len(args) > _MAX_ARGUMENTS[base]:
+        raise ConversionError(f"The convert_to lookup_option for key '{key}': render does not "
+                              f"support the arguments {args!r} for {base}")
+    return converter(value, *args)
