@@ -174,6 +174,18 @@ PUPPET_TOP = {"name": "main", "title": "main", "server_facts": {}}
 TRUSTED_FACTS = ("hostname", "domain", "fqdn", "clientcert")
 
 
+def _sanitized(fact: Any) -> Any:
+    """``Puppet::Node::Facts#sanitize``: numbers, booleans and strings stay, containers are walked
+    (keys too), anything else becomes its ``to_s``, so a null fact is ``""``."""
+    if isinstance(fact, dict):
+        return {_sanitized(key): _sanitized(value) for key, value in fact.items()}
+    if isinstance(fact, list):
+        return [_sanitized(item) for item in fact]
+    if fact is None:
+        return ""
+    return fact if isinstance(fact, (str, int, float, bool)) else str(fact)
+
+
 def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
                         variables: list[str] | tuple[str, ...] = (),
                         environment: str = "production") -> Scope:
@@ -191,7 +203,7 @@ def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
         base = build_scope(node, None, ())
         facts, trusted = base.facts, base.trusted
     else:
-        facts = load_facts_file(facts_file)
+        facts = _sanitized(load_facts_file(facts_file))
         given = [key for key in TRUSTED_FACTS if key in facts]
         if given and len(given) != len(TRUSTED_FACTS):
             raise UsageError(f"{facts_file}: When overriding any of the {','.join(TRUSTED_FACTS)}"

@@ -37,15 +37,16 @@ class Level:
     (Plain slotted classes rather than dataclasses: they cost nothing at import.)
     """
 
-    __slots__ = ("name", "kind", "specs", "datadir", "line")
+    __slots__ = ("name", "kind", "specs", "datadir", "line", "error")
 
     def __init__(self, name: str, kind: str, specs: tuple[str, ...], datadir: str,
-                 line: int | None) -> None:
+                 line: int | None, error: str | None = None) -> None:
         self.name = name
         self.kind = kind
         self.specs = specs
         self.datadir = datadir
         self.line = line
+        self.error = error  # why reading any existing file of this level fails, as in Puppet
 
     def __repr__(self) -> str:
         return f"Level({self.name!r}, {self.kind}={list(self.specs)!r}, datadir={self.datadir!r})"
@@ -224,7 +225,11 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict, root: Path) -
         if call:  # Puppet fails every lookup with this; render fails at load
             raise check.fail(f"{where}: Interpolation using method syntax is not allowed in this "
                              f"context: {call}", node)
-    return Level(name, kind, specs, os.path.join(root, datadir), line)
+    # yaml_data accepts no options but its path: Puppet fails when it reads a file of the level
+    error = ("'yaml_data' one of 'path', 'paths' 'glob', 'globs' or 'mapped_paths' must be "
+             f"declared in hiera.yaml when using this data_hash function (hierarchy '{name}' "
+             "has options, which yaml_data does not take)") if options else None
+    return Level(name, kind, specs, os.path.join(root, datadir), line, error)
 
 
 def _strings(value: Any) -> list[str]:

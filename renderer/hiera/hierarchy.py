@@ -20,13 +20,15 @@ from renderer.hiera.interpolate import interpolate, scope_value
 class Location:
     """One data file of a level, and whether it existed when the hierarchy was resolved."""
 
-    __slots__ = ("level", "path", "exists", "original")
+    __slots__ = ("level", "path", "exists", "original", "error")
 
-    def __init__(self, level: str, path: str, exists: bool, original: str = "") -> None:
+    def __init__(self, level: str, path: str, exists: bool, original: str = "",
+                 error: str | None = None) -> None:
         self.level = level
         self.path = path
         self.exists = exists
         self.original = original  # the path or glob as hiera.yaml declares it (for --explain)
+        self.error = error  # the level's Level.error
 
     def __repr__(self) -> str:
         return f"Location({self.level!r}, {self.path!r}, exists={self.exists})"
@@ -42,10 +44,10 @@ def _locations(level: Level, inv: Any) -> tuple[Location, ...]:
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
                  for spec in level.specs]
-        return tuple(Location(level.name, path, os.path.exists(path), spec)
+        return tuple(Location(level.name, path, os.path.exists(path), spec, level.error)
                      for path, spec in paths)
     if level.kind == "globs":
-        return tuple(Location(level.name, path, True, spec) for spec in level.specs
+        return tuple(Location(level.name, path, True, spec, level.error) for spec in level.specs
                      for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
                      if not os.path.isdir(path))
     return _mapped(level, datadir, inv)
@@ -69,7 +71,8 @@ def _mapped(level: Level, datadir: str, inv: Any) -> tuple[Location, ...]:
         for value in values:
             inv.local = {**saved, key: value}  # seen only by this template
             path = os.path.join(datadir, interpolate(template, inv, False))
-            locations.append(Location(level.name, path, os.path.exists(path), template))
+            locations.append(Location(level.name, path, os.path.exists(path), template,
+                                      level.error))
     finally:
         inv.local = saved
     return tuple(locations)

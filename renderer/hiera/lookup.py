@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from renderer.errors import (
+    HieraConfigError,
     HieraDataError,
     HieraError,
     HieraRecursionError,
@@ -199,6 +200,8 @@ class _Invocation:
     def read(self, location: Location, root: str, secret: bool) -> Any:
         found = MISSING
         if location.exists:
+            if location.error:
+                raise HieraConfigError(location.error, path=self.hiera.config.path)
             data_file = self.hiera.data_file(location.path)
             if root in data_file.data:
                 found = interpolate(data_file.value(root), self, True)
