@@ -150,12 +150,22 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         templates = Path(args.templates) if args.templates else default_templates()
         service = load_service(templates, args.service)
         scope = scope.with_variables(service=service.name, machine=service.machine)
-    hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
-    for key in args.keys:
-        try:
-            return hiera.lookup(key, scope, merge=merge, explain=explain)
-        except LookupNotFound:
-            continue
+    config = Path(args.hieradata) / "hiera.yaml"
+    if not config.parent.is_dir():  # Puppet: no such environment
+        from renderer.errors import HieraConfigError
+
+        raise HieraConfigError("no such directory", path=config.parent)
+    if not config.exists():  # Puppet: an environment without hiera.yaml has no data at all
+        from renderer.log import warning
+
+        warning(__name__, "%s does not exist: no data to look up", config)
+    else:
+        hiera = Hiera.load(config)
+        for key in args.keys:
+            try:
+                return hiera.lookup(key, scope, merge=merge, explain=explain)
+            except LookupNotFound:
+                continue
     if args.default is not None:
         return args.default
     if len(args.keys) == 1:

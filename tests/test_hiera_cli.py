@@ -95,6 +95,14 @@ def test_data_errors_exit_4_with_one_line(data: Path) -> None:
     assert code == 4 and f"{data}/data/nodes/n1.example.com.yaml:2:1: YAML syntax error" in err
 
 
+def test_missing_hiera_yaml_means_no_data_as_in_puppet(data: Path) -> None:
+    (data / "hiera.yaml").unlink()
+    code, out, err = lookup(data, "where")
+    assert (code, out) == (1, "") and err.endswith(
+        "Function lookup() did not find a value for the name 'where'\n")
+    assert render("lookup", "--hieradata", str(data / "nope"), "where").code == 4
+
+
 def test_usage_errors_exit_64(data: Path) -> None:
     assert lookup(data, "--merge", "unique", "--sort-merged-arrays", "x")[0] == 64
     assert lookup(data, "--merge", "bogus", "x")[0] == 64
