@@ -112,8 +112,10 @@ def rollback_plan(service: Service, roots: Roots, system: RealSystem,
             fixed = replace(spec, owner=str(owner[0]), group=str(owner[1]), mode=mode)
             change = plan_file(Rendered(fixed, data), service, roots, system, masker, state)
             if version is not None:
-                change = replace(change, origin_text=f"rollback to the version replaced at "
-                                 f"{st.shown(version.at)}" if version.blob else "rollback: "
+                # No diff: without rendering, the masker does not know which values hieradata
+                # marks Sensitive, so a diff of a kept version could show one in clear.
+                change = replace(change, diff=(), origin_text=f"rollback to the version replaced "
+                                 f"at {st.shown(version.at)}" if version.blob else "rollback: "
                                  "render created it")
             if version is not None and version.blob is None:
                 change = replace(change, kind=Change.REMOVE, reasons=(), diff=(),

@@ -231,9 +231,10 @@ def test_rollback_restores_the_previous_version_and_restarts(systemd: Namespaced
     assert render_with(systemd, tree).code == 2
     count = starts(systemd)
 
-    noop = render("--systemctl", systemd.systemctl_prefix, "--noop", "--rollback", "keystone",
-                  *tree.options())
+    noop = render("--systemctl", systemd.systemctl_prefix, "--noop", "--diff", "--rollback",
+                  "keystone", *tree.options())
     assert noop.code == 2 and "rollback to the version replaced at" in noop.out, noop.err
+    assert "+++" not in noop.out  # no diff: kept versions may hold values masked only by hiera
     assert b"expiration=60" in (tree.base / CONF).read_bytes()
 
     result = render("--systemctl", systemd.systemctl_prefix, "--rollback", "keystone",
