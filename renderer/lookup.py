@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="look up as render does for this service (sets $service, $machine)")
     parser.add_argument("--templates", metavar="DIR", default=os.environ.get("RENDER_TEMPLATES"),
                         help="service templates, for --service [env RENDER_TEMPLATES]")
+    puppet = parser.add_argument_group("as `puppet lookup` spells them")
+    puppet.add_argument("--hiera_config", "--hiera-config", metavar="FILE",
+                        help="the hiera.yaml to read (instead of --hieradata DIR/hiera.yaml)")
+    puppet.add_argument("--environment", default="production",
+                        help="the value of $environment [production]")
+    puppet.add_argument("--type", metavar="TYPE",
+                        help="fail unless the value is an instance of this Puppet type")
+    puppet.add_argument("--compile", action="store_true",
+                        help="accepted and ignored: variables come from --var")
     return parser
 
 
@@ -142,7 +151,7 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     from renderer.scope import puppet_lookup_scope
 
     merge = merge_option(args)
-    scope = puppet_lookup_scope(args.node, args.facts, args.var)
+    scope = puppet_lookup_scope(args.node, args.facts, args.var, args.environment)
     if args.service:
         from renderer.cli import default_templates
         from renderer.services import load_service
@@ -150,7 +159,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         templates = Path(args.templates) if args.templates else default_templates()
         service = load_service(templates, args.service)
         scope = scope.with_variables(service=service.name, machine=service.machine)
-    config = Path(args.hieradata) / "hiera.yaml"
+    wanted = _type(args.type)
+    config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
     if not config.parent.is_dir():  # Puppet: no such environment
         from renderer.errors import HieraConfigError
 
@@ -163,15 +173,40 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         hiera = Hiera.load(config)
         for key in args.keys:
             try:
-                return hiera.lookup(key, scope, merge=merge, explain=explain)
+                return _checked(wanted, "Found value",
+                                hiera.lookup(key, scope, merge=merge, explain=explain))
             except LookupNotFound:
                 continue
     if args.default is not None:
-        return args.default
+        return _checked(wanted, "Default value", args.default)
     if len(args.keys) == 1:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
+
+
+def _type(text: str | None) -> Any:
+    """The parsed ``--type``, or None."""
+    if text is None:
+        return None
+    from renderer.hiera import types
+
+    try:
+        return types.parse(text)
+    except types.TypeSyntaxError:
+        raise UsageError(f"--type: not a Puppet type: {text!r}") from None
+
+
+def _checked(wanted: Any, what: str, value: Any) -> Any:
+    """``value``, if it is an instance of ``--type`` (Puppet's assert_type)."""
+    from renderer.hiera import types
+
+    if wanted is not None and not types.instance(wanted, value):
+        from renderer.errors import HieraError
+        from renderer.hiera.merge import type_name
+
+        raise HieraError(f"{what} has wrong type, expects {wanted}, got {type_name(value)}")
+    return value
 
 
 class _NotFoundAny(LookupNotFound):

@@ -103,6 +103,18 @@ def test_missing_hiera_yaml_means_no_data_as_in_puppet(data: Path) -> None:
     assert render("lookup", "--hieradata", str(data / "nope"), "where").code == 4
 
 
+def test_puppet_lookup_spellings(data: Path) -> None:
+    """--hiera_config, --environment, --type and --compile, as `puppet lookup` takes them."""
+    (data / "data" / "common.yaml").write_text(COMMON + "env: '%{environment}'\n")
+    assert render("lookup", "--hiera_config", str(data / "hiera.yaml"), "--facts",
+                  str(data / "facts.json"), "--environment", "dev", "--compile",
+                  "env").out == '"dev"\n'
+    assert lookup(data, "--type", "Array[String]", "ntp::servers")[0] == 0
+    code, _, err = lookup(data, "--type", "Integer", "ntp::servers")
+    assert code == 4 and "Found value has wrong type, expects Integer, got Array" in err
+    assert lookup(data, "--type", "Array[", "ntp::servers")[0] == 64
+
+
 def test_usage_errors_exit_64(data: Path) -> None:
     assert lookup(data, "--merge", "unique", "--sort-merged-arrays", "x")[0] == 64
     assert lookup(data, "--merge", "bogus", "x")[0] == 64

@@ -101,7 +101,8 @@ def _cli_args(query: dict) -> list[str] | None:
         return None
     keys = query["key"] if type(query["key"]) is list else [query["key"]]
     default = ["--default", query["default"]] if "default" in query else []
-    return [*merge, *default, "--", *keys]
+    wanted = ["--type", query["type"]] if "type" in query else []
+    return [*merge, *default, *wanted, "--", *keys]
 
 
 def _puppet_query(query: dict) -> dict:
@@ -243,15 +244,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:
-    """``Hiera.lookup``, with several keys tried in order as Puppet's lookup does."""
+    """``Hiera.lookup``, with several keys tried in order as Puppet's lookup does, and the value
+    checked against the query's type as ``render lookup --type`` checks it."""
     keys = query["key"] if type(query["key"]) is list else [query["key"]]
+    wanted = lookup_command._type(query.get("type"))
     for key in keys[:-1]:
         try:
-            return hiera.lookup(key, scope, merge=query.get("merge"))
+            return lookup_command._checked(wanted, "Found value",
+                                           hiera.lookup(key, scope, merge=query.get("merge")))
         except LookupNotFound:
             pass
-    return hiera.lookup(keys[-1], scope, merge=query.get("merge"),
-                        default=query["default"] if "default" in query else NOT_GIVEN)
+    return lookup_command._checked(wanted, "Value", hiera.lookup(
+        keys[-1], scope, merge=query.get("merge"),
+        default=query["default"] if "default" in query else NOT_GIVEN))
 
 
 def _run_render(case: dict, root: Path) -> list[dict]:

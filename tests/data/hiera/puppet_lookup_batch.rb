@@ -4,7 +4,8 @@
 #
 #   HIERA_QUERIES=queries.json HIERA_RESULTS=results.jsonl ruby puppet_lookup_batch.rb <puppet lookup options>
 #
-# queries.json: [{"key": "a", "merge": "deep" | {"strategy": ...}, "default": ...}, ...]
+# queries.json: [{"key": "a" | ["a", "b"], "merge": "deep" | {"strategy": ...}, "default": ...,
+#                 "type": "Puppet type"}, ...]
 # results.jsonl: one line per query: {"status": "found", "json": "<puppet's JSON rendering>"},
 # {"status": "notfound"} or {"status": "error", "class": ..., "message": ...}.
 require 'json'
@@ -21,7 +22,8 @@ class Puppet::Application::Lookup
         queries.each do |query|
           invocation = Puppet::Pops::Lookup::Invocation.new(scope, {}, {}, nil)
           result = begin
-            value = Puppet::Pops::Lookup.lookup(query['key'], nil, query['default'],
+            type = query['type'] && Puppet::Pops::Types::TypeParser.singleton.parse(query['type'], scope)
+            value = Puppet::Pops::Lookup.lookup(query['key'], type, query['default'],
                                                 query.key?('default'), query['merge'], invocation)
             { 'status' => 'found', 'json' => renderer.render(value) }
           rescue Puppet::DataBinding::LookupError => e
