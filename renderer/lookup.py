@@ -147,7 +147,6 @@ def _report(explainer: Any, out: TextIO, err: TextIO, message: str) -> None:
 
 def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     """The value for ``args.keys`` (the first key found); LookupNotFound when none is."""
-    from renderer.hiera import Hiera
     from renderer.scope import puppet_lookup_scope
 
     merge = merge_option(args)
@@ -165,12 +164,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         from renderer.errors import HieraConfigError
 
         raise HieraConfigError("no such directory", path=config.parent)
-    if not config.exists():  # Puppet: an environment without hiera.yaml has no data at all
-        from renderer.log import warning
-
-        warning(__name__, "%s does not exist: no data to look up", config)
-    else:
-        hiera = Hiera.load(config)
+    hiera = _load(config)
+    if hiera is not None:
         for key in args.keys:
             try:
                 return _checked(wanted, "Found value",
@@ -183,6 +178,23 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
+
+
+def _load(config: Path) -> Any:
+    """The Hiera for ``config``; None when Puppet would find no data there: no hiera.yaml, or a
+    Hiera 3 one (no version, version 3, not a hash), which Puppet ignores in an environment."""
+    from renderer.hiera import Hiera
+    from renderer.hiera.config import HieraVersion3Error
+    from renderer.log import warning
+
+    if not config.exists():
+        warning(__name__, "%s does not exist: no data to look up", config)
+        return None
+    try:
+        return Hiera.load(config)
+    except HieraVersion3Error as exc:
+        warning(__name__, "%s; as Puppet does, no data is looked up there", exc)
+        return None
 
 
 def _type(text: str | None) -> Any:

@@ -265,13 +265,15 @@ def _run_render(case: dict, root: Path) -> list[dict]:
     scope = puppet_lookup_scope(case.get("node", NODE), str(facts)).with_variables(
         **(case.get("variables") or {}))
     try:
-        hiera = Hiera.load(env / "hiera.yaml")
+        hiera = lookup_command._load(env / "hiera.yaml")  # None: Puppet ignores a Hiera 3 file
     except HieraError as exc:
         return [{"query": q, "status": "error", "message": str(exc)} for q in case["queries"]]
     results = []
     for query in case["queries"]:
         result: dict[str, Any] = {"query": query}
         try:
+            if hiera is None:
+                hiera = Hiera.load(_empty_config(root))
             result.update(status="found", value=_jsonable(_lookup_api(hiera, query, scope)))
         except LookupNotFound:
             result["status"] = "notfound"
@@ -279,6 +281,13 @@ def _run_render(case: dict, root: Path) -> list[dict]:
             result.update(status="error", message=str(exc))
         results.append(result)
     return results
+
+
+def _empty_config(root: Path) -> Path:
+    """A hiera.yaml with no levels: the data Puppet sees when it ignores a Hiera 3 file."""
+    path = root / "empty-hiera.yaml"
+    path.write_text("version: 5\nhierarchy: []\n")
+    return path
 
 
 def _cli_base(case: dict, env: Path, facts: Path) -> list[str] | None:

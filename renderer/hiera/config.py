@@ -52,6 +52,11 @@ class Level:
         return f"Level({self.name!r}, {self.kind}={list(self.specs)!r}, datadir={self.datadir!r})"
 
 
+class HieraVersion3Error(HieraConfigError):
+    """A Hiera 3 configuration (no version, version 3, or not a hash). Puppet ignores it in an
+    environment (no data at all); ``render lookup`` does the same, ``render`` refuses it."""
+
+
 class HieraConfig:
     __slots__ = ("path", "levels")
 
@@ -112,9 +117,15 @@ def load_config(path: Path) -> HieraConfig:
     except Rejected as exc:
         raise HieraConfigError(exc.message, path=path, line=exc.line, column=exc.column) from exc
     check = _Checker(path)
-    if not isinstance(config, dict):
-        raise check.fail("not a hiera.yaml: the file must be a hash with 'version: 5'", root)
+    if not isinstance(config, dict):  # Puppet falls back to Hiera 3's defaults: no data
+        raise HieraVersion3Error("not a hiera.yaml: the file must be a hash with 'version: 5'",
+                                 path=path, line=root.start_mark.line + 1 if root else None)
     version = config.get("version")
+    if version is None or version in (3, "3") and type(version) is not bool:
+        shown = "3" if version else "missing (which means 3)"
+        raise HieraVersion3Error(f"hiera.yaml version {shown} is not supported; render reads "
+                                 "version 5", path=path,
+                                 line=_child(root, "version").start_mark.line + 1)
     if type(version) is not int or version != 5:
         shown = "missing (which means 3)" if version is None else repr(version)
         raise check.fail(f"hiera.yaml version {shown} is not supported; render reads version 5",
