@@ -72,7 +72,8 @@ def _write_files(changes: list[FileChange], service: str, system: RealSystem,
             if change.kind is Change.REMOVE:
                 continue
             staged.append(system.stage(change.root, change.spec.dest, change.data, change.uid,
-                                       change.gid, change.mode, change.spec.create_dirs))
+                                       change.gid, change.mode, change.spec.create_dirs,
+                                       change.spec.follow_symlink))
         for item in staged:
             handed += 1
             system.commit(item)
@@ -81,7 +82,7 @@ def _write_files(changes: list[FileChange], service: str, system: RealSystem,
                 result.notes.append(f"{item.path}: {item.note}")
         for change in changes:
             if change.kind is Change.REMOVE:
-                system.remove_file(change.root, change.spec.dest)
+                system.remove_file(change.root, change.spec.dest, change.spec.follow_symlink)
                 done.append(change.path)
     except RenderError as exc:
         for item in staged[handed:]:
@@ -90,6 +91,14 @@ def _write_files(changes: list[FileChange], service: str, system: RealSystem,
         result.errors.append(exc)
         return False
     return True
+
+
+def _note_stale_temps(results: list[ServiceResult], system: RealSystem) -> None:
+    """Say which temp files of a killed run this run removed (while planning, under the lock)."""
+    for result in results:
+        for change in result.plan.files:
+            result.notes.extend(f"removed stale temp file {temp}"
+                                for temp in system.removed.get(change.path, ()))
 
 
 def _undo_changes(result: ServiceResult) -> list[FileChange]:
@@ -112,6 +121,7 @@ def apply(plans: list[ServicePlan], system: RealSystem, restart: bool = True,
     options = options or Options(restart=restart)
     at = st.timestamp()
     results = [ServiceResult(plan) for plan in plans]
+    _note_stale_temps(results, system)
     stores: dict[int, Store] = {}
     for index, result in enumerate(results):
         plan = result.plan

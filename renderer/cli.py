@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="set a fact / top-scope variable (repeatable)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    parser.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="wait this long for another run's lock, then fail with exit 4 "
+                        "(default 60)")
     parser.add_argument("--systemctl", default=os.environ.get("RENDER_SYSTEMCTL") or "systemctl",
                         metavar="CMD", help="command that reaches systemd [env RENDER_SYSTEMCTL; "
                         "default systemctl]")
@@ -142,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
     system_class = DryRunSystem if args.noop else RealSystem
     system = system_class(shlex.split(args.systemctl), Path(args.state_dir))
+    system.lock(args.lock_timeout)  # before the first read: plan, writes and restarts as one
     roots = Roots(Path(args.machines_dir), Path(args.host_root))
     masker = Masker(host_key(system))
     scope = build_scope(args.node, args.facts, args.var)

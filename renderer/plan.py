@@ -123,7 +123,7 @@ def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSy
     root = roots.for_file(spec, service.machine)
     path = f"{root}{spec.dest}"
     try:
-        actual: Actual | None = system.read_file(root, spec.dest)
+        actual: Actual | None = system.read_file(root, spec.dest, follow=spec.follow_symlink)
     except MissingRootError as exc:
         message = (f"container rootfs does not exist: machine {service.machine!r} is not "
                    "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")

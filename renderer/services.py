@@ -25,7 +25,7 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 _UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".slice")
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
-              "secret", "validate", "oslo_namespaces"}
+              "secret", "validate", "oslo_namespaces", "follow_symlink"}
 VALIDATORS = ("none", "ini", "systemd")
 _SERVICE_KEYS = {"machine", "description", "files"}
 
@@ -78,6 +78,7 @@ class FileSpec:
     # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
     # names them); () for an INI file oslo.config does not read (api-paste.ini); None: undeclared.
     oslo_namespaces: tuple[str, ...] | None = None
+    follow_symlink: bool = False  # a symlink at dest is followed, inside the root only
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ def _parse_file(entry: Any, machine: str, directory: Path, path: Path, name: str
         oslo_namespaces=_parse_namespaces(entry.get("oslo_namespaces"), validate, path, entry,
                                           name),
         line=entry.get("__line__"),
+        follow_symlink=_parse_bool(entry.get("follow_symlink", False), "follow_symlink", path,
+                                   entry, name),
     )
 
 

@@ -4,15 +4,22 @@ Like chezmoi's ``System``: ``RealSystem`` does the work and ``DryRunSystem`` let
 records writes and restarts instead of doing them. ``--noop`` and a real run therefore share one
 code path and cannot disagree about what would change.
 
-Paths inside a root (a container's rootfs, or ``--host-root``) are resolved one component at a time
-with directory file descriptors and ``O_NOFOLLOW``. A symlink is followed only while it stays inside
-the root: an absolute target restarts at the root (as the kernel's ``RESOLVE_IN_ROOT`` does) and
-``..`` never climbs above it, so ``/var/lib/machines/keystone/etc/keystone -> /etc`` cannot steer a
-write onto the host. The destination itself must be a regular file: never a symlink, device or FIFO.
+Paths inside a root (a container's rootfs, or ``--host-root``) are resolved by ``renderer.confine``
+one component at a time with directory file descriptors and ``O_NOFOLLOW``. A symlink is followed
+only while it stays inside the root: an absolute target restarts at the root (as the kernel's
+``RESOLVE_IN_ROOT`` does) and ``..`` never climbs above it, so
+``/var/lib/machines/keystone/etc/keystone -> /etc`` cannot steer a write onto the host. The
+destination itself must be a regular file: never a device or FIFO, and a symlink only with
+``follow_symlink: true`` (then resolved inside the root as well).
 
 Writes are staged first (temp file in the target's directory, written, owned, fsynced) and renamed
 into place only once every file of a service has been staged: a full disk or a permission error
-leaves the service exactly as it was.
+leaves the service exactly as it was. Temp files are named ``.render-tmp.<name>.<hex>``; a run that
+holds the exclusive lock removes the ones a killed run left in every directory it resolves.
+
+Owners are given in the root's own terms. For a container with private users (its rootfs owned by
+a shifted id base, as ``systemd-nspawn --private-users`` sets it up) ids are shifted on write and
+unshifted on read, so the plan and the report never see host-side ids.
 """
 
 from __future__ import annotations
@@ -23,17 +30,19 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from renderer import confine
+from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 
 TEMP_PREFIX = ".render-tmp."
 HEALTH_SETTLE = 0.5  # seconds a unit must stay active after its restart to count as healthy
-_MAX_LINKS = 40
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+UID_RANGE = 0x10000   # what nspawn gives a container with private users
+OVERFLOW_ID = 65534   # how a container sees an id outside its range
 
 
 @dataclass(frozen=True)
 class Actual:
-    """A destination as it is on disk."""
+    """A destination as it is on disk, owner in the root's own terms (shift undone)."""
 
     data: bytes
     uid: int
@@ -51,54 +60,25 @@ class Staged:
     temp: str | None   # None for a dry run
     data: bytes = field(repr=False)
     note: str = ""
+    owner: tuple[int, int, int] = (0, 0, 0o644)  # host uid, gid and mode, for an in-place rewrite
 
 
-def _oserror(exc: OSError, what: str, path: object) -> ApplyError:
-    return ApplyError(f"{what}: {exc.strerror or exc}", path=path)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
-def _walk(root_fd: int, parts: list[str], create: bool, display: str) -> int:
-    """Open the directory ``parts`` below ``root_fd`` without ever leaving the root."""
-    stack = [os.dup(root_fd)]
-    pending = list(parts)
-    links = 0
-    try:
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                continue
-            try:
-                st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
-            except FileNotFoundError:
-                if not create:
-                    raise MissingDirectoryError(
-                        f"directory {part!r} does not exist (set create_dirs: true in "
-                        "service.yaml to create it)", path=display) from None
-                os.mkdir(part, 0o755, dir_fd=stack[-1])
-                st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise UnsafePathError("too many levels of symbolic links", path=display)
-                target = os.readlink(part, dir_fd=stack[-1])
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                pending[:0] = target.split("/")
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePathError(f"{part!r} on the way is not a directory", path=display)
-            stack.append(os.open(part, _DIR_FLAGS, dir_fd=stack[-1]))
-        return stack.pop()
-    except OSError as exc:
-        raise _oserror(exc, "cannot open directory", display) from exc
-    finally:
-        for fd in stack:
-            os.close(fd)
+def _shift(value: int, base: int, what: str, display: str) -> int:
+    """A root's id as the host stores it; ids beyond a private-users range cannot exist."""
+    if base and not 0 <= value < UID_RANGE:
+        raise ApplyError(f"{what} {value} is outside the container's private range "
+                         f"(0-{UID_RANGE - 1})", path=display)
+    return base + value
+
+
+def _unshift(value: int, base: int) -> int:
+    return value - base if base <= value < base + UID_RANGE else OVERFLOW_ID
 
 
 class RealSystem:
@@ -110,6 +90,18 @@ class RealSystem:
         self.systemctl_cmd = systemctl
         self.state_dir = state_dir
         self._ids: dict[tuple[str, str], dict[str, int]] = {}
+        self._bases: dict[str, int] = {}
+        self._swept: set[tuple[int, int]] = set()
+        self._lock: int | None = None
+        self.removed: dict[str, list[str]] = {}  # target path -> stale temp files removed
+
+    # --- the run lock ---------------------------------------------------------------------------
+
+    def lock(self, timeout: float) -> None:
+        """Hold ``<state-dir>/lock`` exclusively for the rest of the run (see renderer.lock)."""
+        from renderer.lock import acquire
+
+        self._lock = acquire(self.state_dir, timeout, exclusive=self.writes)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -121,26 +113,79 @@ class RealSystem:
         except OSError as exc:
             raise _oserror(exc, "cannot open root", root) from exc
 
-    def open_parent(self, root: Path, dest: PurePosixPath, create: bool = False) -> int:
-        """A directory fd for ``dest``'s parent, resolved inside ``root``."""
+    def uid_base(self, root: Path) -> int:
+        """The uid/gid shift of a root, as systemd-nspawn derives it for ``--private-users``.
+
+        nspawn takes the owner of the rootfs directory, masked to a multiple of 65536, as the
+        base of the container's 65536 ids. A root owned by 0 (the host root, containers without
+        private users) has base 0: nothing is shifted.
+        """
+        key = str(root)
+        if key not in self._bases:
+            try:
+                st = os.stat(root)
+            except FileNotFoundError:
+                raise MissingRootError("root directory does not exist", path=root) from None
+            except OSError as exc:
+                raise _oserror(exc, "cannot stat root", root) from exc
+            base = st.st_uid & ~(UID_RANGE - 1)
+            if base != st.st_gid & ~(UID_RANGE - 1):
+                raise ApplyError(f"UID base {base} and GID base {st.st_gid & ~(UID_RANGE - 1)} "
+                                 "of the rootfs do not match (private users)", path=root)
+            self._bases[key] = base
+        return self._bases[key]
+
+    def open_parent(self, root: Path, dest: PurePosixPath, create: bool = False,
+                    follow: bool = False) -> tuple[int, str]:
+        """A directory fd and a name in it for ``dest``, resolved inside ``root``.
+
+        A real run also removes stale temp files from that directory, once per directory and
+        only while it holds the exclusive lock (so they cannot be another run's).
+        """
+        display = f"{root}{dest}"
         root_fd = self._open_root(root)
         try:
-            return _walk(root_fd, list(dest.parent.parts[1:]), create, f"{root}{dest}")
+            base = self.uid_base(root)
+            dirfd, name = confine.open_parent(root_fd, dest, display, create=create,
+                                              follow=follow, owner=(base, base) if base else None)
         finally:
             os.close(root_fd)
+        if self.writes and self._lock is not None:
+            self._sweep(dirfd, display)
+        return dirfd, name
 
-    def read_file(self, root: Path, dest: PurePosixPath) -> Actual | None:
+    def _sweep(self, dirfd: int, display: str) -> None:
+        st = os.fstat(dirfd)
+        if (st.st_dev, st.st_ino) in self._swept:
+            return
+        self._swept.add((st.st_dev, st.st_ino))
+        try:
+            removed = confine.sweep(dirfd, TEMP_PREFIX)
+        except OSError:
+            return  # a directory we cannot list is reported when we write to it
+        parent = display.rsplit("/", 1)[0]
+        for temp in removed:
+            target = temp[len(TEMP_PREFIX):].rsplit(".", 1)[0]
+            self.removed.setdefault(f"{parent}/{target}", []).append(f"{parent}/{temp}")
+
+    def read_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> Actual | None:
         """The destination's bytes and metadata; None when it does not exist yet.
 
         Raises MissingDirectoryError when its directory is missing, so the plan can decide
-        (create it, or fail the service before anything is written).
+        (create it, or fail the service before anything is written). The owner is given in the
+        root's terms: a private-users shift is undone, an id outside the range reads as 65534.
         """
         display = f"{root}{dest}"
-        dirfd = self.open_parent(root, dest)
+        dirfd, name = self.open_parent(root, dest, follow=follow)
         try:
-            return self._read_at(dirfd, dest.name, display)
+            actual = self._read_at(dirfd, name, display)
         finally:
             os.close(dirfd)
+        base = self.uid_base(root)
+        if actual is None or not base:
+            return actual
+        return Actual(actual.data, _unshift(actual.uid, base), _unshift(actual.gid, base),
+                      actual.mode)
 
     def _read_at(self, dirfd: int, name: str, display: str) -> Actual | None:
         try:
@@ -179,7 +224,7 @@ class RealSystem:
         key = (str(root), kind)
         if key not in self._ids:
             try:
-                actual = self.read_file(root, PurePosixPath("/etc") / kind)
+                actual = self.read_file(root, PurePosixPath("/etc") / kind, follow=True)
             except MissingDirectoryError:
                 actual = None
             table: dict[str, int] = {}
@@ -193,27 +238,51 @@ class RealSystem:
     # --- writing ------------------------------------------------------------------------------
 
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False) -> Staged:
+              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
+        """Write ``data`` to a temp file next to the target: owned, moded, fsynced.
+
+        ``uid``/``gid`` are in the root's terms and shifted here for a private-users container.
+        """
         display = f"{root}{dest}"
-        dirfd = self.open_parent(root, dest, create=create_dirs)
-        temp = f"{TEMP_PREFIX}{dest.name}.{os.urandom(4).hex()}"
+        base = self.uid_base(root)
+        owner = (_shift(uid, base, "uid", display), _shift(gid, base, "gid", display), mode)
+        dirfd, name = self.open_parent(root, dest, create=create_dirs, follow=follow)
+        temp = f"{TEMP_PREFIX}{name}.{os.urandom(4).hex()}"
         try:
+            self._check_target(dirfd, name, display)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=dirfd)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fchown(fd, uid, gid)
+                _write_all(fd, data)
+                os.fchown(fd, owner[0], owner[1])
                 os.fchmod(fd, mode)  # after chown, which clears set-id bits
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        except OSError as exc:
+        except (OSError, ApplyError) as exc:
             self._unlink_quietly(dirfd, temp)
             os.close(dirfd)
+            if isinstance(exc, ApplyError):
+                raise
             raise _oserror(exc, "cannot write", display) from exc
-        return Staged(display, dirfd, dest.name, temp, data)
+        return Staged(display, dirfd, name, temp, data, owner=owner)
+
+    @staticmethod
+    def _check_target(dirfd: int, name: str, display: str) -> None:
+        """Refuse, at write time too, a target that became a symlink, device or FIFO.
+
+        The rename would not write through it, but it would destroy a container's device node
+        (Ansible turned /dev/null into a file this way).
+        """
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError("destination is a symlink; refusing to write through it",
+                                  path=display)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError("destination is not a regular file", path=display)
 
     def commit(self, staged: Staged) -> None:
         """Rename the temp file over the target and make the rename durable."""
@@ -227,21 +296,30 @@ class RealSystem:
                     raise
                 self._rewrite_in_place(staged)
             os.fsync(staged.dirfd)
-        except OSError as exc:
+        except (OSError, ApplyError) as exc:
             self._unlink_quietly(staged.dirfd, staged.temp)
+            if isinstance(exc, ApplyError):
+                raise
             raise _oserror(exc, "cannot replace", staged.path) from exc
         finally:
             os.close(staged.dirfd)
 
     def _rewrite_in_place(self, staged: Staged) -> None:
-        """A bind-mounted target cannot be renamed over (EBUSY): rewrite it and say so."""
-        fd = os.open(staged.name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=staged.dirfd)
+        """A bind-mounted target cannot be renamed over (EBUSY): rewrite it and say so.
+
+        Opened non-blocking and checked by fd before truncating, so a FIFO or device mounted
+        there is refused without side effects.
+        """
+        fd = os.open(staged.name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                     | os.O_CLOEXEC, dir_fd=staged.dirfd)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UnsafePathError("bind-mounted destination is not a regular file",
                                       path=staged.path)
             os.ftruncate(fd, 0)
-            os.write(fd, staged.data)
+            _write_all(fd, staged.data)
+            os.fchown(fd, staged.owner[0], staged.owner[1])
+            os.fchmod(fd, staged.owner[2])
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -303,13 +381,13 @@ class RealSystem:
         except OSError as exc:
             raise _oserror(exc, "cannot remove state", self.state_dir / name) from exc
 
-    def remove_file(self, root: Path, dest: PurePosixPath) -> None:
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
         """Remove a regular file render created (rolling back); never a link or a directory."""
         display = f"{root}{dest}"
-        dirfd = self.open_parent(root, dest)
+        dirfd, name = self.open_parent(root, dest, follow=follow)
         try:
-            if self._read_at(dirfd, dest.name, display) is not None:
-                os.unlink(dest.name, dir_fd=dirfd)
+            if self._read_at(dirfd, name, display) is not None:
+                os.unlink(name, dir_fd=dirfd)
                 os.fsync(dirfd)
         except OSError as exc:
             raise _oserror(exc, "cannot remove", display) from exc
@@ -379,7 +457,7 @@ class DryRunSystem(RealSystem):
         self.recorded: list[str] = []
 
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False) -> Staged:
+              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
         self.recorded.append(f"write {root}{dest}")
         return Staged(f"{root}{dest}", -1, dest.name, None, data)
 
@@ -399,7 +477,7 @@ class DryRunSystem(RealSystem):
     def remove_state(self, name: str) -> None:
         self.recorded.append(f"remove state {name}")
 
-    def remove_file(self, root: Path, dest: PurePosixPath) -> None:
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
         self.recorded.append(f"remove {root}{dest}")
 
     def unit_state(self, prefix: list[str], unit: str) -> str:

@@ -87,7 +87,7 @@ def rollback_plan(service: Service, roots: Roots, system: RealSystem,
             root = roots.for_file(spec, service.machine)
             path = f"{root}{spec.dest}"
             try:
-                actual = system.read_file(root, spec.dest)
+                actual = system.read_file(root, spec.dest, follow=spec.follow_symlink)
             except MissingDirectoryError:
                 actual = None
             record = state.files.get(path)
