@@ -77,6 +77,21 @@ def _shift(value: int, base: int, what: str, display: str) -> int:
     return base + value
 
 
+def _refuse_special(st: os.stat_result, dirfd: int, name: str, display: str) -> None:
+    """A destination must be a regular file: name the symlink's target, or what it is."""
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"destination is a symlink to {os.readlink(name, dir_fd=dirfd)!r};"
+                              " refusing to write through it (follow_symlink: true in "
+                              "service.yaml follows it inside the root)", path=display)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device node"
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket"
+                if stat.S_ISSOCK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
+                else "not a regular file")
+        raise UnsafePathError(f"destination is {kind}, not a regular file; refusing to write "
+                              "to it", path=display)
+
+
 def _unshift(value: int, base: int) -> int:
     return value - base if base <= value < base + UID_RANGE else OVERFLOW_ID
 
@@ -194,11 +209,7 @@ class RealSystem:
             return None
         except OSError as exc:
             raise _oserror(exc, "cannot stat", display) from exc
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError("destination is a symlink; refusing to write through it",
-                                  path=display)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError("destination is not a regular file", path=display)
+        _refuse_special(st, dirfd, name, display)
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                          dir_fd=dirfd)
@@ -278,11 +289,7 @@ class RealSystem:
             st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError("destination is a symlink; refusing to write through it",
-                                  path=display)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError("destination is not a regular file", path=display)
+        _refuse_special(st, dirfd, name, display)
 
     def commit(self, staged: Staged) -> None:
         """Rename the temp file over the target and make the rename durable."""
