@@ -6,8 +6,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 # Debian packages the tests drive for real: puppet (hiera oracle), systemd (booted in a
-# namespace for restart tests), util-linux (unshare, nsenter), iproute2.
-TEST_DEBS := puppet systemd util-linux iproute2
+# namespace for restart tests), util-linux (unshare, nsenter, setpriv, flock), mount (tmpfs and
+# bind mounts inside private mount namespaces for the fault tests), iproute2.
+TEST_DEBS := puppet systemd util-linux mount iproute2
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
