@@ -128,3 +128,48 @@ def test_state_written_0600(system: RealSystem, tmp_path: Path):
     system.write_state("hmac.key", b"k" * 32)
     assert system.read_state("hmac.key") == b"k" * 32
     assert (tmp_path / "state" / "hmac.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_stale_temps_removed_only_under_the_exclusive_lock(tmp_path: Path, rootfs: Path):
+    stale = rootfs / "etc/keystone" / f"{TEMP_PREFIX}keystone.conf.0badc0de"
+    stale.write_bytes(b"half")
+    keep = rootfs / "etc/keystone/keystone.conf.orig"  # not ours: never touched
+    keep.write_bytes(b"x")
+    dry = DryRunSystem(["true"], tmp_path / "state")
+    dry.lock(1)
+    dry.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    unlocked = RealSystem(["true"], tmp_path / "state")
+    unlocked.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    assert stale.exists()
+    locked = RealSystem(["true"], tmp_path / "state")
+    locked.lock(1)
+    locked.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    assert not stale.exists() and keep.exists()
+    assert locked.removed == {f"{rootfs}/etc/keystone/keystone.conf": [str(stale)]}
+
+
+def test_follow_symlink_writes_the_target_inside_the_root(system: RealSystem, rootfs: Path):
+    link = rootfs / "etc/keystone/keystone.conf"
+    link.symlink_to("../../usr/share/keystone/keystone.conf")  # one level too many: clamped
+    (rootfs / "usr/share/keystone").mkdir(parents=True)
+    with pytest.raises(UnsafePathError, match="is a symlink to"):
+        system.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    assert system.read_file(rootfs, P("/etc/keystone/keystone.conf"), follow=True) is None
+    system.commit(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"new", 0, 0, 0o644,
+                               follow=True))
+    assert link.is_symlink() and link.read_bytes() == b"new"
+    actual = system.read_file(rootfs, P("/etc/keystone/keystone.conf"), follow=True)
+    assert actual is not None and actual.data == b"new"
+
+
+def test_stale_temp_removed_by_the_next_run_and_reported(tmp_path: Path, run):
+    from synth import build
+
+    synth = build(tmp_path / "tree", {"app": [{"dest": "/etc/app/app.conf"}]})
+    assert run(*synth.options(), "app").code == 2
+    stale = synth.rootfs("app") / f"etc/app/{TEMP_PREFIX}app.conf.1234abcd"
+    stale.write_bytes(b"left by a killed run")
+    assert run(*synth.options(), "app", "--noop").code == 0 and stale.exists()
+    result = run(*synth.options(), "app")
+    assert result.code == 0 and not stale.exists()
+    assert f"app: note: removed stale temp file {stale}" in result.out

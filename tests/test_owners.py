@@ -1,0 +1,82 @@
+"""Owners in the container's terms, including containers with private users (a shifted uid base).
+
+``systemd-nspawn --private-users`` maps container uid 0..65535 onto host uid BASE..BASE+65535 and
+takes BASE from the owner of the rootfs directory. These tests build such a rootfs for real
+(chowned to 10 * 65536) and check the host-side ids of what render writes, and that a second run
+reads them back in the container's terms (in sync, exit 0).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from synth import build
+
+BASE = 10 * 0x10000
+
+
+@pytest.fixture
+def shifted(tmp_path: Path):
+    synth = build(tmp_path, {
+        "svc": [{"dest": "/etc/svc/owned.conf", "owner": "svc", "group": "svc"},
+                {"dest": "/etc/svc/plain.conf"},
+                {"dest": "/etc/svc/new/deep.conf", "create_dirs": True, "owner": "svc"}],
+    })
+    rootfs = synth.rootfs("svc")
+    for path in [rootfs, *rootfs.rglob("*")]:
+        os.lchown(path, BASE, BASE)  # a private-users rootfs: container root is BASE
+    return synth, rootfs
+
+
+def test_ids_are_shifted_on_write_and_unshifted_on_read(shifted, run):
+    synth, rootfs = shifted
+    first = run(*synth.options(), "svc")
+    assert first.code == 2, first.err
+    owned, plain = rootfs / "etc/svc/owned.conf", rootfs / "etc/svc/plain.conf"
+    assert (owned.stat().st_uid, owned.stat().st_gid) == (BASE + 163, BASE + 163)
+    assert (plain.stat().st_uid, plain.stat().st_gid) == (BASE, BASE)  # container root
+    new_dir = rootfs / "etc/svc/new"
+    assert (new_dir.stat().st_uid, new_dir.stat().st_gid) == (BASE, BASE)
+    assert (new_dir / "deep.conf").stat().st_uid == BASE + 163
+    again = run(*synth.options(), "svc")
+    assert (again.code, again.err) == (0, ""), again.out
+    # an owner fixed by hand on the host (unshifted) is seen as the container sees it
+    os.chown(owned, 163, 163)
+    drift = run(*synth.options(), "svc", "--noop")
+    assert drift.code == 2 and "owner 65534:65534 -> 163:163" in drift.out, drift.out
+
+
+def test_kept_owner_stays_in_the_container_range(shifted, run):
+    synth, rootfs = shifted
+    plain = rootfs / "etc/svc/plain.conf"
+    plain.write_text("old\n")
+    os.chown(plain, BASE + 33, BASE + 44)
+    assert run(*synth.options(), "svc").code == 2
+    assert (plain.stat().st_uid, plain.stat().st_gid) == (BASE + 33, BASE + 44)
+
+
+def test_missing_user_names_container_and_user(shifted, run):
+    synth, rootfs = shifted
+    definition = synth.templates / "svc" / "service.yaml"
+    definition.write_text(definition.read_text().replace("owner: svc", "owner: glance", 1))
+    result = run(*synth.options(), "svc")
+    assert result.code == 4
+    assert result.err.splitlines() == [
+        f"render: svc: {definition}:2: user 'glance' does not exist in container svc "
+        f"({rootfs}/etc/passwd)"]
+    assert not (rootfs / "etc/svc/plain.conf").exists()
+
+
+def test_ids_beyond_the_range_and_mismatched_bases_are_errors(shifted, run):
+    synth, rootfs = shifted
+    definition = synth.templates / "svc" / "service.yaml"
+    definition.write_text(definition.read_text().replace("owner: svc", "owner: 70000", 1))
+    result = run(*synth.options(), "svc")
+    assert result.code == 4 and "uid 70000 is outside the container's private range" in \
+        result.err, result.err
+    assert not (rootfs / "etc/svc/plain.conf").exists()
+    os.chown(rootfs, BASE, BASE + 0x10000)
+    result = run(*synth.options(), "svc")
+    assert result.code == 4 and "GID base" in result.err and "do not match" in result.err
