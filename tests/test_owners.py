@@ -80,3 +80,22 @@ def test_ids_beyond_the_range_and_mismatched_bases_are_errors(shifted, run):
     os.chown(rootfs, BASE, BASE + 0x10000)
     result = run(*synth.options(), "svc")
     assert result.code == 4 and "GID base" in result.err and "do not match" in result.err
+
+
+def test_existing_owner_and_mode_kept_new_secret_file_0640(tmp_path: Path, run):
+    synth = build(tmp_path, {"svc": [
+        {"dest": "/etc/svc/kept.conf", "text": "debug = true\n"},
+        {"dest": "/etc/svc/secret.conf", "text": "[database]\npassword = {{ lookup('pw') }}\n"},
+        {"dest": "/etc/svc/flagged.conf", "secret": True},
+    ]}, data={"pw": "s3cret-value"})
+    kept = synth.rootfs("svc") / "etc/svc/kept.conf"
+    kept.write_text("debug = false\n")
+    os.chown(kept, 33, 44)
+    kept.chmod(0o600)
+    result = run(*synth.options(), "svc")
+    assert result.code == 2, result.err
+    assert "s3cret-value" not in result.out + result.err
+    st = kept.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (33, 44, 0o600)
+    for name in ("secret.conf", "flagged.conf"):
+        assert (synth.rootfs("svc") / "etc/svc" / name).stat().st_mode & 0o7777 == 0o640
