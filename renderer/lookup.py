@@ -211,9 +211,11 @@ def _type(text: str | None) -> Any:
 
 def _checked(wanted: Any, what: str, value: Any) -> Any:
     """``value``, if it is an instance of ``--type`` (Puppet's assert_type)."""
+    if wanted is None:
+        return value
     from renderer.hiera import types
 
-    if wanted is not None and not types.instance(wanted, value):
+    if not types.instance(wanted, value):
         from renderer.errors import HieraError
         from renderer.hiera.merge import type_name
 
