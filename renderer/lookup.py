@@ -158,29 +158,29 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         templates = Path(args.templates) if args.templates else default_templates()
         service = load_service(templates, args.service)
         scope = scope.with_variables(service=service.name, machine=service.machine)
-    wanted = _type(args.type)
+    wanted = parse_type(args.type)
     config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
     if not config.parent.is_dir():  # Puppet: no such environment
         from renderer.errors import HieraConfigError
 
         raise HieraConfigError("no such directory", path=config.parent)
-    hiera = _load(config)
+    hiera = load_hiera(config)
     if hiera is not None:
         for key in args.keys:
             try:
-                return _checked(wanted, "Found value",
-                                hiera.lookup(key, scope, merge=merge, explain=explain))
+                value = hiera.lookup(key, scope, merge=merge, explain=explain)
             except LookupNotFound:
                 continue
+            return checked(wanted, "Found value", value)
     if args.default is not None:
-        return _checked(wanted, "Default value", args.default)
+        return checked(wanted, "Default value", args.default)
     if len(args.keys) == 1:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
 
 
-def _load(config: Path) -> Any:
+def load_hiera(config: Path) -> Any:
     """The Hiera for ``config``; None when Puppet would find no data there: no hiera.yaml, or a
     Hiera 3 one (no version, version 3, not a hash), which Puppet ignores in an environment."""
     from renderer.hiera import Hiera
@@ -197,7 +197,7 @@ def _load(config: Path) -> Any:
         return None
 
 
-def _type(text: str | None) -> Any:
+def parse_type(text: str | None) -> Any:
     """The parsed ``--type``, or None."""
     if text is None:
         return None
@@ -209,7 +209,7 @@ def _type(text: str | None) -> Any:
         raise UsageError(f"--type: not a Puppet type: {text!r}") from None
 
 
-def _checked(wanted: Any, what: str, value: Any) -> Any:
+def checked(wanted: Any, what: str, value: Any) -> Any:
     """``value``, if it is an instance of ``--type`` (Puppet's assert_type)."""
     if wanted is None:
         return value
@@ -224,6 +224,8 @@ def _checked(wanted: Any, what: str, value: Any) -> Any:
 
 
 class _NotFoundAny(LookupNotFound):
+    """None of several keys was found (Puppet's plural wording)."""
+
     def __init__(self, names: str) -> None:
         super().__init__(names)
         self.message = f"Function lookup() did not find a value for any of the names [{names}]"

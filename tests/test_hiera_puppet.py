@@ -247,14 +247,14 @@ def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:
     """``Hiera.lookup``, with several keys tried in order as Puppet's lookup does, and the value
     checked against the query's type as ``render lookup --type`` checks it."""
     keys = query["key"] if type(query["key"]) is list else [query["key"]]
-    wanted = lookup_command._type(query.get("type"))
+    wanted = lookup_command.parse_type(query.get("type"))
     for key in keys[:-1]:
         try:
-            return lookup_command._checked(wanted, "Found value",
-                                           hiera.lookup(key, scope, merge=query.get("merge")))
+            value = hiera.lookup(key, scope, merge=query.get("merge"))
         except LookupNotFound:
-            pass
-    return lookup_command._checked(wanted, "Value", hiera.lookup(
+            continue
+        return lookup_command.checked(wanted, "Found value", value)
+    return lookup_command.checked(wanted, "Value", hiera.lookup(
         keys[-1], scope, merge=query.get("merge"),
         default=query["default"] if "default" in query else NOT_GIVEN))
 
@@ -265,7 +265,7 @@ def _run_render(case: dict, root: Path) -> list[dict]:
     scope = puppet_lookup_scope(case.get("node", NODE), str(facts)).with_variables(
         **(case.get("variables") or {}))
     try:
-        hiera = lookup_command._load(env / "hiera.yaml")  # None: Puppet ignores a Hiera 3 file
+        hiera = lookup_command.load_hiera(env / "hiera.yaml")  # None: Puppet ignores a Hiera 3 file
     except HieraError as exc:
         return [{"query": q, "status": "error", "message": str(exc)} for q in case["queries"]]
     results = []
