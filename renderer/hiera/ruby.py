@@ -242,15 +242,35 @@ def to_s(value: Any) -> str:
 
 # --- regexps -------------------------------------------------------------------------------------
 
-_RUBY_ONLY = re.compile(r"\\\\|\\[zZhH]|\(\?<(?=[A-Za-z_])")
+_RUBY_ONLY = re.compile(r"\\\\|\\[zZhH]|\(\?<(?=[A-Za-z_])|\[:\w+:\]|\\[pP]\{\^?\w+\}")
 _RUBY_TO_PYTHON = {"\\\\": "\\\\", "\\z": r"\Z", "\\Z": r"(?=\n?\Z)", "\\h": "[0-9a-fA-F]",
                    "\\H": "[^0-9a-fA-F]", "(?<": "(?P<"}
+# POSIX bracket classes and \p{...} properties, for the ASCII that hieradata keys are made of.
+_CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
+            "lower": "a-z", "space": r"\s", "blank": r" \t", "xdigit": "0-9A-Fa-f",
+            "word": r"\w", "punct": r"!-/:-@\[-`{-~", "cntrl": r"\x00-\x1f\x7f",
+            "print": r"\x20-\x7e", "graph": r"\x21-\x7e"}
+
+
+def _translate(match: re.Match) -> str:
+    text = match.group()
+    if text.startswith("[:"):  # inside a bracket already: [[:alpha:]]
+        return _CLASSES.get(text[2:-2], text)
+    if text[:2] in ("\\p", "\\P"):
+        name = text[3:-1]
+        negate = (text[1] == "P") != name.startswith("^")
+        chars = _CLASSES.get(name.lstrip("^").lower())
+        if chars is None:
+            return text  # unknown property: Python reports it
+        return f"[{'^' if negate else ''}{chars}]"
+    return _RUBY_TO_PYTHON[text]
 
 
 @functools.lru_cache(maxsize=256)
 def regexp(source: str) -> re.Pattern:
-    """Compile a Ruby regexp: ``^``/``$`` match at line boundaries, ``\\z``, ``\\h``, ``(?<n>)``."""
-    translated = _RUBY_ONLY.sub(lambda m: _RUBY_TO_PYTHON[m.group()], source)
+    """Compile a Ruby regexp: ``^``/``$`` match at line boundaries, ``\\z``, ``\\h``, ``(?<n>)``,
+    ``[[:alpha:]]`` and ``\\p{Alpha}``."""
+    translated = _RUBY_ONLY.sub(_translate, source)
     return re.compile(translated, re.MULTILINE)
 
 
