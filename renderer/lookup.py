@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--node", help="node name (trusted.certname comes from the clientcert "
                                        "fact of --facts, as in Puppet)")
     parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
-                        help="set a top-scope variable (repeatable); a dotted KEY sets a fact")
+                        help="set a top-scope variable (repeatable); VALUE may be a JSON array "
+                             "or hash; a dotted KEY sets a fact")
     parser.add_argument("--service", metavar="NAME",
                         help="look up as render does for this service (sets $service, $machine)")
     parser.add_argument("--templates", metavar="DIR", default=os.environ.get("RENDER_TEMPLATES"),

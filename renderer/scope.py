@@ -196,8 +196,8 @@ def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
     undefined, as in Puppet). If the file names any of hostname, domain, fqdn, clientcert it must
     name all four, as Puppet demands. Without a facts file (Puppet would give up: no facts), the
     native facts and ``--node`` are used as ``render`` uses them. ``--var KEY=VALUE`` sets a
-    top-scope variable, not a fact (Puppet: a variable set in site.pp); a dotted KEY sets a
-    nested fact instead.
+    top-scope variable, not a fact (Puppet: a variable set in site.pp), an array or hash when
+    VALUE is written as JSON; a dotted KEY sets a nested fact instead.
     """
     if not facts_file:
         base = build_scope(node, None, ())
@@ -218,15 +218,29 @@ def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
     top: dict[str, Any] = {key: value for key, value in PUPPET_TOP.items() if key not in facts}
     top["environment"] = environment
     for item in variables:
-        key, sep, value = item.partition("=")
+        key, sep, text = item.partition("=")
         key = key.removeprefix("::")
         if not sep or not key:
             raise UsageError(f"--var expects KEY=VALUE, got {item!r}")
+        value = _json_container(text)
         if "." in key:
             _set_dotted(facts, key.removeprefix("facts."), value)
         else:
             top[key] = value
     return Scope(facts=facts, trusted=trusted, variables=top)
+
+
+def _json_container(text: str) -> Any:
+    """A ``--var`` value: an array or hash when written as JSON (``roles=["db","web"]``, for
+    ``mapped_paths``), else the string itself."""
+    if text[:1] in ("[", "{"):
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text
 
 
 def build_scope(node: str | None = None, facts_file: str | None = None,

@@ -31,6 +31,7 @@ from renderer import lookup as lookup_command
 from renderer.errors import HieraError, LookupNotFound
 from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.hiera import merge as merging
+from renderer.hiera.ruby import to_s
 from renderer.scope import puppet_lookup_scope
 
 pytestmark = pytest.mark.puppet
@@ -175,8 +176,20 @@ def _materialize(case: dict, root: Path) -> tuple[Path, Path]:
     if case.get("variables"):
         (env / "manifests").mkdir()
         (env / "manifests" / "site.pp").write_text("".join(
-            f"${name} = {json.dumps(value)}\n" for name, value in case["variables"].items()))
+            f"${name} = {_puppet_literal(value)}\n" for name, value in case["variables"].items()))
     return env, _facts_file(case, root)
+
+
+def _puppet_literal(value: Any) -> str:
+    """A value in the Puppet language, for site.pp."""
+    if type(value) is list:
+        return "[" + ", ".join(map(_puppet_literal, value)) + "]"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_puppet_literal(k)} => {_puppet_literal(v)}"
+                               for k, v in value.items()) + "}"
+    if type(value) is str:
+        return json.dumps(value).replace("$", "\\$")
+    return "undef" if value is None else json.dumps(value)
 
 
 def _puppet_args(root: Path, case: dict, facts: Path) -> list[str]:
@@ -291,12 +304,18 @@ def _empty_config(root: Path) -> Path:
 
 
 def _cli_base(case: dict, env: Path, facts: Path) -> list[str] | None:
-    """``render lookup`` options for the case's scope; None when --var cannot express it."""
+    """``render lookup`` options for the case's scope; None when --var cannot express it (null)."""
     variables = case.get("variables") or {}
-    if any(type(value) is not str for value in variables.values()):
+    if any(value is None for value in variables.values()):
         return None
     return ["--hieradata", str(env), "--facts", str(facts), "--node", case.get("node", NODE),
-            *(f"--var={name}={value}" for name, value in variables.items())]
+            *(f"--var={name}={_var_text(value)}" for name, value in variables.items())]
+
+
+def _var_text(value: Any) -> str:
+    """A variable as ``--var`` takes it: arrays and hashes as JSON, scalars as Ruby prints them
+    (the only way a scalar variable shows, inside an interpolated string)."""
+    return json.dumps(value) if type(value) in (list, dict) else to_s(value)
 
 
 def _run_cli(case: dict, root: Path) -> list[dict | None]:
