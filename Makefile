@@ -7,8 +7,10 @@ BIN     := $(VENV)/bin
 APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 # Debian packages the tests drive for real: puppet (hiera oracle), systemd (booted in a
 # namespace for restart tests), util-linux (unshare, nsenter, setpriv, flock), mount (tmpfs and
-# bind mounts inside private mount namespaces for the fault tests), iproute2.
-TEST_DEBS := puppet systemd util-linux mount iproute2
+# bind mounts inside private mount namespaces for the fault tests), iproute2, and what reads the
+# sample catalog as its services would: haproxy (haproxy -c) and systemd-container (the keys
+# systemd-nspawn knows).
+TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
@@ -55,7 +57,7 @@ venv: $(VENV)/.installed
 # Exit 2 means "changes were made", which is what a first run does.
 run: compile
 	@mkdir -p build/host
-	@$(BIN)/python contrib/demo_machines.py service_templates build/machines
+	@$(BIN)/python contrib/demo_machines.py service_templates build/machines hieradata
 	@rc=0; $(BIN)/render --diff --no-restart $(DEMO) --all || rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi
 
@@ -72,7 +74,7 @@ bench: compile
 	$(BIN)/python bench/bench.py
 
 golden-update: $(VENV)/.test-installed
-	RENDER_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q tests/test_golden.py
+	RENDER_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q tests/test_golden.py tests/test_catalog.py -k "golden"
 
 # Regenerates service_templates/_lib/oslo_options.json from the packages in $(OSLO_VENV).
 oslo-data: $(VENV)/.test-installed $(OSLO_VENV)/.installed

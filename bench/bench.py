@@ -61,8 +61,10 @@ def add_lookup_heavy_service(hieradata: Path, templates: Path) -> None:
     (data / "nodes" / "controller1.example.com.yaml").open("a").write(
         "\n" + "\n".join(node) + "\n")
     hiera = hieradata / "hiera.yaml"
-    hiera.write_text(hiera.read_text().replace('path: "common.yaml"',
-                                               'paths: ["common.yaml", "bench_common.yaml"]'))
+    text = hiera.read_text()
+    assert "      - common.yaml\n" in text, "bench: the common level of hiera.yaml changed"
+    hiera.write_text(text.replace("      - common.yaml\n",
+                                  "      - common.yaml\n      - bench_common.yaml\n"))
     service = templates / "lookupbench"
     service.mkdir()
     (service / "service.yaml").write_text(
@@ -82,7 +84,7 @@ def main() -> None:
         shutil.copytree(REPO / "hieradata", base / "hieradata")
         shutil.copytree(REPO / "service_templates", base / "templates")
         add_lookup_heavy_service(base / "hieradata", base / "templates")
-        provision(base / "templates", base / "machines")
+        provision(base / "templates", base / "machines", base / "hieradata")
         (base / "host").mkdir()
         options = ["--hieradata", str(base / "hieradata"), "--templates", str(base / "templates"),
                    "--machines-dir", str(base / "machines"), "--host-root", str(base / "host"),

@@ -2,44 +2,63 @@
 """Provision demo container root filesystems for ``make run``.
 
 render refuses to write into a container that does not exist (a missing rootfs means the machine
-is not provisioned yet), so the demo first creates, for every sample service, what a provisioned
-container would hold: ``etc/passwd`` and ``etc/group`` with the service's users, and the
-directories its packages create. Existing files are left alone, so a second ``make run`` is quiet.
+is not provisioned yet), so the demo first creates, for every machine the sample catalog writes
+into, what a provisioned container would hold: ``etc/passwd`` and ``etc/group`` with the users
+and groups its files are owned by, and the directories its packages create. Which machines exist
+is decided by the data (several services may share one), so the catalog is bound to the
+hieradata exactly as render binds it. Existing files are left alone, so a second ``make run`` is
+quiet.
+
+    demo_machines.py TEMPLATES MACHINES HIERADATA [NODE]
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import yaml
+from renderer.hiera import Hiera
+from renderer.scope import build_scope
+from renderer.services import Root, bind_in_scope, list_services, load_service
 
 FIRST_UID = 200  # system uids inside the demo containers; real containers bring their own
+NODE = "controller1.example.com"
 
 
-def provision(templates: Path, machines: Path) -> None:
-    for definition in sorted(templates.glob("[!_]*/service.yaml")):
-        service = yaml.safe_load(definition.read_text())
-        machine = service.get("machine", definition.parent.name)
+def machine_files(templates: Path, hieradata: Path, node: str = NODE
+                  ) -> dict[str, list[tuple[Path, str | None, str | None]]]:
+    """machine -> (destination, owner, group) of every file the catalog puts in it."""
+    hiera = Hiera.load(hieradata / "hiera.yaml")
+    scope = build_scope(node, None, [])
+    machines: dict[str, list[tuple[Path, str | None, str | None]]] = {}
+    for name in list_services(templates):
+        service = bind_in_scope(load_service(templates, name), hiera, scope)
+        for spec in service.files:
+            if spec.root is Root.CONTAINER:
+                machine = spec.machine or service.machine
+                machines.setdefault(machine, []).append(
+                    (Path(str(spec.dest)), spec.owner, spec.group))
+    return machines
+
+
+def provision(templates: Path, machines: Path, hieradata: Path, node: str = NODE) -> None:
+    for machine, files in machine_files(templates, hieradata, node).items():
         rootfs = machines / machine
         users = {"root": 0}
-        for entry in service["files"]:
-            if entry.get("root", "container") != "container":
-                continue
-            for key in ("owner", "group"):
-                name = entry.get(key)
-                if isinstance(name, str) and name not in users:
+        for dest, owner, group in files:
+            for name in (owner, group):
+                if name is not None and not name.isdigit() and name not in users:
                     users[name] = FIRST_UID + len(users)
-            directory = rootfs / PurePosixPath(entry["dest"]).parent.relative_to("/")
-            directory.mkdir(parents=True, exist_ok=True)
+            (rootfs / dest.parent.relative_to("/")).mkdir(parents=True, exist_ok=True)
         (rootfs / "etc").mkdir(parents=True, exist_ok=True)
-        passwd, group = rootfs / "etc/passwd", rootfs / "etc/group"
+        passwd, group_file = rootfs / "etc/passwd", rootfs / "etc/group"
         if not passwd.exists():
             passwd.write_text("".join(f"{n}:x:{i}:{i}:{n}:/var/lib/{n}:/usr/sbin/nologin\n"
                                       for n, i in users.items()))
-        if not group.exists():
-            group.write_text("".join(f"{n}:x:{i}:\n" for n, i in users.items()))
+        if not group_file.exists():
+            group_file.write_text("".join(f"{n}:x:{i}:\n" for n, i in users.items()))
 
 
 if __name__ == "__main__":
-    provision(Path(sys.argv[1]), Path(sys.argv[2]))
+    provision(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]),
+              *(sys.argv[4:5] or [NODE]))

@@ -161,9 +161,10 @@ def _restart(results: list[ServiceResult], stores: dict[int, Store], system: Rea
                 pending.setdefault(item.action, []).append((index, item))
     if not options.restart:
         return
-    first = {action: rs.restart(system, action, any(p.force for _, p in owners),
+    # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
+    first = {action: rs.restart(system, action, any(p.force for _, p in pending[action]),
                                 options.health_timeout)
-             for action, owners in pending.items()}
+             for action in sorted(pending, key=lambda action: not action.first)}
     broken = sorted({index for action, owners in pending.items() for index, _ in owners
                      if first[action].outcome is rs.Outcome.FAILED})
     for index in broken:

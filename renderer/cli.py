@@ -184,11 +184,11 @@ def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: R
     """scope -> hiera lookup -> render -> overrides -> validate -> plan, for one service."""
     from renderer.overrides import OptionData, apply_overrides
     from renderer.plan import plan_service
-    from renderer.services import load_service
+    from renderer.services import bind_in_scope, load_service
     from renderer.validate import validate
     from renderer.versions import load
 
-    service = load_service(templates, name)
+    service = bind_in_scope(load_service(templates, name), hiera, scope)
     service_scope = scope.with_variables(service=service.name, machine=service.machine)
 
     def lookup(key: str, merge: str | dict[str, Any] | None, default: object) -> object:

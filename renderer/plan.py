@@ -100,7 +100,8 @@ def _resolve_id(name: str | None, database: str, fallback: int, system: RealSyst
     table = system.ids(root, database)
     if name not in table:
         kind = "user" if database == "passwd" else "group"
-        where = f"container {service.machine}" if spec.root is Root.CONTAINER else f"host {root}"
+        where = f"container {spec.machine or service.machine}" if spec.root is Root.CONTAINER \
+            else f"host {root}"
         raise ApplyError(f"{kind} {name!r} does not exist in {where} ({root}/etc/{database})",
                          path=service.definition, line=spec.line)
     return table[name]
@@ -120,12 +121,13 @@ def diff_lines(old: bytes | None, new: bytes, path: str, masker: Masker) -> tupl
 def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSystem,
               masker: Masker, state: ServiceState | None = None) -> FileChange:
     spec = rendered.spec
-    root = roots.for_file(spec, service.machine)
+    machine = spec.machine or service.machine  # the data may put a file in another machine
+    root = roots.for_file(spec, machine)
     path = f"{root}{spec.dest}"
     try:
         actual: Actual | None = system.read_file(root, spec.dest, follow=spec.follow_symlink)
     except MissingRootError as exc:
-        message = (f"container rootfs does not exist: machine {service.machine!r} is not "
+        message = (f"container rootfs does not exist: machine {machine!r} is not "
                    "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")
         raise MissingRootError(message, path=exc.path) from exc
     except MissingDirectoryError:

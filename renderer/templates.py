@@ -3,7 +3,8 @@
 Undefined is strict: a missing variable or hiera key is an error naming the key and the template's
 file and line, never an empty string or ``<no value>`` in a password (consul-template #972).
 Templates see the service's data through ``lookup(key, default=..., merge=...)``, and ``scope``,
-``facts``, ``trusted``, ``service`` and ``machine``. A value hieradata marks Sensitive is unwrapped
+``facts``, ``trusted``, ``service`` and ``machine`` (the file's machine), and for a file repeated
+with ``each``, ``item`` and ``value``. A value hieradata marks Sensitive is unwrapped
 for the template and remembered, so every later output can mask it.
 """
 
@@ -20,10 +21,8 @@ import jinja2
 from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
-from renderer.services import FileSpec, Service
+from renderer.services import SHARED_DIR, FileSpec, Service
 from renderer.system import RealSystem
-
-SHARED_DIR = "_lib"  # service_templates/_lib: macros shared by every service
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,12 @@ class Renderer:
         }
         rendered = []
         for spec in service.files:
-            rendered.append(Rendered(spec, self._render_one(env, service, spec, context)))
+            file_context = context
+            if spec.machine is not None or spec.item is not None:
+                # a file of another machine, or one copy of an ``each`` entry
+                file_context = {**context, "machine": spec.machine or service.machine,
+                                "item": spec.item, "value": spec.value}
+            rendered.append(Rendered(spec, self._render_one(env, service, spec, file_context)))
         return rendered
 
     def _render_one(self, env: jinja2.Environment, service: Service, spec: FileSpec,

@@ -69,7 +69,7 @@ def tree(tmp_path: Path) -> Tree:
     tree = Tree(tmp_path)
     shutil.copytree(REPO / "hieradata", tree.hieradata)
     shutil.copytree(REPO / "service_templates", tree.templates)
-    provision(tree.templates, tree.machines)
+    provision(tree.templates, tree.machines, tree.hieradata)
     tree.host.mkdir()
     return tree
 

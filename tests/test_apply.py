@@ -117,3 +117,25 @@ def test_no_restart(tmp_path: Path):
     system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
     assert exit_code(apply(plans(templates, roots, system), system, restart=False)) == 2
     assert calls(tmp_path) == []
+
+
+def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
+    templates = tmp_path / "templates"
+    (templates / "agents").mkdir(parents=True)
+    (templates / "agents" / "service.yaml").write_text(
+        "machine: net\nfiles:\n"
+        "  - {template: a.j2, dest: /etc/l3.ini, restart: 'unit:l3'}\n"
+        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
+        "  - {template: a.j2, dest: /etc/nspawn, root: host, restart: host-reload:networkd}\n")
+    (templates / "agents" / "a.j2").write_text("x\n")
+    (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
+    (tmp_path / "host/etc").mkdir(parents=True)
+    roots = Roots(tmp_path / "machines", tmp_path / "host")
+    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    service = load_service(templates, "agents")
+    plan = plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
+                        system, Masker(b"k"))
+    assert exit_code(apply([plan], system)) == 2
+    assert calls(tmp_path) == ["--machine=net daemon-reload",
+                               "--machine=net try-restart l3.service",
+                               "try-reload-or-restart networkd.service"]

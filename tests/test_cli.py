@@ -94,7 +94,7 @@ def test_json_report(tree: Tree):
     service = document["services"][0]
     assert service["service"] == "keystone" and service["status"] == "changed"
     assert {f["change"] for f in service["files"]} == {"create"}
-    assert service["restarts"] == ["systemd-nspawn@keystone.service"]
+    assert service["restarts"] == ["systemd-nspawn@keystone.service", "keystone:httpd.service"]
 
 
 def test_undefined_variable_names_template_line_and_writes_nothing(tree: Tree):
@@ -121,21 +121,21 @@ def test_missing_hiera_key_names_key_and_template_line(tree: Tree):
 
 
 def test_one_broken_service_does_not_stop_the_others(tree: Tree):
-    other = tree.templates / "memcached"
+    other = tree.templates / "cache"
     other.mkdir()
     (other / "service.yaml").write_text(
         "files:\n  - template: memcached.conf.j2\n    dest: /etc/memcached.conf\n")
     (other / "memcached.conf.j2").write_text("-p {{ lookup('openstack::memcached::port') }}\n")
-    (tree.machines / "memcached" / "etc").mkdir(parents=True)
-    broken = tree.templates / "keystone" / "keystone.nspawn.j2"
+    (tree.machines / "cache" / "etc").mkdir(parents=True)
+    broken = tree.templates / "keystone" / "wsgi-keystone.conf.j2"
     broken.write_text("{% for x in %}\n")
-    result = render("--no-restart", "keystone", "memcached", "nosuch", *tree.options())
+    result = render("--no-restart", "keystone", "cache", "nosuch", *tree.options())
     assert result.code == 6
     errors = result.err.splitlines()
     assert len(errors) == 2
-    assert errors[0].startswith("render: keystone: ") and "keystone.nspawn.j2:1:" in errors[0]
+    assert errors[0].startswith("render: keystone: ") and "wsgi-keystone.conf.j2:1:" in errors[0]
     assert errors[1].startswith("render: nosuch: ") and "unknown service 'nosuch'" in errors[1]
-    assert (tree.machines / "memcached/etc/memcached.conf").read_text() == "-p 11211\n"
+    assert (tree.machines / "cache/etc/memcached.conf").read_text() == "-p 11211\n"
     assert not (tree.machines / CONF).exists()
 
 

@@ -28,7 +28,7 @@ def build(case: Path, base: Path) -> Tree:
                           ("service_templates", REPO / "service_templates")):
         source = case / name if (case / name).is_dir() else default
         shutil.copytree(source, base / name)
-    provision(tree.templates, tree.machines)
+    provision(tree.templates, tree.machines, tree.hieradata)
     tree.host.mkdir()
     if (case / "before").is_dir():
         shutil.copytree(case / "before", base, dirs_exist_ok=True)
@@ -43,14 +43,8 @@ def actual_files(tree: Tree) -> dict[str, bytes]:
             if p.is_file() and p.name not in ("passwd", "group")}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_golden(case: Path, tmp_path: Path):
-    tree = build(case, tmp_path / "t")
-    args = shlex.split((case / "args").read_text())
-    result = render(*args, *tree.options())
-    stdout = result.out.replace(str(tree.base), "<tree>")
-    stdout += f"[exit {result.code}]\n" + result.err.replace(str(tree.base), "<tree>")
-    files = actual_files(tree)
+def compare_or_update(case: Path, files: dict[str, bytes], stdout: str) -> None:
+    """Assert the tree and stdout match ``case``; with ``make golden-update``, rewrite them."""
     if UPDATE:
         shutil.rmtree(case / "expected", ignore_errors=True)
         for name, data in files.items():
@@ -62,3 +56,13 @@ def test_golden(case: Path, tmp_path: Path):
                 for p in sorted((case / "expected").rglob("*")) if p.is_file()}
     assert files == expected
     assert stdout == (case / "stdout").read_text()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden(case: Path, tmp_path: Path):
+    tree = build(case, tmp_path / "t")
+    args = shlex.split((case / "args").read_text())
+    result = render(*args, *tree.options())
+    stdout = result.out.replace(str(tree.base), "<tree>")
+    stdout += f"[exit {result.code}]\n" + result.err.replace(str(tree.base), "<tree>")
+    compare_or_update(case, actual_files(tree), stdout)

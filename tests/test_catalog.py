@@ -1,0 +1,114 @@
+"""The sample catalog: a golden per service, ``--all`` on a fresh tree, and one shared value.
+
+``tests/data/catalog/<service>/`` holds what rendering that one service into a fresh, provisioned
+tree writes (``expected/``, machines and host root) and what ``--noop`` says first (``stdout``:
+every file and every restart). Every service in service_templates must have one;
+``make golden-update`` writes them for review with ``git diff``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, Tree, render
+from test_golden import actual_files, build, compare_or_update
+
+from renderer.services import list_services
+
+SERVICES = list_services(REPO / "service_templates")
+GOLDEN = REPO / "tests" / "data" / "catalog"
+MEMCACHED_USERS = {"keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
+                   "horizon"}
+
+
+def test_every_service_has_a_golden():
+    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == SERVICES
+    assert {"keystone", "glance", "placement", "nova", "neutron", "cinder", "heat", "horizon",
+            "memcached", "rabbitmq", "mariadb", "haproxy", "host-network"} <= set(SERVICES)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_golden(service: str, tmp_path: Path):
+    case = GOLDEN / service
+    tree = build(case, tmp_path / "t")
+    noop = render("--noop", service, *tree.options())
+    assert noop.code == 2, noop.err
+    real = render("--no-restart", service, *tree.options())
+    assert (real.code, real.err) == (2, "")
+    compare_or_update(case, actual_files(tree), noop.out.replace(str(tree.base), "<tree>"))
+
+
+def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree):
+    before = tree.snapshot()
+    noop = render("--noop", "--all", *tree.options())
+    assert (noop.code, noop.err) == (2, "")
+    for service in SERVICES:
+        assert f"\n{service}: would create " in f"\n{noop.out}", service
+    assert tree.snapshot() == before
+    real = render("--no-restart", "--all", *tree.options())
+    assert (real.code, real.err) == (2, "")
+    again = render("--noop", "--all", *tree.options())
+    assert (again.code, again.err) == (0, "")
+    assert f"everything in sync ({len(SERVICES)} service(s)" in again.out
+
+
+def logging_systemctl(tmp_path: Path) -> tuple[str, Path]:
+    """A real executable standing in for systemctl (no container runs here): logs its args."""
+    log = tmp_path / "systemctl.log"
+    script = tmp_path / "systemctl"
+    script.write_text(f"#!{sys.executable}\nimport sys\n"
+                      f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+    script.chmod(0o755)
+    return str(script), log
+
+
+def restarted(log: Path) -> list[tuple[str, str]]:
+    """(machine or 'host', unit) of every call in the log, in order."""
+    calls = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        words = line.split()
+        machine = next((w.split("=", 1)[1] for w in words if w.startswith("--machine=")),
+                       "host")
+        calls.append((machine, words[-1]))
+    return calls
+
+
+def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, tmp_path: Path):
+    systemctl, log = logging_systemctl(tmp_path)
+    first = render("--systemctl", systemctl, "--all", *tree.options())
+    assert (first.code, first.err) == (2, "")
+    users = {path.split("/")[1] for path, data in actual_files(tree).items()
+             if b"192.0.2.22:11211" in data}  # machines whose files name a memcached server
+    log.unlink()
+
+    path = tree.hieradata / "data" / "common.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["openstack::memcached::servers"] = ["192.0.2.21", "192.0.2.23", "fd00::21"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = render("--systemctl", systemctl, "--all", *tree.options())
+    assert (result.code, result.err) == (2, "")
+
+    changed = {line.split(":")[0] for line in result.out.splitlines() if ": update " in line}
+    assert changed == MEMCACHED_USERS
+    calls = restarted(log)
+    assert len(calls) == len(set(calls)), calls  # each unit once
+    assert sorted(calls) == sorted([
+        ("host", "systemd-nspawn@keystone.service"),
+        ("glance", "glance-api.service"),
+        ("placement", "placement-api.service"),
+        ("nova-api", "nova-api.service"),
+        ("nova-control", "nova-conductor.service"),
+        ("nova-control", "nova-scheduler.service"),
+        ("neutron-server", "neutron-server.service"),
+        ("neutron-agents", "neutron-l3-agent.service"),
+        ("neutron-agents", "neutron-dhcp-agent.service"),
+        ("cinder", "cinder-api.service"),
+        ("cinder", "cinder-scheduler.service"),
+        ("heat", "heat-api.service"),
+        ("heat", "heat-engine.service"),
+        ("horizon", "apache2.service"),
+    ])
+    assert {m for m, _ in calls if m != "host"} | {"keystone"} == users

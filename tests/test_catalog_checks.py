@@ -1,0 +1,147 @@
+"""Read the rendered sample catalog the way each service would.
+
+The whole catalog is rendered once into a fresh tree; then haproxy checks its config
+(``haproxy -c``), Python compiles and runs horizon's ``local_settings.py``, ``systemd-analyze
+verify`` loads the agents' drop-ins with their units, and every ``.network``/``.netdev`` and
+``.nspawn`` key is looked up in the key tables compiled into ``systemd-networkd`` and
+``systemd-nspawn`` (their gperf tables hold every ``Section.Key`` they accept). ``.link`` keys
+(udev's) and MariaDB option names are not checked by a real reader here (see README).
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, Tree, render
+from test_golden import build
+
+NETWORKD = "/lib/systemd/systemd-networkd"
+NSPAWN = "/usr/bin/systemd-nspawn"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    tree = build(REPO / "tests" / "data" / "catalog", tmp_path_factory.mktemp("catalog"))
+    result = render("--no-restart", "--all", *tree.options())
+    assert (result.code, result.err) == (2, ""), result.err
+    return tree
+
+
+def data(name: str) -> dict:
+    return yaml.safe_load((REPO / "hieradata" / "data" / name).read_text())
+
+
+@cache
+def known_keys(binary: str) -> frozenset[str]:
+    """Every ``Section.Key`` in the binary's configuration tables."""
+    out = subprocess.run(["strings", binary], capture_output=True, text=True, check=True).stdout
+    return frozenset(re.findall(r"^[A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*$", out, re.M))
+
+
+def systemd_keys(path: Path) -> list[str]:
+    section, keys = None, []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+        else:
+            keys.append(f"{section}.{line.split('=', 1)[0].strip()}")
+    return keys
+
+
+def test_haproxy_accepts_the_config_with_a_frontend_and_backend_per_api(catalog: Tree):
+    cfg = catalog.machines / "haproxy/etc/haproxy/haproxy.cfg"
+    done = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = cfg.read_text()
+    for api in data("common.yaml")["openstack::apis"]:
+        assert f"\nfrontend {api}\n" in text and f"\nbackend {api}\n" in text
+    assert "server nova-api 192.0.2.14:8774 check" in text  # machine from data, address too
+
+
+def test_horizon_local_settings_is_python_with_memcached_caches(catalog: Tree):
+    path = catalog.machines / "horizon/etc/openstack-dashboard/local_settings.py"
+    code = ("import sys; ns = {}; exec(compile(open(sys.argv[1]).read(), sys.argv[1], 'exec'), ns)"
+            "; print(repr(ns['CACHES']['default']['LOCATION']))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(["192.0.2.21:11211", "192.0.2.22:11211",
+                                        "[fd00::21]:11211"])
+
+
+def test_networkd_and_nspawn_files_use_only_keys_systemd_knows(catalog: Tree):
+    files = [(p, NETWORKD) for top in (catalog.machines, catalog.host)
+             for p in top.rglob("*") if p.suffix in (".network", ".netdev")]
+    files += [(p, NSPAWN) for p in (catalog.host / "etc/systemd/nspawn").glob("*.nspawn")]
+    assert len(files) > 40
+    for path, binary in files:
+        unknown = [key for key in systemd_keys(path) if key not in known_keys(binary)]
+        assert not unknown, f"{path}: {unknown}"
+
+
+def test_bad_key_is_caught_by_the_key_check():
+    assert "Network.MACVLAN" in known_keys(NETWORKD)
+    assert "Network.MACVLANS" not in known_keys(NETWORKD)
+    assert "Files.Bind" in known_keys(NSPAWN) and "Exec.PrivateUsers" in known_keys(NSPAWN)
+
+
+def test_agent_drop_ins_load_cleanly_with_their_units(catalog: Tree, tmp_path: Path):
+    system = catalog.machines / "neutron-agents/etc/systemd/system"
+    units = sorted(p.name.removesuffix(".d") for p in system.glob("*.service.d"))
+    assert units == ["neutron-dhcp-agent.service", "neutron-l3-agent.service"]
+    for unit in units:  # stand-ins for the packages' units, with the rendered drop-ins
+        (tmp_path / unit).write_text(f"[Unit]\nDescription={unit}\n"
+                                     "[Service]\nExecStart=/bin/true\n")
+        (tmp_path / f"{unit}.d").symlink_to(system / f"{unit}.d")
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                           *(str(tmp_path / u) for u in units)], capture_output=True, text=True,
+                          env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_neutron_netns_workaround_files(catalog: Tree):
+    agents = catalog.machines / "neutron-agents"
+    wrapper = agents / "usr/local/lib/neutron-netns/ip"
+    assert wrapper.stat().st_mode & 0o7777 == 0o755
+    assert wrapper.read_text().startswith("#!/bin/bash\n")
+    assert 'nsenter --mount=/hostproc/1/ns/mnt /sbin/ip "$@"' in wrapper.read_text()
+    done = subprocess.run(["bash", "-n", str(wrapper)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    nspawn = (catalog.host / "etc/systemd/nspawn/neutron-agents.nspawn").read_text()
+    assert nspawn.split("\n", 1)[1] == ("[Exec]\nPrivateUsers=no\n\n[Network]\nPrivate=no\n\n"
+                                        "[Files]\nBind=/var/run/netns:/var/run/netns\n"
+                                        "Bind=/proc:/hostproc\n")
+
+
+def test_rabbitmq_conf_is_sysctl_format(catalog: Tree):
+    lines = (catalog.machines / "rabbitmq/etc/rabbitmq/rabbitmq.conf").read_text().splitlines()
+    settings = dict(line.split(" = ", 1) for line in lines if line and not line.startswith("#"))
+    assert all(re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", key) for key in settings)
+    assert settings["listeners.tcp.default"] == "5672"
+    assert settings["cluster_formation.classic_config.nodes.3"] == "rabbit@rabbitmq3"
+
+
+def test_galera_option_file(catalog: Tree):
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.read(catalog.machines / "mariadb/etc/mysql/mariadb.conf.d/60-galera.cnf")
+    assert parser["galera"]["wsrep_cluster_address"] == "gcomm://192.0.2.41,192.0.2.42,192.0.2.43"
+    assert parser["galera"]["wsrep_node_address"] == parser["mysqld"]["bind-address"] == \
+        "192.0.2.41"
+    assert parser["galera"]["wsrep_on"] == "ON"
+
+
+def test_modes_of_secret_bearing_files(catalog: Tree):
+    for path in ("keystone/etc/keystone/keystone.conf", "nova-control/etc/nova/nova.conf",
+                 "neutron-agents/etc/neutron/neutron.conf",
+                 "horizon/etc/openstack-dashboard/local_settings.py"):
+        assert (catalog.machines / path).stat().st_mode & 0o7777 == 0o640, path
