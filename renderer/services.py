@@ -270,7 +270,7 @@ def _parse_file(entry: Any, directory: Path, path: Path, name: str) -> Entry:
     machine = _parse_machine(entry["machine"], path, entry, name) if "machine" in entry else None
     spec = FileSpec(
         template=template,
-        dest=PurePosixPath("/"),
+        dest=PurePosixPath(dest) if isinstance(dest, str) else PurePosixPath("/"),  # as written
         root=root,
         owner=_parse_owner(entry.get("owner"), "owner", path, entry, name),
         group=_parse_owner(entry.get("group"), "group", path, entry, name),
