@@ -162,9 +162,10 @@ def _restart(results: list[ServiceResult], stores: dict[int, Store], system: Rea
     if not options.restart:
         return
     # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
-    first = {action: rs.restart(system, action, any(p.force for _, p in pending[action]),
+    pending = {action: pending[action] for action in sorted(pending, key=lambda a: not a.first)}
+    first = {action: rs.restart(system, action, any(p.force for _, p in owners),
                                 options.health_timeout)
-             for action in sorted(pending, key=lambda action: not action.first)}
+             for action, owners in pending.items()}
     broken = sorted({index for action, owners in pending.items() for index, _ in owners
                      if first[action].outcome is rs.Outcome.FAILED})
     for index in broken:

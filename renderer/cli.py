@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from renderer.masking import Masker
     from renderer.plan import Roots, failed
     from renderer.scope import build_scope
-    from renderer.services import list_services, load_service
+    from renderer.services import bind_in_scope, list_services, load_service
     from renderer.system import DryRunSystem, RealSystem
     from renderer.templates import Renderer, bytecode_cache
     from renderer.versions import rollback_plan
@@ -160,7 +160,12 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         try:
             if args.rollback:
-                plans.append(rollback_plan(load_service(templates, name), roots, system, masker))
+                service = load_service(templates, name)
+                if not service.bound:  # machines or repeated files come from the data
+                    if isinstance(hiera, RenderError):
+                        raise hiera
+                    service = bind_in_scope(service, hiera, scope)
+                plans.append(rollback_plan(service, roots, system, masker))
                 continue
             if isinstance(hiera, RenderError):
                 raise hiera

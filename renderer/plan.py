@@ -38,7 +38,10 @@ class Roots:
     host_root: Path
 
     def for_file(self, spec: FileSpec, machine: str) -> Path:
-        return self.machines_dir / machine if spec.root is Root.CONTAINER else self.host_root
+        """``machine``: the service's; a file the data puts in another machine says so."""
+        if spec.root is not Root.CONTAINER:
+            return self.host_root
+        return self.machines_dir / (spec.machine or machine)
 
 
 @dataclass(frozen=True)

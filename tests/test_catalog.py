@@ -41,28 +41,34 @@ def test_service_golden(service: str, tmp_path: Path):
     compare_or_update(case, actual_files(tree), noop.out.replace(str(tree.base), "<tree>"))
 
 
-def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree):
+def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, tmp_path: Path):
     before = tree.snapshot()
     noop = render("--noop", "--all", *tree.options())
     assert (noop.code, noop.err) == (2, "")
     for service in SERVICES:
         assert f"\n{service}: would create " in f"\n{noop.out}", service
+        assert f"\n{service}: would restart " in f"\n{noop.out}", service
     assert tree.snapshot() == before
-    real = render("--no-restart", "--all", *tree.options())
+    # a real run restarts too (restarts owed by --no-restart would keep the tree "changed")
+    systemctl, log = logging_systemctl(tmp_path)
+    real = render(*systemctl, "--all", *tree.options())
     assert (real.code, real.err) == (2, "")
+    assert "--machine=neutron-agents daemon-reload" in log.read_text()
     again = render("--noop", "--all", *tree.options())
     assert (again.code, again.err) == (0, "")
     assert f"everything in sync ({len(SERVICES)} service(s)" in again.out
 
 
-def logging_systemctl(tmp_path: Path) -> tuple[str, Path]:
-    """A real executable standing in for systemctl (no container runs here): logs its args."""
+def logging_systemctl(tmp_path: Path) -> tuple[list[str], Path]:
+    """A real executable standing in for systemctl (no container runs here): every unit is
+    active, every call but ``show`` is logged. ``--health-timeout 0``: no settling wait."""
     log = tmp_path / "systemctl.log"
     script = tmp_path / "systemctl"
     script.write_text(f"#!{sys.executable}\nimport sys\n"
-                      f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+                      "if 'show' in sys.argv:\n    print('active')\nelse:\n"
+                      f"    open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
     script.chmod(0o755)
-    return str(script), log
+    return ["--systemctl", str(script), "--health-timeout", "0"], log
 
 
 def restarted(log: Path) -> list[tuple[str, str]]:
@@ -78,7 +84,7 @@ def restarted(log: Path) -> list[tuple[str, str]]:
 
 def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, tmp_path: Path):
     systemctl, log = logging_systemctl(tmp_path)
-    first = render("--systemctl", systemctl, "--all", *tree.options())
+    first = render(*systemctl, "--all", *tree.options())
     assert (first.code, first.err) == (2, "")
     users = {path.split("/")[1] for path, data in actual_files(tree).items()
              if b"192.0.2.22:11211" in data}  # machines whose files name a memcached server
@@ -88,8 +94,9 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
     data = yaml.safe_load(path.read_text())
     data["openstack::memcached::servers"] = ["192.0.2.21", "192.0.2.23", "fd00::21"]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = render("--systemctl", systemctl, "--all", *tree.options())
+    result = render(*systemctl, "--all", *tree.options())
     assert (result.code, result.err) == (2, "")
+    assert all(line.split()[-2] == "try-restart" for line in log.read_text().splitlines())
 
     changed = {line.split(":")[0] for line in result.out.splitlines() if ": update " in line}
     assert changed == MEMCACHED_USERS

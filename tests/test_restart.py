@@ -84,7 +84,7 @@ def test_restart_once_per_run_only_when_changed(systemd: NamespacedSystemd, tree
     # two files of the service change (keystone.conf and keystone.nspawn): one restart
     edit(tree, **{"keystone::token::expiration": 7200,
                   "network::container_defaults": {"private_users": True, "private_network": True,
-                                                  "binds": [], "networks": {}}})
+                                                  "binds": [], "networks": {}, "ports": []}})
     result = render_with(systemd, tree)
     assert result.code == 2, result.err
     assert result.out.count("update ") == 2

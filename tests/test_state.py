@@ -82,9 +82,13 @@ def test_state_round_trip_and_corrupt_file_is_an_error(tmp_path: Path):
 
 
 def ports(tree: Tree, *values: str) -> None:
+    """keystone.nspawn's extra Port= lines (network::container_defaults ``ports``), for keystone
+    only: no other file changes."""
     path = tree.hieradata / "data" / "services" / "keystone.yaml"
     data = yaml.safe_load(path.read_text())
-    data["keystone::nspawn::ports"] = list(values)
+    network = yaml.safe_load((tree.hieradata / "data" / "network.yaml").read_text())
+    data["network::container_defaults"] = {**network["network::container_defaults"],
+                                           "ports": list(values)}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
