@@ -41,7 +41,10 @@ def machine_files(templates: Path, hieradata: Path, node: str = NODE
     return machines
 
 
-def provision(templates: Path, machines: Path, hieradata: Path, node: str = NODE) -> None:
+def provision(templates: Path, machines: Path, hieradata: Path | None = None,
+              node: str = NODE) -> None:
+    """``hieradata`` defaults to the ``hieradata`` folder next to ``templates``."""
+    hieradata = hieradata or templates.parent / "hieradata"
     for machine, files in machine_files(templates, hieradata, node).items():
         rootfs = machines / machine
         users = {"root": 0}

@@ -152,6 +152,7 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
 
     merge = merge_option(args)
     scope = puppet_lookup_scope(args.node, args.facts, args.var, args.environment)
+    service = None
     if args.service:
         from renderer.cli import default_templates
         from renderer.services import load_service
@@ -167,6 +168,10 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise HieraConfigError("no such directory", path=config.parent)
     hiera = load_hiera(config)
     if hiera is not None:
+        if service is not None and service.machine_ref is not None:  # the data decides it
+            from renderer.services import bind_in_scope
+
+            scope = scope.with_variables(machine=bind_in_scope(service, hiera, scope).machine)
         for key in args.keys:
             try:
                 value = hiera.lookup(key, scope, merge=merge, explain=explain)

@@ -133,6 +133,11 @@ def restart(system: RealSystem, action: Action, force: bool, timeout: float) -> 
     """One restart and its health check."""
     args = action.systemctl_args()
     if "try-restart" not in args:  # a reload or daemon-reload: its exit status says it all
+        check = action.running_check()
+        if check is not None and not force:
+            state = system.unit_state(*check)
+            if state in STOPPED:
+                return Attempt(Outcome.NOT_RUNNING, state, "")
         status, output = system.systemctl(args)
         return Attempt(Outcome.RESTARTED if status == 0 else Outcome.FAILED, "", output)
     index = args.index("try-restart")

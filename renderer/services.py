@@ -77,6 +77,16 @@ class Action:
         restart that should use it."""
         return self.kind is ActionKind.DAEMON_RELOAD
 
+    def running_check(self) -> tuple[list[str], str] | None:
+        """(systemctl prefix, unit) whose state says whether a reload has anything to do: a
+        container that is not running has no systemd to reload, a host unit that is not running
+        reads its files when it starts. None for restarts (``try-restart`` checks for itself)."""
+        if self.kind is ActionKind.DAEMON_RELOAD:
+            return [], f"systemd-nspawn@{self.machine}.service"
+        if self.kind is ActionKind.HOST_RELOAD:
+            return [], self.unit
+        return None
+
     def systemctl_args(self) -> list[str]:
         if self.kind is ActionKind.UNIT:
             return [f"--machine={self.machine}", "try-restart", self.unit]

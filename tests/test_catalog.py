@@ -119,3 +119,12 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
         ("horizon", "apache2.service"),
     ])
     assert {m for m, _ in calls if m != "host"} | {"keystone"} == users
+
+
+def test_lookup_for_a_service_sees_the_machine_the_data_gives_it(tree: Tree):
+    with (tree.hieradata / "data" / "common.yaml").open("a") as data:
+        data.write("probe: \"%{machine}\"\n")
+    result = render("lookup", "--hieradata", str(tree.hieradata), "--templates",
+                    str(tree.templates), "--node", "controller1.example.com", "--service", "nova",
+                    "probe")
+    assert (result.code, result.out.strip(), result.err) == (0, '"nova-api"', "")
