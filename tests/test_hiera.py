@@ -452,6 +452,9 @@ def test_sorting_mixed_types_fails() -> None:
     ("Array", {"a": 1}, [["a", 1]]), ("Hash", [["a", 1]], {"a": 1}), ("Hash", ["a", 1], {"a": 1}),
     ("String", 1.5, "1.500000"), ("String", None, ""),
     ("String", ["a", None, 1.5, {"k": "it's"}], "['a', undef, 1.5, {'k' => 'it\\'s'}]"),
+    (["String", "%x"], 255, "ff"), (["String", "%#o"], 8, "010"), (["String", "%x"], -5, "..fb"),
+    (["String", "%08.3f"], 3.14159, "0003.142"), (["String", "%y"], False, "no"),
+    ("Integer[0, 10]", "5", 5), ("Optional[Integer]", "7", 7), ("Data", "x", "x"),
 ])
 def test_convert_to(convert_to: Any, value: Any, expected: Any) -> None:
     result = convert(value, convert_to, "key")
@@ -460,7 +463,8 @@ def test_convert_to(convert_to: Any, value: Any, expected: Any) -> None:
 
 @pytest.mark.parametrize("convert_to, value", [
     ("Integer", "08"), ("Integer", "1_000"), ("Float", "0"), ("Boolean", ""),
-    ("Array", 1.5), ("Hash", ["a"]), ("Timestamp", "x"), ("not a type", 1), (["String", "%x"], 1),
+    ("Array", 1.5), ("Hash", ["a"]), ("Timestamp", "x"), ("not a type", 1), (["String", "%x"], "1"),
+    (["String", "%-6d|"], 1), ("Integer[0, 10]", "50"), ("Array[Integer]", ["1"]), ("Undef", 1),
 ])
 def test_failed_conversions_are_errors(convert_to: Any, value: Any) -> None:
     with pytest.raises(ConversionError):

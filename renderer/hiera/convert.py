@@ -197,8 +197,11 @@ def _to_hash(value: Any) -> dict:
         raise _Refused("render cannot use an array or hash as a hash key") from None
 
 
-def _to_string(value: Any) -> str:
-    """Puppet's default string conversion: ``%f`` floats, quoted strings inside containers."""
+def _to_string(value: Any, fmt: Any = None) -> str:
+    """Puppet's default string conversion: ``%f`` floats, quoted strings inside containers; with
+    a format, ``renderer.hiera.strformat`` (containers take only ``%s`` and ``%p``)."""
+    if fmt is not None:
+        return _formatted(value, fmt)
     if type(value) is float:
         return _format_float(value)
     if type(value) in (list, dict):
@@ -208,6 +211,21 @@ def _to_string(value: Any) -> str:
     if type(value) is bool:
         return "true" if value else "false"
     return str(value)
+
+
+def _formatted(value: Any, fmt: Any) -> str:
+    from renderer.hiera import strformat
+
+    if type(fmt) is not str:
+        raise _Refused("render supports a format string, not a map of formats, for String")
+    try:
+        if type(value) in (list, dict):
+            return strformat.container(value, fmt, _quoted)
+        return strformat.format_value(value, fmt, _puppet_quote)
+    except strformat.Refused as exc:
+        raise _Refused(str(exc)) from None
+    except strformat.Unsupported as exc:
+        raise ConversionError(f"render does not support String formats like {exc}") from None
 
 
 def _format_float(value: float) -> str:
@@ -267,7 +285,7 @@ _CONVERTERS: dict[str, Callable[..., Any]] = {
     "Integer": _to_integer, "Float": _to_float, "Numeric": _to_numeric,
     "Boolean": _to_boolean, "Array": _to_array, "Hash": _to_hash, "String": _to_string}
 _MAX_ARGUMENTS = {"Sensitive": 0, "Integer": 2, "Float": 1, "Numeric": 1, "Boolean": 0,
-                  "Array": 1, "Hash": 0, "String": 0}
+                  "Array": 1, "Hash": 0, "String": 1}
 
 
 # Types Puppet can create that render cannot (their values are not hieradata types).
