@@ -9,6 +9,7 @@ where Puppet exits 1 for both of the last two:
     4   a data error (bad YAML, bad hiera.yaml, a loop, a merge type error...): one line on stderr,
         with file:line where known
     64  usage error
+    70  a bug in render (with a traceback): never 1, which would read as "not found"
 
 The scope is the one ``puppet lookup --node NODE --facts FILE`` builds (see
 ``renderer.scope.puppet_lookup_scope``); ``--service NAME`` adds the variables ``render`` sets when
@@ -27,6 +28,8 @@ from renderer.errors import LookupNotFound, RenderError, UsageError
 
 EXIT_FOUND = 0
 EXIT_NOT_FOUND = 1
+EXIT_DATA_ERROR = 4
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 STRATEGIES = ("first", "unique", "hash", "deep")
 
 
@@ -134,6 +137,14 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
     except RenderError as exc:
         _report(explainer, out, err, f"render: {exc}")
         return exc.exit_code
+    except RecursionError:
+        _report(explainer, out, err, "render: the data is nested too deeply to look up")
+        return EXIT_DATA_ERROR
+    except Exception:  # a bug in render: never let Python's exit 1 pass for "not found"
+        import traceback
+
+        traceback.print_exc(file=err)
+        return EXIT_INTERNAL
     if explainer is None:
         out.write(text + "\n")
     return EXIT_FOUND

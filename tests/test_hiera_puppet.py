@@ -213,7 +213,7 @@ def _run_puppet(name: str, case: dict, ruby: str, scratch: Path) -> list[dict]:
     if process.returncode != 0 or not results_file.exists():
         raise AssertionError(f"puppet failed on case {name}:\n{process.stdout}\n{process.stderr}")
     results = []
-    for query, line in zip(case["queries"], results_file.read_text().splitlines()):
+    for query, line in zip(case["queries"], results_file.read_text().split("\n")):
         raw = json.loads(line)
         result = {"query": query, "status": raw["status"]}
         if raw["status"] == "found":

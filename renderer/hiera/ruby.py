@@ -281,6 +281,9 @@ _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"
 _JSON_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
 
+JSON_MAX_NESTING = 100  # the json gem's default max_nesting
+
+
 class JSONError(ValueError):
     """A value Ruby's JSON generator refuses (NaN, Infinity)."""
 
@@ -294,10 +297,11 @@ def _json_string(text: str) -> str:
         lambda m: _JSON_ESCAPES.get(m.group()) or f"\\u{ord(m.group()):04x}", text) + '"'
 
 
-def to_json(value: Any) -> str:
+def to_json(value: Any, depth: int = 0) -> str:
     """``value.to_json`` as Ruby's json gem writes it, which is what ``puppet lookup --render-as
     json`` prints: compact, UTF-8 left as is, floats as ``Float#to_s`` (``1.0e+20``), hash keys
-    as their ``to_s``, Sensitive as its redacted ``to_s``; NaN and Infinity are refused."""
+    as their ``to_s``, Sensitive as its redacted ``to_s``; NaN, Infinity and more than 100 nested
+    arrays or hashes are refused."""
     kind = type(value)
     if kind is str:
         return _json_string(value)
@@ -312,9 +316,11 @@ def to_json(value: Any) -> str:
             shown = "NaN" if value != value else float_to_s(value)
             raise JSONError(f"{shown} not allowed in JSON")
         return float_to_s(value)
-    if kind is list:
-        return "[" + ",".join(map(to_json, value)) + "]"
-    if kind is dict:
-        return "{" + ",".join(f"{_json_string(to_s(k))}:{to_json(v)}"
+    if kind is list or kind is dict:
+        if depth >= JSON_MAX_NESTING:
+            raise JSONError(f"nesting of {JSON_MAX_NESTING} is too deep")
+        if kind is list:
+            return "[" + ",".join(to_json(item, depth + 1) for item in value) + "]"
+        return "{" + ",".join(f"{_json_string(to_s(k))}:{to_json(v, depth + 1)}"
                               for k, v in value.items()) + "}"
     return _json_string(to_s(value) if kind is not Sensitive else REDACTED)
