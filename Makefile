@@ -21,7 +21,7 @@ DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
 
-.PHONY: run test lint bench golden-update oslo-data clean venv compile
+.PHONY: debs run test lint bench golden-update oslo-data clean venv compile
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -41,9 +41,12 @@ compile: $(VENV)/.installed
 
 $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+# Checked on every run (a dpkg query, ~50 ms), so a package added to TEST_DEBS reaches old clones too.
+debs:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
-	@touch $@
 
 # Same fallback as $(VENV): the first virtualenv proves python3-venv works.
 $(OSLO_VENV)/.installed: $(VENV)/.created tests/oslo-constraints.txt
@@ -66,7 +69,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy renderer
 
 # pytest exits 5 when it collects no test; that alone must not fail CI.
-test: $(VENV)/.test-installed $(OSLO_VENV)/.installed lint
+test: debs $(VENV)/.test-installed $(OSLO_VENV)/.installed lint
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 

@@ -99,11 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         value = os.environ.get(env) or default
         parser.add_argument(option, metavar="DIR", default=value,
                             help=f"{text} [env {env}; default {default or 'see above'}]")
-    parser.add_argument("--node", help="node name: trusted.certname and the clientcert fact")
+    parser.add_argument("--node",
+                        help="node name: trusted.certname and the clientcert fact (no --facts)")
     parser.add_argument("--facts", metavar="FILE",
-                        help="facts as YAML or JSON (Puppet's cached facts with 'values:' too)")
+                        help="facts as YAML or JSON, used alone as puppet lookup does "
+                             "(Puppet's cached facts with 'values:' too)")
     parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
-                        help="set a fact / top-scope variable (repeatable)")
+                        help="set a top-scope variable; a dotted KEY sets a nested fact "
+                             "(repeatable)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     parser.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",

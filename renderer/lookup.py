@@ -12,7 +12,7 @@ where Puppet exits 1 for both of the last two:
     70  a bug in render (with a traceback): never 1, which would read as "not found"
 
 The scope is the one ``puppet lookup --node NODE --facts FILE`` builds (see
-``renderer.scope.puppet_lookup_scope``); ``--service NAME`` adds the variables ``render`` sets when
+``renderer.scope.build_scope``); ``--service NAME`` adds the variables ``render`` sets when
 it renders that service (``service`` and ``machine``).
 """
 
@@ -159,10 +159,10 @@ def _report(explainer: Any, out: TextIO, err: TextIO, message: str) -> None:
 
 def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     """The value for ``args.keys`` (the first key found); LookupNotFound when none is."""
-    from renderer.scope import puppet_lookup_scope
+    from renderer.scope import build_scope
 
     merge = merge_option(args)
-    scope = puppet_lookup_scope(args.node, args.facts, args.var, args.environment)
+    scope = build_scope(args.node, args.facts, args.var, args.environment)
     service = None
     if args.service:
         from renderer.cli import default_templates

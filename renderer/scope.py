@@ -186,22 +186,29 @@ def _sanitized(fact: Any) -> Any:
     return fact if isinstance(fact, (str, int, float, bool)) else str(fact)
 
 
-def puppet_lookup_scope(node: str | None = None, facts_file: str | None = None,
-                        variables: list[str] | tuple[str, ...] = (),
-                        environment: str = "production") -> Scope:
-    """The scope ``puppet lookup --node NODE --facts FILE`` builds, for ``render lookup``.
+def build_scope(node: str | None = None, facts_file: str | None = None,
+                variables: list[str] | tuple[str, ...] = (),
+                environment: str = "production") -> Scope:
+    """The scope ``puppet lookup --node NODE --facts FILE`` builds; ``render`` and
+    ``render lookup`` share it, so a key resolves the same in both and as in Puppet.
 
     With a facts file, the facts are that file alone (Puppet runs no Facter then), and
     ``trusted.certname`` is the file's ``clientcert`` fact, not ``--node`` (without one it is
     undefined, as in Puppet). If the file names any of hostname, domain, fqdn, clientcert it must
-    name all four, as Puppet demands. Without a facts file (Puppet would give up: no facts), the
-    native facts and ``--node`` are used as ``render`` uses them. ``--var KEY=VALUE`` sets a
-    top-scope variable, not a fact (Puppet: a variable set in site.pp), an array or hash when
-    VALUE is written as JSON; a dotted KEY sets a nested fact instead.
+    name all four, as Puppet demands. Without a facts file (Puppet would run Facter), the native
+    facts stand in, and ``--node`` (default: the host's fqdn) is ``trusted.certname`` and the
+    ``clientcert`` fact. ``--var KEY=VALUE`` sets a top-scope variable, not a fact (Puppet: a
+    variable set in site.pp), an array or hash when VALUE is written as JSON; a dotted KEY sets a
+    nested fact instead.
     """
     if not facts_file:
-        base = build_scope(node, None, ())
-        facts, trusted = base.facts, base.trusted
+        facts = native_facts()
+        certname: Any = node or facts.get("fqdn") or os.uname().nodename
+        facts["clientcert"] = certname
+        name, _, dns_domain = str(certname).partition(".")
+        trusted: dict[str, Any] = {"authenticated": "local", "certname": certname,
+                                   "domain": dns_domain, "hostname": name, "extensions": {},
+                                   "external": {}}
     else:
         facts = _sanitized(load_facts_file(facts_file))
         given = [key for key in TRUSTED_FACTS if key in facts]
@@ -241,37 +248,3 @@ def _json_container(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-def build_scope(node: str | None = None, facts_file: str | None = None,
-                variables: list[str] | tuple[str, ...] = ()) -> Scope:
-    """Native facts, overridden by ``--facts``, then by ``--var`` (which also sets a top variable).
-
-    ``--node`` names the node: ``trusted.certname`` and the ``clientcert`` fact, as with
-    ``puppet lookup --node``. Without it the node is the host's fqdn.
-    """
-    facts = native_facts()
-    if facts_file:
-        facts.update(load_facts_file(facts_file))
-    top: dict[str, Any] = {}
-    for item in variables:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--var expects KEY=VALUE, got {item!r}")
-        key = key.removeprefix("::")
-        if key.startswith("facts."):
-            _set_dotted(facts, key.removeprefix("facts."), value)
-        elif "." in key:
-            _set_dotted(facts, key, value)
-        else:
-            facts[key] = value
-            top[key] = value
-    certname = node or facts.get("clientcert") or facts.get("fqdn") or os.uname().nodename
-    facts.setdefault("clientcert", certname)
-    if node:
-        facts["clientcert"] = node
-    hostname, _, domain = str(certname).partition(".")
-    trusted: dict[str, Any] = {"authenticated": "local", "certname": certname, "domain": domain,
-               "hostname": hostname, "extensions": {}, "external": {}}
-    return Scope(facts=facts, trusted=trusted, variables=top)
-

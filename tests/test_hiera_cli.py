@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import render
 
-from renderer.scope import puppet_lookup_scope
+from renderer.scope import build_scope
 
 HIERA = """\
 version: 5
@@ -164,7 +164,7 @@ def test_scope_is_the_one_puppet_lookup_builds(tmp_path: Path) -> None:
     facts = tmp_path / "facts.yaml"
     facts.write_text("hostname: a\ndomain: b.c\nfqdn: a.b.c\nclientcert: x.y.z\nflag: yes\n"
                      "environment: dev\n")
-    scope = puppet_lookup_scope("other.node", str(facts), ["role=db", "os.family=Debian"])
+    scope = build_scope("other.node", str(facts), ["role=db", "os.family=Debian"])
     assert scope.trusted == {"authenticated": "local", "certname": "x.y.z", "extensions": {},
                              "hostname": "x", "domain": "y.z", "external": {}}
     assert scope.facts == {"hostname": "a", "domain": "b.c", "fqdn": "a.b.c",
@@ -173,8 +173,8 @@ def test_scope_is_the_one_puppet_lookup_builds(tmp_path: Path) -> None:
     assert scope.top("role") == "db" and "role" not in scope.facts
     assert scope.top("environment") == "production" and scope.top("name") == "main"
     facts.write_text("role: web\n")
-    bare = puppet_lookup_scope("n1", str(facts))
+    bare = build_scope("n1", str(facts))
     assert bare.trusted["certname"] is None and bare.facts == {"role": "web"}
     facts.write_text("hostname: a\nrole: web\n")
     with pytest.raises(Exception, match="they must all be overridden"):
-        puppet_lookup_scope("n1", str(facts))
+        build_scope("n1", str(facts))

@@ -32,7 +32,7 @@ from renderer.errors import HieraError, LookupNotFound
 from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.hiera import merge as merging
 from renderer.hiera.ruby import to_s
-from renderer.scope import puppet_lookup_scope
+from renderer.scope import build_scope
 
 pytestmark = pytest.mark.puppet
 
@@ -275,7 +275,7 @@ def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:
 def _run_render(case: dict, root: Path) -> list[dict]:
     """Every query through the Python API, in the scope ``render lookup`` builds."""
     env, facts = _materialize(case, root)
-    scope = puppet_lookup_scope(case.get("node", NODE), str(facts)).with_variables(
+    scope = build_scope(case.get("node", NODE), str(facts)).with_variables(
         **(case.get("variables") or {}))
     try:
         hiera = lookup_command.load_hiera(env / "hiera.yaml")  # None: Puppet ignores a Hiera 3 file
