@@ -20,38 +20,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "contrib"))
 
 from demo_machines import provision  # noqa: E402
+from synth import Layout  # noqa: E402
 
 
-@dataclass
-class Tree:
+class Tree(Layout):
     """A sample deployment under tmp_path, and the options that point render at it."""
 
-    base: Path
-
-    @property
-    def hieradata(self) -> Path:
-        return self.base / "hieradata"
-
-    @property
-    def templates(self) -> Path:
-        return self.base / "service_templates"
-
-    @property
-    def machines(self) -> Path:
-        return self.base / "machines"
-
-    @property
-    def host(self) -> Path:
-        return self.base / "host"
-
-    @property
-    def state(self) -> Path:
-        return self.base / "state"
+    TEMPLATES = "service_templates"
 
     def options(self) -> list[str]:
-        return ["--hieradata", str(self.hieradata), "--templates", str(self.templates),
-                "--machines-dir", str(self.machines), "--host-root", str(self.host),
-                "--state-dir", str(self.state), "--node", "controller1.example.com"]
+        return self.roots("controller1.example.com")
 
     def snapshot(self) -> dict[str, tuple[str, int, int, int]]:
         """Every file under machines/ and host/: content hash, mode, uid, gid."""

@@ -28,8 +28,11 @@ GROUP = "root:x:0:\nsvc:x:163:\n"
 
 
 @dataclass
-class Synth:
+class Layout:
+    """The roots of a test deployment below one base directory (render's path options)."""
+
     base: Path
+    TEMPLATES = "templates"
 
     @property
     def hieradata(self) -> Path:
@@ -37,7 +40,7 @@ class Synth:
 
     @property
     def templates(self) -> Path:
-        return self.base / "templates"
+        return self.base / self.TEMPLATES
 
     @property
     def machines(self) -> Path:
@@ -54,11 +57,15 @@ class Synth:
     def rootfs(self, machine: str) -> Path:
         return self.machines / machine
 
-    def options(self, restart: bool = False) -> list[str]:
+    def roots(self, node: str) -> list[str]:
         return ["--hieradata", str(self.hieradata), "--templates", str(self.templates),
                 "--machines-dir", str(self.machines), "--host-root", str(self.host),
-                "--state-dir", str(self.state), "--node", "node1.example.com",
-                *([] if restart else ["--no-restart"])]
+                "--state-dir", str(self.state), "--node", node]
+
+
+class Synth(Layout):
+    def options(self, restart: bool = False) -> list[str]:
+        return [*self.roots("node1.example.com"), *([] if restart else ["--no-restart"])]
 
     def set_data(self, data: dict[str, Any], service: str | None = None) -> None:
         path = self.hieradata / "data" / ("common.yaml" if service is None
