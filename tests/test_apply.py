@@ -8,7 +8,7 @@ from pathlib import Path
 
 from renderer.apply import apply, exit_code
 from renderer.masking import Masker
-from renderer.plan import Roots, plan_service
+from renderer.plan import Roots, ServicePlan, plan_service
 from renderer.services import load_service
 from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
 from renderer.templates import Rendered
@@ -119,22 +119,28 @@ def test_no_restart(tmp_path: Path):
     assert calls(tmp_path) == []
 
 
-def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
+def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
+    """Service ``agents`` in machine ``net`` with the given ``files:`` entries, all rendering
+    ``new``, planned against fresh machines/ and host/ trees."""
     templates = tmp_path / "templates"
     (templates / "agents").mkdir(parents=True)
-    (templates / "agents" / "service.yaml").write_text(
-        "machine: net\nfiles:\n"
-        "  - {template: a.j2, dest: /etc/l3.ini, restart: 'unit:l3'}\n"
-        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
-        "  - {template: a.j2, dest: /etc/nspawn, root: host, restart: host-reload:networkd}\n")
+    (templates / "agents" / "service.yaml").write_text("machine: net\nfiles:\n" + files)
     (templates / "agents" / "a.j2").write_text("x\n")
     (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
     (tmp_path / "host/etc").mkdir(parents=True)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
-    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
     service = load_service(templates, "agents")
-    plan = plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
+    return plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
                         system, Masker(b"k"))
+
+
+def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
+    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    plan = agents_plan(tmp_path, (
+        "  - {template: a.j2, dest: /etc/l3.ini, restart: 'unit:l3'}\n"
+        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
+        "  - {template: a.j2, dest: /etc/nspawn, root: host, restart: host-reload:networkd}\n"),
+        system)
     assert exit_code(apply([plan], system)) == 2
     assert calls(tmp_path) == ["--machine=net daemon-reload",
                                "--machine=net try-restart l3.service",
@@ -144,25 +150,16 @@ def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
 def test_reloads_skip_what_is_not_running(tmp_path: Path):
     """A stopped container has no systemd to reload and a stopped host unit reads its files
     when it starts: neither is called, and neither is a failure."""
-    templates = tmp_path / "templates"
-    (templates / "agents").mkdir(parents=True)
-    (templates / "agents" / "service.yaml").write_text(
-        "machine: net\nfiles:\n"
-        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
-        "  - {template: a.j2, dest: /etc/x.network, root: host, restart: host-reload:networkd}\n")
-    (templates / "agents" / "a.j2").write_text("x\n")
-    (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
-    (tmp_path / "host/etc").mkdir(parents=True)
     script = tmp_path / "systemctl"
     script.write_text(f"#!{sys.executable}\nimport sys\n"
                       "if 'show' in sys.argv:\n    print('inactive')\n    sys.exit(0)\n"
                       f"open({str(tmp_path / 'calls')!r}, 'a').write(' '.join(sys.argv[1:]))\n")
     script.chmod(0o755)
     system = RealSystem([str(script)], tmp_path / "state")
-    roots = Roots(tmp_path / "machines", tmp_path / "host")
-    service = load_service(templates, "agents")
-    plan = plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
-                        system, Masker(b"k"))
+    plan = agents_plan(tmp_path, (
+        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
+        "  - {template: a.j2, dest: /etc/x.network, root: host, restart: host-reload:networkd}\n"),
+        system)
     results = apply([plan], system)
     assert exit_code(results) == 2 and not results[0].errors
     assert calls(tmp_path) == []

@@ -30,13 +30,13 @@ def type_name(value: Any) -> str:
             dict: "Hash"}.get(type(value), "Runtime")
 
 
-def _is_data(value: Any) -> bool:
+def is_data(value: Any) -> bool:
     """Puppet's ``Data``: scalars, undef, and arrays/hashes (string keys) of Data."""
     kind = type(value)
     if kind is list:
-        return all(map(_is_data, value))
+        return all(map(is_data, value))
     if kind is dict:
-        return all(type(k) is str and _is_data(v) for k, v in value.items())
+        return all(type(k) is str and is_data(v) for k, v in value.items())
     return value is None or kind in (str, int, float, bool)
 
 
@@ -100,7 +100,7 @@ class _Hash(_Merging):
         if type(value) is not dict:
             raise MergeError(f"The {which} element of the merge has wrong type, expects a Hash "
                              f"value, got {type_name(value)}")
-        if not _is_data(value):
+        if not is_data(value):
             raise MergeError(f"The {which} element of the merge has wrong type, expects a "
                              "Hash[String, Data] value")
 
@@ -112,7 +112,7 @@ class _Unique(_Merging):
     name = "unique"
 
     def check(self, which: str, value: Any) -> None:
-        if type(value) in (str, int, float, bool) or type(value) is list and _is_data(value):
+        if type(value) in (str, int, float, bool) or type(value) is list and is_data(value):
             return
         raise MergeError(f"The {which} element of the merge has wrong type, expects a value of "
                          f"type Scalar or Array, got {type_name(value)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from renderer.hiera.merge import is_data
 from renderer.hiera.ruby import regexp
 from renderer.hiera.sensitive import Sensitive
 
@@ -113,15 +114,6 @@ def _sized(size: int, params: list, first: int) -> bool:
     return _in_range(size, params[first:first + 2])
 
 
-def _data(value: Any) -> bool:
-    kind = type(value)
-    if kind is list:
-        return all(map(_data, value))
-    if kind is dict:
-        return all(type(k) is str and _data(v) for k, v in value.items())
-    return value is None or kind in (str, int, float, bool)
-
-
 def _element_type(params: list) -> tuple[Any, int]:
     """Array[T, min, max] or Array[min, max]: the element type (None for any) and where the
     size bounds start."""
@@ -137,7 +129,7 @@ def instance(ptype: PType, value: Any) -> bool:
     if name == "Any":
         return True
     if name in ("Data", "RichData"):
-        return _data(value) or (name == "RichData" and kind is Sensitive)
+        return is_data(value) or (name == "RichData" and kind is Sensitive)
     if name in ("Scalar", "ScalarData"):
         return kind in (str, int, float, bool)
     if name == "Undef":
