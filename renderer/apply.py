@@ -3,10 +3,12 @@
 Per service the writes are all-or-nothing as far as the filesystem allows: every changed file is
 staged (temp file written, owned and fsynced next to its target) before the first rename, so a full
 disk, a read-only mount or EACCES on any file leaves the whole service untouched and unrestarted.
-What a write replaces is kept first (renderer.versions). Restarts are decided from the recorded
+What a write replaces is kept first (renderer.statefile). Restarts are decided from the recorded
 state (renderer.restarts), de-duplicated (two services sharing a container restart it once) and all
 run even when one fails, as consul-template does. A unit that does not come back healthy gets the
-files of this run restored and is restarted again; only a healthy restart is recorded.
+files of this run restored and is restarted again; only a healthy restart is recorded. With
+``--noop`` the same code runs against a DryRunSystem and restarts are only decided: they are
+reported as owed, as with ``--no-restart``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from renderer import state as st
 from renderer.errors import RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
 from renderer.services import Action
-from renderer.system import RealSystem, Staged
-from renderer.versions import Store
+from renderer.statefile import Store
+from renderer.system import Staged, System
+from renderer.targets import Roots
 
 
 class Options(NamedTuple):
-    restart: bool = True            # False: --no-restart (write, record nothing about units)
+    restart: bool = True            # False: --noop or --no-restart (decide, run nothing)
     health_timeout: float = 30.0    # seconds a restarted unit has to become active
     keep: int = st.DEFAULT_KEEP     # versions kept of each replaced file
 
@@ -33,15 +36,19 @@ class RestartDone(NamedTuple):
     action: Action
     reason: str
     attempt: rs.Attempt
+    absorbed: bool = False  # not run by itself: the container it lives in restarted
 
 
 @dataclass
 class ServiceResult:
+    """What a run did for one service (with ``--noop``: what it would do)."""
+
     plan: ServicePlan
-    written: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)       # target keys written (or staged)
     notes: list[str] = field(default_factory=list)
     restarts: list[RestartDone] = field(default_factory=list)
-    rolled_back: list[str] = field(default_factory=list)
+    owed: list[rs.Pending] = field(default_factory=list)    # decided, not run
+    rolled_back: list[str] = field(default_factory=list)   # target keys put back
     errors: list[RenderError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,51 +68,50 @@ class ServiceResult:
     def failed(self) -> bool:
         return bool(self.errors)
 
+    def fail(self, error: RenderError) -> None:
+        self.errors.append(error.with_context(service=self.plan.service))
 
-def _write_files(changes: list[FileChange], service: str, system: RealSystem,
+
+class _Live(NamedTuple):
+    result: ServiceResult
+    store: Store
+
+
+def _write_files(changes: list[FileChange], system: System, roots: Roots,
                  result: ServiceResult, done: list[str]) -> bool:
     """Stage every file, then rename them all; on any error drop what is not renamed."""
-    staged: list[Staged] = []
+    staged: list[tuple[FileChange, Staged]] = []
     handed = 0  # staged items given to commit(), which releases them whether it succeeds or not
     try:
         for change in changes:
-            if change.kind is Change.REMOVE:
-                continue
-            staged.append(system.stage(change.root, change.spec.dest, change.data, change.uid,
-                                       change.gid, change.mode, change.spec.create_dirs,
-                                       change.spec.follow_symlink))
-        for item in staged:
+            if change.kind is not Change.REMOVE:
+                staged.append((change, system.stage(
+                    roots.root_of(change.target), change.spec.dest, change.data, change.uid,
+                    change.gid, change.mode, change.spec.create_dirs, change.spec.follow_symlink)))
+        for change, item in staged:
             handed += 1
-            system.commit(item)
-            done.append(item.path)
-            if item.note:
-                result.notes.append(f"{item.path}: {item.note}")
+            note = system.commit(item)
+            done.append(change.key)
+            if note:
+                result.notes.append(f"{change.path}: {note}")
         for change in changes:
             if change.kind is Change.REMOVE:
-                system.remove_file(change.root, change.spec.dest, change.spec.follow_symlink)
-                done.append(change.path)
+                system.remove_file(roots.root_of(change.target), change.spec.dest,
+                                   change.spec.follow_symlink)
+                done.append(change.key)
     except RenderError as exc:
-        for item in staged[handed:]:
+        for _, item in staged[handed:]:
             system.discard(item)
-        exc.service = service
-        result.errors.append(exc)
+        result.fail(exc)
         return False
     return True
-
-
-def _note_stale_temps(results: list[ServiceResult], system: RealSystem) -> None:
-    """Say which temp files of a killed run this run removed (while planning, under the lock)."""
-    for result in results:
-        for change in result.plan.files:
-            result.notes.extend(f"removed stale temp file {temp}"
-                                for temp in system.removed.get(change.path, ()))
 
 
 def _undo_changes(result: ServiceResult) -> list[FileChange]:
     """The changes that put back what this run replaced in ``result``'s service."""
     undo = []
     for change in result.plan.changes:
-        if change.path not in result.written:
+        if change.key not in result.written:
             continue
         before = change.before
         if before is None:
@@ -116,80 +122,82 @@ def _undo_changes(result: ServiceResult) -> list[FileChange]:
     return undo
 
 
-def apply(plans: list[ServicePlan], system: RealSystem, restart: bool = True,
-          options: Options | None = None) -> list[ServiceResult]:
-    options = options or Options(restart=restart)
+def apply(plans: list[ServicePlan], system: System, roots: Roots,
+          options: Options) -> list[ServiceResult]:
     at = st.timestamp()
     results = [ServiceResult(plan) for plan in plans]
-    _note_stale_temps(results, system)
-    stores: dict[int, Store] = {}
-    for index, result in enumerate(results):
+    live: list[_Live] = []
+    for result in results:
         plan = result.plan
         if plan.error is not None:
             continue
-        store = stores[index] = Store(plan.service, plan.state or st.ServiceState())
+        store = Store(plan.service, plan.state or st.ServiceState())
+        live.append(_Live(result, store))
         if not plan.changes:
             continue
         try:
             if not plan.restores:
-                store.keep(system, plan.changes, options.keep, at)
+                store.keep(system, ((c.key, c.before) for c in plan.changes), options.keep, at)
             rs.owe_restarts(plan, store.state, at)
             store.save(system)  # before the write: a killed run still owes its restarts
         except RenderError as exc:
-            exc.service = plan.service
-            result.errors.append(exc)
+            result.fail(exc)
             continue
-        _write_files(list(plan.changes), plan.service, system, result, result.written)
-    _restart(results, stores, system, options, at)
-    for index, store in stores.items():
-        _record_files(results[index], store.state, at)
+        _write_files(list(plan.changes), system, roots, result, result.written)
+    _restart(live, system, roots, options, at)
+    for result, store in live:
+        _record_files(result, store.state, at)
         try:
             store.save(system)
         except RenderError as exc:
-            exc.service = results[index].plan.service
-            results[index].errors.append(exc)
+            result.fail(exc)
     return results
 
 
-def _restart(results: list[ServiceResult], stores: dict[int, Store], system: RealSystem,
-             options: Options, at: str) -> None:
+def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
+             at: str) -> None:
     """Decide, restart each action once, roll back the services of a unit that failed, record."""
-    pending: dict[Action, list[tuple[int, rs.Pending]]] = {}
-    for index, store in stores.items():
-        if not results[index].failed:
-            for item in rs.decide(results[index].plan, store.state, at):
-                pending.setdefault(item.action, []).append((index, item))
+    pending: dict[Action, list[tuple[_Live, rs.Pending]]] = {}
+    for owner in live:
+        if not owner.result.failed:
+            for item in rs.decide(owner.result.plan, owner.store.state, at):
+                pending.setdefault(item.action, []).append((owner, item))
     if not options.restart:
+        for owners in pending.values():
+            for owner, item in owners:
+                owner.result.owed.append(item)
         return
     # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
-    pending = {action: pending[action] for action in sorted(pending, key=lambda a: not a.first)}
-    first = {action: rs.restart(system, action, any(p.force for _, p in owners),
-                                options.health_timeout)
-             for action, owners in pending.items()}
-    broken = sorted({index for action, owners in pending.items() for index, _ in owners
-                     if first[action].outcome is rs.Outcome.FAILED})
-    for index in broken:
-        result = results[index]
-        _write_files(_undo_changes(result), result.plan.service, system, result,
-                     result.rolled_back)
+    order = sorted(pending, key=lambda a: not a.first)
+    absorbed = {a: c for a in order if (c := rs.container_of(a)) in pending}
+    first = {a: rs.restart(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
+             for a in order if a not in absorbed}
+    first.update({a: first[c] for a, c in absorbed.items()})
+    broken = [o for o in live if any(first[a].outcome is rs.Outcome.FAILED
+                                     for a, owners in pending.items() for x, _ in owners
+                                     if x is o)]
+    for owner in broken:
+        _write_files(_undo_changes(owner.result), system, roots, owner.result,
+                     owner.result.rolled_back)
     # Every unit of a rolled-back service that was running starts again with the old files. A
     # unit that failed with nothing to roll back (a retried restart) stays as it is: the record
     # marks it down and the next run starts it.
-    again = {action: rs.restart(system, action, True, options.health_timeout)
-             for action, owners in pending.items()
-             if first[action].outcome is not rs.Outcome.NOT_RUNNING
-             and any(index in broken and results[index].rolled_back for index, _ in owners)}
+    again = {a: rs.restart(system, a, True, options.health_timeout)
+             for a, owners in pending.items()
+             if a not in absorbed and first[a].outcome is not rs.Outcome.NOT_RUNNING
+             and any(o in broken and o.result.rolled_back for o, _ in owners)}
+    again.update({a: again[c] for a, c in absorbed.items() if c in again})
     for action, owners in pending.items():
-        for index, item in owners:
-            result = results[index]
+        for owner, item in owners:
+            result = owner.result
             final = again.get(action, first[action])
-            result.restarts.append(RestartDone(action, item.reason, first[action]))
-            paths = rs.config_sets(result.plan)[action]
-            hashed = (rs.previous_hash if index in broken else rs.current_hash)(result.plan, paths)
-            rs.record(stores[index].state, action, final, hashed, at)
+            result.restarts.append(RestartDone(action, item.reason, first[action],
+                                               action in absorbed))
+            keys = result.plan.config_sets[action]
+            hashed = (rs.previous_hash if owner in broken else rs.current_hash)(result.plan, keys)
+            rs.record(owner.store.state, action, final, hashed, at)
             if rs.Outcome.FAILED in (first[action].outcome, final.outcome):
-                result.errors.append(_restart_error(result, action, first[action],
-                                                    again.get(action)))
+                result.fail(_restart_error(result, action, first[action], again.get(action)))
 
 
 def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
@@ -208,35 +216,29 @@ def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
         message += f"; restarted again: unit is {again.state or again.outcome.value}"
     elif not count:
         message += "; the next run restarts it again"
-    return RestartError(message, path=action.describe(), service=result.plan.service)
+    return RestartError(message, path=action.describe())
 
 
 def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:
     """What render wrote (or found in sync and had no record of) is what it last wrote."""
-    by_path = {c.path: c for c in result.plan.files}
     for change in result.plan.files:
-        if change.path in result.rolled_back:
-            record = state.files.get(change.path)
+        key = change.key
+        if key in result.rolled_back:
+            record = state.files.get(key)
             if record and record.versions and record.versions[-1].at == at:
-                st.drop_versions_from(state, change.path, record.versions[-1])  # kept it back
+                st.drop_versions_from(state, key, record.versions[-1])  # kept it back
             before = change.before
             if before is not None:
-                st.record_file(state, change.path,
+                st.record_file(state, key,
                                st.file_hash(before.data, before.uid, before.gid, before.mode), at)
-        elif change.path in result.written and change.kind is not Change.REMOVE:
-            st.record_file(state, change.path, change.hash, at)
+        elif key in result.written and change.kind is not Change.REMOVE:
+            st.record_file(state, key, change.hash, at)
         elif change.kind is Change.NONE:
-            record = state.files.get(change.path)
+            record = state.files.get(key)
             if record is None or record.hash is None:
-                st.record_file(state, change.path, change.hash, at)
+                st.record_file(state, key, change.hash, at)
     if not result.failed:
-        for path, version in result.plan.restores:
-            if path in by_path and path in state.files:
-                st.drop_versions_from(state, path, version)
-
-
-def exit_code(results: list[ServiceResult]) -> int:
-    """Puppet's --detailed-exitcodes: 2 for changes, 4 for failures, 6 for both."""
-    changes = any(r.changed for r in results)
-    failures = any(r.failed for r in results)
-    return (2 if changes else 0) | (4 if failures else 0)
+        keys = {c.key for c in result.plan.files}
+        for key, version in result.plan.restores:
+            if key in keys and key in state.files:
+                st.drop_versions_from(state, key, version)

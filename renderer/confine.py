@@ -129,19 +129,20 @@ def open_parent(root_fd: int, dest: PurePosixPath, display: str, *, create: bool
     return dirfd, name
 
 
-def sweep(dirfd: int, prefix: str) -> list[str]:
-    """Remove entries named ``prefix*`` (temp files a killed run left); returns their names.
+def temps(dirfd: int, prefix: str) -> list[str]:
+    """Names of entries ``prefix*`` that are not directories (temp files a killed run left)."""
+    with os.scandir(dirfd) as entries:
+        return sorted(e.name for e in entries
+                      if e.name.startswith(prefix) and not e.is_dir(follow_symlinks=False))
+
+
+def remove(dirfd: int, names: list[str]) -> None:
+    """Unlink ``names`` in ``dirfd``; ``unlink`` never follows a symlink. Gone already is fine.
 
     Only called while holding the exclusive run lock, so no other render is writing them.
-    ``unlink`` never follows a symlink, and directories are left alone.
     """
-    removed = []
-    with os.scandir(dirfd) as entries:
-        for entry in entries:
-            if entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
-                try:
-                    os.unlink(entry.name, dir_fd=dirfd)
-                except FileNotFoundError:
-                    continue
-                removed.append(entry.name)
-    return removed
+    for name in names:
+        try:
+            os.unlink(name, dir_fd=dirfd)
+        except FileNotFoundError:
+            continue

@@ -3,12 +3,20 @@
 Every failure an operator can cause (bad data, bad template, a full disk, a unit that will not
 start) is a RenderError. Each carries where it happened (``path``, ``line``, ``column``) so the CLI
 can print one line, ``render: <service>: <path>:<line>: <message>``, and an ``exit_code`` so the
-CLI never has to guess. Anything that is not a RenderError is a bug in render and gets a traceback.
+CLI never has to guess. Anything that is not a RenderError is a bug in render: it fails its
+service (``InternalError``), or the run with exit 70 when it happens outside a service.
+
+Context is added on the way up by ``with_context``, which returns a copy: an error may be shared
+(one broken hiera.yaml fails every service) and must not be edited in place. Classes also inherit
+the builtin they stand for where one fits (``ServiceError`` is a ``ValueError``), as pyinfra's do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound="RenderError")
 
 
 class RenderError(Exception):
@@ -24,6 +32,16 @@ class RenderError(Exception):
         self.line = line
         self.column = column
         self.service = service
+
+    def with_context(self: _E, *, service: str | None = None, path: object = None,
+                     line: int | None = None) -> _E:
+        """A copy that also says where: fields already known are kept, not overwritten."""
+        other = copy.copy(self)
+        if service is not None and other.service is None:
+            other.service = service
+        if path is not None and other.path is None:
+            other.path, other.line = str(path), line
+        return other
 
     def where(self) -> str:
         """``path:line:column`` with the parts that are known, or ``''``."""
@@ -41,10 +59,33 @@ class RenderError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
-class UsageError(RenderError):
+class UsageError(RenderError, ValueError):
     """Bad command line. 64 (EX_USAGE), never 2, because 2 means "changes"."""
 
     exit_code = 64
+
+
+class InternalError(RenderError):
+    """An unexpected exception: a bug in render. It fails its service, never the whole run."""
+
+    exit_code = 70
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> InternalError:
+        where = ""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        return cls(f"internal error: {type(exc).__name__}{where}; this is a bug in render, "
+                   "please report it with the command that ran")
+
+
+def error_line(error: RenderError) -> str:
+    """The one line an operator sees: ``render: <service>: <path>:<line>: <message>``."""
+    service = f"{error.service}: " if error.service else ""
+    return f"render: {service}{error}"
 
 
 # --- hieradata ---------------------------------------------------------------------------------
@@ -57,11 +98,11 @@ class HieraConfigError(HieraError):
     """hiera.yaml is missing, unreadable or not a valid version 5 configuration."""
 
 
-class HieraDataError(HieraError):
+class HieraDataError(HieraError, ValueError):
     """A data file cannot be read: YAML syntax, non-UTF-8 bytes, a value type Puppet rejects."""
 
 
-class LookupNotFound(HieraError):
+class LookupNotFound(HieraError, LookupError):
     """The key has no value at any level and no default was given."""
 
     def __init__(self, key: str, **kwargs: Any) -> None:
@@ -81,21 +122,21 @@ class MergeError(HieraError):
     """Values at two levels cannot be merged with the requested strategy."""
 
 
-class KeySyntaxError(HieraError):
+class KeySyntaxError(HieraError, ValueError):
     """A lookup key that is not valid (``a..b``, ``h.``, an unclosed quote)."""
 
 
-class DigError(HieraError):
+class DigError(HieraError, LookupError):
     """A dotted key digs into a value that is not a hash or array."""
 
 
-class ConversionError(HieraError):
+class ConversionError(HieraError, TypeError):
     """``lookup_options`` ``convert_to`` could not convert the value."""
 
 
 # --- service definitions, templates, validation ---------------------------------------------
 
-class ServiceError(RenderError):
+class ServiceError(RenderError, ValueError):
     """service.yaml is missing, unknown or invalid."""
 
 
@@ -107,7 +148,7 @@ class OverrideError(RenderError):
     """An INI override in hieradata (``<service>::config::<file>``) that cannot be applied."""
 
 
-class ValidationError(RenderError):
+class ValidationError(RenderError, ValueError):
     """A rendered file is not acceptable (for example an INI file that oslo.config rejects)."""
 
 

@@ -9,7 +9,7 @@ where Puppet exits 1 for both of the last two:
     4   a data error (bad YAML, bad hiera.yaml, a loop, a merge type error...): one line on stderr,
         with file:line where known
     64  usage error
-    70  a bug in render (with a traceback): never 1, which would read as "not found"
+    70  a bug in render (one line, as ``render`` says it): never 1, which reads as "not found"
 
 The scope is the one ``puppet lookup --node NODE --facts FILE`` builds (see
 ``renderer.scope.build_scope``); ``--service NAME`` adds the variables ``render`` sets when
@@ -19,24 +19,21 @@ it renders that service (``service`` and ``machine``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from renderer.errors import LookupNotFound, RenderError, UsageError
+from renderer.errors import InternalError, LookupNotFound, RenderError, UsageError, error_line
+from renderer.options import EXIT_INTERNAL, Parser, add_source_options, default_templates
 
 EXIT_FOUND = 0
 EXIT_NOT_FOUND = 1
 EXIT_DATA_ERROR = 4
-EXIT_INTERNAL = 70  # EX_SOFTWARE
 STRATEGIES = ("first", "unique", "hash", "deep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from renderer.cli import _Parser  # usage errors exit 64, as for render itself
-
-    parser = _Parser(
+    parser = Parser(
         prog="render lookup",
         description="Look up KEY in the hieradata exactly as `puppet lookup` does and print the "
                     "value as JSON. With several keys, the first one found is printed.",
@@ -56,20 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="explain, level by level, how the value was found (secrets masked)")
     parser.add_argument("--render-as", choices=("json",), default="json",
                         help="output format (JSON only; accepted for `puppet lookup` habits)")
-    parser.add_argument("--hieradata", metavar="DIR", default=os.environ.get("RENDER_HIERADATA")
-                        or "/etc/puppetlabs/code/environments/production",
-                        help="directory holding hiera.yaml [env RENDER_HIERADATA]")
-    parser.add_argument("--facts", metavar="FILE",
-                        help="facts as YAML or JSON, read as `puppet lookup --facts` reads them")
-    parser.add_argument("--node", help="node name (trusted.certname comes from the clientcert "
-                                       "fact of --facts, as in Puppet)")
-    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
-                        help="set a top-scope variable (repeatable); VALUE may be a JSON array "
-                             "or hash; a dotted KEY sets a fact")
+    add_source_options(parser)
     parser.add_argument("--service", metavar="NAME",
                         help="look up as render does for this service (sets $service, $machine)")
-    parser.add_argument("--templates", metavar="DIR", default=os.environ.get("RENDER_TEMPLATES"),
-                        help="service templates, for --service [env RENDER_TEMPLATES]")
     puppet = parser.add_argument_group("as `puppet lookup` spells them")
     puppet.add_argument("--hiera_config", "--hiera-config", metavar="FILE",
                         help="the hiera.yaml to read (instead of --hieradata DIR/hiera.yaml)")
@@ -135,15 +121,13 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         _report(explainer, out, err, exc.message)
         return EXIT_NOT_FOUND
     except RenderError as exc:
-        _report(explainer, out, err, f"render: {exc}")
+        _report(explainer, out, err, error_line(exc))
         return exc.exit_code
     except RecursionError:
         _report(explainer, out, err, "render: the data is nested too deeply to look up")
         return EXIT_DATA_ERROR
-    except Exception:  # a bug in render: never let Python's exit 1 pass for "not found"
-        import traceback
-
-        traceback.print_exc(file=err)
+    except Exception as exc:  # noqa: BLE001 - a bug in render: never exit 1 ("not found")
+        _report(explainer, out, err, error_line(InternalError.from_exception(exc)))
         return EXIT_INTERNAL
     if explainer is None:
         out.write(text + "\n")
@@ -163,14 +147,15 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
 
     merge = merge_option(args)
     scope = build_scope(args.node, args.facts, args.var, args.environment)
-    service = None
+    definition = None
     if args.service:
-        from renderer.cli import default_templates
         from renderer.services import load_service
 
         templates = Path(args.templates) if args.templates else default_templates()
-        service = load_service(templates, args.service)
-        scope = scope.with_variables(service=service.name, machine=service.machine)
+        definition = load_service(templates, args.service)
+        scope = scope.with_variables(service=definition.name)
+        if isinstance(definition.machine, str):
+            scope = scope.with_variables(machine=definition.machine)
     wanted = parse_type(args.type)
     config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
     if not config.parent.is_dir():  # Puppet: no such environment
@@ -179,10 +164,13 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise HieraConfigError("no such directory", path=config.parent)
     hiera = load_hiera(config)
     if hiera is not None:
-        if service is not None and service.machine_ref is not None:  # the data decides it
-            from renderer.services import bind_in_scope
+        if definition is not None and not isinstance(definition.machine, str):
+            from renderer.services import resolve_machine  # the data decides it
 
-            scope = scope.with_variables(machine=bind_in_scope(service, hiera, scope).machine)
+            def lookup(key: str, default: object) -> object:
+                return hiera.lookup(key, scope, default=default)
+
+            scope = scope.with_variables(machine=resolve_machine(definition, lookup))
         for key in args.keys:
             try:
                 value = hiera.lookup(key, scope, merge=merge, explain=explain)

@@ -1,22 +1,23 @@
-"""Plan: desired files × actual files → typed changes, masked diffs and the units to restart.
+"""Plan: desired files x observed files x render's records -> typed changes. Pure.
 
-Reads go through the System (so they are confined to the root like writes are); nothing here
-writes. ``--noop`` stops after the plan, which is why the plan alone must say everything a report
-needs: what changes, why, the diff, and which units would restart.
+Nothing here reads or writes: the actual state was observed (renderer.observe) and the records
+loaded before. ``--noop`` stops after the plan, which is why the plan alone says everything a
+report needs: what changes and why. Diffs are not made here; the report makes them when it
+prints them (black decides at the edge too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
-from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, RenderError
-from renderer.masking import Masker
-from renderer.services import Action, FileSpec, Root, Service
-from renderer.state import Origin, ServiceState, Version, classify, file_hash
-from renderer.system import Actual, RealSystem
-from renderer.templates import Rendered
+from renderer.errors import RenderError
+from renderer.observe import Observed
+from renderer.services import Action, FileSpec
+from renderer.state import FileRecord, Origin, ServiceState, Version, classify, file_hash
+from renderer.system import Actual
+from renderer.targets import Target
 
 DEFAULT_MODE = 0o644
 SECRET_MODE = 0o640  # a new file that holds secrets is not world-readable
@@ -31,155 +32,105 @@ class Change(Enum):
 
 
 @dataclass(frozen=True)
-class Roots:
-    """Every path root is a parameter, so tests never touch /var/lib/machines or /etc."""
-
-    machines_dir: Path
-    host_root: Path
-
-    def for_file(self, spec: FileSpec, machine: str) -> Path:
-        """``machine``: the service's; a file the data puts in another machine says so."""
-        if spec.root is not Root.CONTAINER:
-            return self.host_root
-        return self.machines_dir / (spec.machine or machine)
-
-
-@dataclass(frozen=True)
 class FileChange:
+    """What one destination needs. ``target`` is its identity; ``path`` is only for people."""
+
     spec: FileSpec
-    root: Path
-    path: str                     # for humans: root + dest
+    target: Target
+    path: str                     # root + dest as this run spells the roots
     kind: Change
-    reasons: tuple[str, ...]
-    data: bytes
+    reasons: tuple[str, ...]      # "content", "owner 0:0 -> 0:42", "mode 0644 -> 0640"
+    data: bytes                   # the bytes the file gets
     uid: int
     gid: int
     mode: int
-    diff: tuple[str, ...]         # unified diff, secrets already masked
     hash: str = ""                # state.file_hash() of the target (data, owner, mode)
     origin: Origin = Origin.NONE  # why it differs: new, missing, edited outside render, data
     origin_text: str = ""         # the same for people: "edited outside render since <time>"
     before: Actual | None = None  # what is replaced (kept as a version, restored on rollback)
+    diffable: bool = True         # False for a restored version: its secrets are not known
+    temps: tuple[str, ...] = ()   # stale temp files next to it, removed under the lock
+
+    @property
+    def key(self) -> str:
+        return self.target.key
 
 
 @dataclass(frozen=True)
 class ServicePlan:
+    """One service's changes, or the error that failed it (then nothing of it is written)."""
+
     service: str
     machine: str | None
     files: tuple[FileChange, ...] = ()
     error: RenderError | None = None
     state: ServiceState | None = None   # render's records for this service (restarts, writes)
-    restores: tuple[tuple[str, Version], ...] = ()  # --rollback: path -> kept version restored
+    restores: tuple[tuple[str, Version], ...] = ()  # --rollback: target key -> version restored
+    config_sets: dict[Action, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def changes(self) -> tuple[FileChange, ...]:
         return tuple(f for f in self.files if f.kind is not Change.NONE)
 
-    @property
-    def actions(self) -> tuple[Action, ...]:
-        """Units to restart: those of changed files, each once, in definition order."""
-        seen: list[Action] = []
-        for change in self.changes:
-            seen.extend(a for a in change.spec.actions if a not in seen)
-        return tuple(seen)
-
 
 def failed(service: str, error: RenderError, machine: str | None = None) -> ServicePlan:
-    """A plan that only carries its error; the error may be shared (a broken hiera.yaml)."""
-    import copy
-
-    error = copy.copy(error)
-    error.service = service
-    return ServicePlan(service, machine, error=error)
+    """A plan that only carries its error (a copy: the error may be shared)."""
+    return ServicePlan(service, machine, error=error.with_context(service=service))
 
 
-def _resolve_id(name: str | None, database: str, fallback: int, system: RealSystem,
-                root: Path, spec: FileSpec, service: Service) -> int:
-    """A user or group id in the root's own terms (``database``: ``passwd`` or ``group``)."""
-    if name is None:
-        return fallback
-    if name.isdigit():
-        return int(name)
-    table = system.ids(root, database)
-    if name not in table:
-        kind = "user" if database == "passwd" else "group"
-        where = f"container {spec.machine or service.machine}" if spec.root is Root.CONTAINER \
-            else f"host {root}"
-        raise ApplyError(f"{kind} {name!r} does not exist in {where} ({root}/etc/{database})",
-                         path=service.definition, line=spec.line)
-    return table[name]
+def config_sets(files: Iterable[FileChange]) -> dict[Action, tuple[str, ...]]:
+    """Per action, the targets of the service's files that trigger it; files without one don't
+    count, and a file with the same action twice is listed once. Made once per plan."""
+    sets: dict[Action, list[str]] = {}
+    for change in files:
+        for action in change.spec.actions:
+            keys = sets.setdefault(action, [])
+            if change.key not in keys:
+                keys.append(change.key)
+    return {action: tuple(keys) for action, keys in sets.items()}
 
 
-def diff_lines(old: bytes | None, new: bytes, path: str, masker: Masker) -> tuple[str, ...]:
-    import difflib  # only a run with a difference pays for it
-
-    old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
-        if old is not None else []
-    new_text = masker.mask_lines(new.decode("utf-8", "replace").splitlines(keepends=True))
-    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path)
-    return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                 for line in lines)
-
-
-def plan_file(rendered: Rendered, service: Service, roots: Roots, system: RealSystem,
-              masker: Masker, state: ServiceState | None = None) -> FileChange:
-    spec = rendered.spec
-    machine = spec.machine or service.machine  # the data may put a file in another machine
-    root = roots.for_file(spec, machine)
-    path = f"{root}{spec.dest}"
-    try:
-        actual: Actual | None = system.read_file(root, spec.dest, follow=spec.follow_symlink)
-    except MissingRootError as exc:
-        message = (f"container rootfs does not exist: machine {machine!r} is not "
-                   "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")
-        raise MissingRootError(message, path=exc.path) from exc
-    except MissingDirectoryError:
-        if not spec.create_dirs:
-            raise
-        actual = None
-    uid = _resolve_id(spec.owner, "passwd", actual.uid if actual else 0, system, root, spec,
-                      service)
-    gid = _resolve_id(spec.group, "group", actual.gid if actual else 0, system, root, spec,
-                      service)
+def desired_mode(spec: FileSpec, actual: Actual | None, holds_secret: bool) -> int:
+    """The mode the definition asks for; else what is there; else 0640 for secrets."""
     if spec.mode is not None:
-        mode = spec.mode
-    elif actual is not None:
-        mode = actual.mode  # keep what the operator or package set
-    elif spec.secret or masker.holds_secret(rendered.data.decode("utf-8", "replace")):
-        mode = SECRET_MODE
-    else:
-        mode = DEFAULT_MODE
-    desired = file_hash(rendered.data, uid, gid, mode)
-    record = state.files.get(path) if state else None
+        return spec.mode
+    if actual is not None:
+        return actual.mode  # keep what the operator or package set
+    return SECRET_MODE if spec.secret or holds_secret else DEFAULT_MODE
+
+
+def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecord | None,
+              holds_secret: bool) -> FileChange:
+    """Compare one desired file with what was observed."""
+    actual = observed.actual
+    uid, gid = observed.uid, observed.gid
+    mode = desired_mode(spec, actual, holds_secret)
+    desired = file_hash(data, uid, gid, mode)
     origin, origin_text = classify(
         record, file_hash(actual.data, actual.uid, actual.gid, actual.mode) if actual else None,
         desired)
+
+    def change(kind: Change, reasons: tuple[str, ...] = (), before: Actual | None = None
+               ) -> FileChange:
+        return FileChange(spec, observed.target, observed.path, kind, reasons, data, uid, gid,
+                          mode, desired, origin, origin_text, before, temps=observed.temps)
+
     if actual is None:
-        return FileChange(spec, root, path, Change.CREATE, (), rendered.data, uid, gid, mode,
-                          diff_lines(None, rendered.data, path, masker), desired, origin,
-                          origin_text)
+        return change(Change.CREATE)
     reasons = []
-    if actual.data != rendered.data:
+    if actual.data != data:
         reasons.append("content")
     if (actual.uid, actual.gid) != (uid, gid):
         reasons.append(f"owner {actual.uid}:{actual.gid} -> {uid}:{gid}")
     if actual.mode != mode:
         reasons.append(f"mode {actual.mode:04o} -> {mode:04o}")
     if not reasons:
-        kind = Change.NONE
-    else:
-        kind = Change.UPDATE if "content" in reasons else Change.METADATA
-    diff = diff_lines(actual.data, rendered.data, path, masker) if "content" in reasons else ()
-    return FileChange(spec, root, path, kind, tuple(reasons), rendered.data, uid, gid, mode, diff,
-                      desired, origin, origin_text, actual if kind is not Change.NONE else None)
+        return change(Change.NONE)
+    return change(Change.UPDATE if "content" in reasons else Change.METADATA, tuple(reasons),
+                  actual)
 
 
-def plan_service(service: Service, rendered: list[Rendered], roots: Roots, system: RealSystem,
-                 masker: Masker, state: ServiceState | None = None) -> ServicePlan:
-    """Compare every rendered file with the disk; any error fails the whole service."""
-    state = state if state is not None else ServiceState()
-    try:
-        files = tuple(plan_file(r, service, roots, system, masker, state) for r in rendered)
-    except RenderError as exc:
-        return failed(service.name, exc, service.machine)
-    return ServicePlan(service.name, service.machine, files, state=state)
+def plan_service(service: str, machine: str, files: Iterable[FileChange],
+                 state: ServiceState) -> ServicePlan:
+    files = tuple(files)
+    return ServicePlan(service, machine, files, state=state, config_sets=config_sets(files))

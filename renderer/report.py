@@ -1,17 +1,19 @@
 """Report: what a run did (or, with --noop, would do), as text for people or JSON for tools.
 
 Errors always go to stderr as one line, ``render: <service>: <path>:<line>: <message>``, so a
-Puppet ``exec`` log or a cron mail shows exactly what to fix. Diffs were masked when the plan was
-built; nothing here sees a secret in clear.
+Puppet ``exec`` log or a cron mail shows exactly what to fix. The counts are of what was done
+(written, restarted), never of what was planned; with ``--noop`` of what would be done. Diffs
+are made here, masked, and only when they are printed. The exit code policy lives here too.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Any, TextIO
 
 from renderer.apply import ServiceResult
-from renderer.errors import RenderError
+from renderer.errors import error_line
+from renderer.masking import Masker
 from renderer.plan import Change, FileChange
 from renderer.restarts import Outcome
 
@@ -19,14 +21,34 @@ VERBS = {Change.CREATE: "create", Change.UPDATE: "update", Change.METADATA: "fix
          Change.REMOVE: "remove"}
 
 
+def exit_code(results: list[ServiceResult], noop: bool) -> int:
+    """Puppet's --detailed-exitcodes: 2 for changes (with --noop: pending, restarts too), 4 for
+    failures, 6 for both. Restarts that --no-restart leaves owed are not changes made."""
+    changes = any(r.changed or (noop and r.owed) for r in results)
+    failures = any(r.failed for r in results)
+    return (2 if changes else 0) | (4 if failures else 0)
+
+
 def why(change: FileChange) -> str:
     """``content, mode 0644 -> 0640; edited outside render since <time>``."""
     return "; ".join(part for part in (", ".join(change.reasons), change.origin_text) if part)
 
 
-def error_line(error: RenderError) -> str:
-    service = f"{error.service}: " if error.service else ""
-    return f"render: {service}{error}"
+def diff_lines(change: FileChange, masker: Masker) -> tuple[str, ...]:
+    """A unified diff of a content change, secrets masked on both sides."""
+    if not change.diffable or change.kind not in (Change.CREATE, Change.UPDATE) \
+            or (change.kind is Change.UPDATE and "content" not in change.reasons):
+        return ()
+    import difflib  # only a run that prints a difference pays for it
+
+    old = change.before.data if change.before is not None else None
+    old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
+        if old is not None else []
+    new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True))
+    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else change.path,
+                                 change.path)
+    return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                 for line in lines)
 
 
 def _print_errors(results: list[ServiceResult], err: TextIO) -> None:
@@ -35,91 +57,128 @@ def _print_errors(results: list[ServiceResult], err: TextIO) -> None:
             print(error_line(error), file=err)
 
 
-def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
-         quiet: bool) -> None:
-    _print_errors(results, err)
-    would = "would " if noop else ""
-    files = changed = restarts = 0
-    for result in results:
-        for change in result.plan.files:
-            files += 1
-            if change.kind is Change.NONE:
-                continue
-            changed += change.path not in result.rolled_back
-            if quiet:
-                continue
-            if diff and change.diff:
-                out.writelines(change.diff)
-            if result.failed and change.path not in result.written and not noop:
-                verb = "not written"
-            else:
-                verb = would + VERBS[change.kind]
-            print(f"{result.plan.service}: {verb} {change.path} ({why(change)})", file=out)
-        if quiet:
-            continue
-        for path in result.rolled_back:
-            print(f"{result.plan.service}: rolled back {path}", file=out)
-        for note in result.notes:
-            print(f"{result.plan.service}: note: {note}", file=out)
-        for done in result.restarts:
-            unit = done.action.describe()
-            if done.attempt.outcome is Outcome.RESTARTED:
-                restarts += 1
-                print(f"{result.plan.service}: {would}restart {unit} ({done.reason})", file=out)
-            elif done.attempt.outcome is Outcome.NOT_RUNNING:
-                print(f"{result.plan.service}: {unit} is not running ({done.attempt.state}): "
-                      "left stopped; it reads the new files when started", file=out)
-    if quiet:
-        return
+def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
+                masker: Masker) -> None:
+    for change in result.plan.changes:
+        if diff:
+            out.writelines(diff_lines(change, masker))
+        if result.failed and change.key not in result.written and not would:
+            verb = "not written"
+        else:
+            verb = would + VERBS[change.kind]
+        print(f"{result.plan.service}: {verb} {change.path} ({why(change)})", file=out)
+    paths = {c.key: c.path for c in result.plan.files}
+    for key in result.rolled_back:
+        print(f"{result.plan.service}: rolled back {paths[key]}", file=out)
+    for note in result.notes:
+        print(f"{result.plan.service}: note: {note}", file=out)
+
+
+def _restart_lines(result: ServiceResult, out: TextIO, noop: bool) -> None:
+    service = result.plan.service
+    for done in result.restarts:
+        unit = done.action.describe()
+        if done.attempt.outcome is Outcome.RESTARTED:
+            also = "; with its container" if done.absorbed else ""
+            print(f"{service}: restart {unit} ({done.reason}{also})", file=out)
+        elif done.attempt.outcome is Outcome.NOT_RUNNING:
+            print(f"{service}: {unit} is not running ({done.attempt.state}): "
+                  "left stopped; it reads the new files when started", file=out)
+    for item in result.owed:
+        verb = "would restart" if noop else "restart owed:"
+        print(f"{service}: {verb} {item.action.describe()} ({item.reason})", file=out)
+
+
+def _summary(results: list[ServiceResult], noop: bool) -> str:
+    changed = sum(len(set(r.written) - set(r.rolled_back)) for r in results)
+    restarts = sum(1 for r in results for d in r.restarts
+                   if d.attempt.outcome is Outcome.RESTARTED and not d.absorbed)
+    owed = sum(len(r.owed) for r in results)
     failed = sum(1 for r in results if r.failed)
-    if changed or restarts:
-        summary = f"{changed} file(s) {'to change' if noop else 'changed'}, {restarts} " \
-                  f"restart(s){' pending' if noop else ''}"
+    if noop and (changed or owed):
+        summary = f"{changed} file(s) to change, {owed} restart(s) pending"
+    elif changed or restarts:
+        summary = f"{changed} file(s) changed, {restarts} restart(s)"
     elif failed:
         summary = "nothing changed"
+    elif owed:
+        summary = f"files in sync ({len(results)} service(s))"
     else:
+        files = sum(len(r.plan.files) for r in results)
         summary = f"everything in sync ({len(results)} service(s), {files} file(s))"
+    if owed and not noop:
+        summary += f"; {owed} restart(s) owed"
     if failed:
         summary += f"; {failed} of {len(results)} service(s) failed"
-    print(f"render: {summary}{' (noop)' if noop else ''}", file=out)
+    return f"render: {summary}{' (noop)' if noop else ''}"
 
 
-def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
-            exit_status: int) -> None:
+def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
+         quiet: bool, masker: Masker) -> None:
     _print_errors(results, err)
-    document = {
-        "noop": noop,
-        "exit_code": exit_status,
-        "services": [{
-            "service": r.plan.service,
-            "machine": r.plan.machine,
-            "status": "failed" if r.failed else ("changed" if r.changed else "unchanged"),
-            "files": [{
-                "path": f.path,
-                "change": f.kind.value,
-                "reasons": list(f.reasons),
-                "origin": f.origin.value,
-                "origin_text": f.origin_text,
-                "owner": f"{f.uid}:{f.gid}",
-                "mode": f"{f.mode:04o}",
-                "written": f.path in r.written,
-                "diff": "".join(f.diff),
-            } for f in r.plan.files],
+    if quiet:
+        return
+    would = "would " if noop else ""
+    for result in results:
+        _file_lines(result, out, would, diff, masker)
+        _restart_lines(result, out, noop)
+    print(_summary(results, noop), file=out)
+
+
+def _file_json(change: FileChange, result: ServiceResult, noop: bool,
+               masker: Masker) -> dict[str, Any]:
+    return {
+        "path": change.path,
+        "target": change.key,
+        "change": change.kind.value,
+        "reasons": list(change.reasons),
+        "origin": change.origin.value,
+        "origin_text": change.origin_text,
+        "owner": f"{change.uid}:{change.gid}",
+        "mode": f"{change.mode:04o}",
+        ("would_write" if noop else "written"): change.key in result.written,
+        "diff": "".join(diff_lines(change, masker)),
+    }
+
+
+def _service_json(r: ServiceResult, noop: bool, masker: Masker) -> dict[str, Any]:
+    paths = {c.key: c.path for c in r.plan.files}
+    document: dict[str, Any] = {
+        "service": r.plan.service,
+        "machine": r.plan.machine,
+        "status": "failed" if r.failed else ("changed" if r.changed or r.owed else "unchanged"),
+        "files": [_file_json(f, r, noop, masker) for f in r.plan.files],
+    }
+    owed = [{"kind": p.action.kind.value, "machine": p.action.machine, "unit": p.action.unit,
+             "reason": p.reason} for p in r.owed]
+    if noop:
+        document["pending"] = owed
+    else:
+        document.update({
             "restarts": [a.unit if a.machine is None else f"{a.machine}:{a.unit}"
                          for a in r.restarted],
             "restart_details": [{
-                "kind": d.action.kind.value,
-                "machine": d.action.machine,
-                "unit": d.action.unit,
-                "reason": d.reason,
-                "result": d.attempt.outcome.value,
-                "state": d.attempt.state,
+                "kind": d.action.kind.value, "machine": d.action.machine, "unit": d.action.unit,
+                "reason": d.reason, "result": d.attempt.outcome.value, "state": d.attempt.state,
+                "with_container": d.absorbed,
             } for d in r.restarts],
-            "rolled_back": r.rolled_back,
-            "notes": r.notes,
-            "errors": [{"message": e.message, "path": e.path, "line": e.line,
-                        "kind": type(e).__name__} for e in r.errors],
-        } for r in results],
+            "owed": owed,
+            "rolled_back": [paths[key] for key in r.rolled_back],
+        })
+    document["notes"] = r.notes
+    document["errors"] = [{"message": e.message, "path": e.path, "line": e.line,
+                           "kind": type(e).__name__} for e in r.errors]
+    return document
+
+
+def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
+            masker: Masker) -> None:
+    _print_errors(results, err)
+    document = {
+        "noop": noop,
+        "exit_code": exit_code(results, noop),
+        "restarts_owed": sum(len(r.owed) for r in results),
+        "services": [_service_json(r, noop, masker) for r in results],
     }
     json.dump(document, out, indent=2)
     out.write("\n")

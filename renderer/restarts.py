@@ -1,32 +1,37 @@
-"""Restarts: decided from recorded state, checked for health, rolled back when the unit fails.
+"""Restarts: decided from recorded state, run once each, checked for health.
 
 A unit's *config set* is every file of a service whose restart actions include it; its hash
-(state.config_hash) is recorded once the unit was restarted and came up healthy. A unit restarts
-whenever the hash differs from the record, whether or not this run wrote anything, so a restart
-that failed (or a run killed between write and restart) is retried by the next run.
+(state.config_hash over target keys) is recorded once the unit was restarted and came up healthy.
+A unit restarts whenever the hash differs from the record, whether or not this run wrote
+anything, so a restart that failed (or a run killed between write and restart) is retried by the
+next run.
 
-Health: a restart is ``try-restart`` (``restart`` when render's own earlier restart left the unit
-down), then wait up to ``--health-timeout`` for ActiveState ``active``. The rule for units that do
-not run: ``try-restart`` does not start a stopped unit, so a unit that is ``inactive`` or ``failed``
-before the restart is left alone and is *not* a failure; nothing runs with the old config, and it
-reads the new files when someone starts it, so its hash is recorded. Actions that are not a
+Health is restart policy, not System: a restart is ``try-restart`` (``restart`` when render's own
+earlier restart left the unit down), then a poll of ActiveState through the System's read-only
+``systemctl show`` until ``active`` or ``--health-timeout``. A unit that is ``inactive`` or
+``failed`` before the restart is left alone and is *not* a failure: nothing runs with the old
+config, and it reads the new files when someone starts it. Actions that are not a
 ``try-restart`` of a unit (a reload, a daemon-reload) succeed when their command does.
+
+A container restart that is due absorbs the restarts and daemon-reloads of units inside that
+container: they start with the container, with the new files, so they are not run separately.
 """
 
 from __future__ import annotations
 
+import time
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from renderer.services import Action
-from renderer.state import ServiceState, UnitRecord, action_key, config_hash, shown
-from renderer.system import RealSystem
-from renderer.versions import ABSENT
-
-if TYPE_CHECKING:
-    from renderer.plan import ServicePlan
+from renderer.plan import ServicePlan
+from renderer.services import Action, ActionKind
+from renderer.state import ServiceState, UnitRecord, action_key, config_hash, file_hash, shown
+from renderer.statefile import ABSENT
+from renderer.system import System
+from renderer.targets import Target
 
 STOPPED = ("inactive", "failed", "unknown")
+HEALTH_SETTLE = 0.5  # seconds a unit must stay active after its restart to count as healthy
 
 
 class Outcome(Enum):
@@ -49,68 +54,60 @@ class Pending(NamedTuple):
     force: bool     # the record says render left the unit down: ``restart``, not ``try-restart``
 
 
-def config_sets(plan: ServicePlan) -> dict[Action, list[str]]:
-    """Per action, the paths of the service's files that trigger it; files without one don't
-    count, and a file with the same action twice is listed once."""
-    sets: dict[Action, list[str]] = {}
-    for change in plan.files:
-        for action in change.spec.actions:
-            paths = sets.setdefault(action, [])
-            if change.path not in paths:
-                paths.append(change.path)
-    return sets
+# --- config sets --------------------------------------------------------------------------------
 
-
-def current_hash(plan: ServicePlan, paths: list[str]) -> str:
+def current_hash(plan: ServicePlan, keys: tuple[str, ...]) -> str:
     """The config set as this run makes it (the target of every file)."""
-    by_path = {c.path: c for c in plan.files}
-    return config_hash((p, by_path[p].hash) for p in paths)
+    by_key = {c.key: c for c in plan.files}
+    return config_hash((k, by_key[k].hash) for k in keys)
 
 
-def previous_hash(plan: ServicePlan, paths: list[str]) -> str:
-    """The config set as it was on disk before this run wrote anything."""
-    from renderer.state import file_hash
-
+def on_disk(plan: ServicePlan, keys: tuple[str, ...]) -> list[tuple[Target, str]]:
+    """The config set as it is on disk before this run writes anything."""
     pairs = []
     for change in plan.files:
-        if change.path not in paths:
+        if change.key not in keys:
             continue
+        b = change.before
         if change.origin.value == "none":
-            pairs.append((change.path, change.hash))
-        elif change.before is None:
-            pairs.append((change.path, ABSENT))
+            pairs.append((change.target, change.hash))
+        elif b is None:
+            pairs.append((change.target, ABSENT))
         else:
-            b = change.before
-            pairs.append((change.path, file_hash(b.data, b.uid, b.gid, b.mode)))
-    return config_hash(pairs)
+            pairs.append((change.target, file_hash(b.data, b.uid, b.gid, b.mode)))
+    return pairs
+
+
+def previous_hash(plan: ServicePlan, keys: tuple[str, ...]) -> str:
+    return config_hash((t.key, h) for t, h in on_disk(plan, keys))
 
 
 def owe_restarts(plan: ServicePlan, state: ServiceState, at: str) -> None:
     """Before writing: a unit never recorded gets the hash of the files it runs with now, so a
     run killed between the write and the restart still leaves the restart owed."""
-    written = {c.path for c in plan.changes}
-    for action, paths in config_sets(plan).items():
+    written = {c.key for c in plan.changes}
+    for action, keys in plan.config_sets.items():
         key = action_key(action)
-        if key not in state.units and written.intersection(paths):
-            state.units[key] = UnitRecord(previous_hash(plan, paths), at)
+        if key not in state.units and written.intersection(keys):
+            state.units[key] = UnitRecord(previous_hash(plan, keys), at)
 
 
 def decide(plan: ServicePlan, state: ServiceState, at: str) -> list[Pending]:
     """The restarts this service needs; a unit seen in sync for the first time is recorded
     (adopted) without a restart."""
     pending = []
-    for action, paths in config_sets(plan).items():
-        current = current_hash(plan, paths)
+    written = {c.key for c in plan.changes}
+    for action, keys in plan.config_sets.items():
+        current = current_hash(plan, keys)
         record = state.units.get(action_key(action))
         if record is None:
             state.units[action_key(action)] = UnitRecord(current, at)  # adopt, nothing written
             continue
         if record.hash == current and not record.down:
             continue
-        written = {c.path for c in plan.changes}.intersection(paths)
         if record.down:
             reason = f"render's restart at {shown(record.at)} left it down"
-        elif written:
+        elif written.intersection(keys):
             reason = "files changed"
         else:
             reason = "restart pending: config differs from the last successful restart"
@@ -129,24 +126,67 @@ def record(state: ServiceState, action: Action, attempt: Attempt, hashed: str, a
         state.units[key] = UnitRecord(hashed, at)
 
 
-def restart(system: RealSystem, action: Action, force: bool, timeout: float) -> Attempt:
+# --- running them -------------------------------------------------------------------------------
+
+def container_of(action: Action) -> Action | None:
+    """The container restart that would absorb ``action`` (a unit or daemon-reload inside)."""
+    if action.kind in (ActionKind.UNIT, ActionKind.DAEMON_RELOAD) and action.machine:
+        return Action(ActionKind.CONTAINER, f"systemd-nspawn@{action.machine}.service")
+    return None
+
+
+def unit_state(system: System, prefix: list[str], unit: str) -> str:
+    """The unit's ActiveState (``active``, ``failed``, ...); ``unknown`` if systemd cannot say
+    (for a unit inside a container that is not running, for example)."""
+    status, output = system.systemctl_query([*prefix, "show", "-p", "ActiveState", "--value",
+                                             unit])
+    return output.strip() if status == 0 and output.strip() else "unknown"
+
+
+def wait_active(system: System, prefix: list[str], unit: str, timeout: float) -> str:
+    """Poll until the unit is ``active`` (and still is a moment later) or gives up.
+
+    ``activating``, ``reloading`` and ``deactivating`` mean wait; ``failed`` and ``inactive``
+    end the wait at once. A unit that dies right after its start job finished is caught by the
+    second look after HEALTH_SETTLE seconds.
+    """
+    deadline = time.monotonic() + timeout
+    confirmed = False
+    while True:
+        state = unit_state(system, prefix, unit)
+        if state in STOPPED:
+            return state
+        now = time.monotonic()
+        if state == "active":
+            if confirmed or now >= deadline:
+                return state
+            confirmed = True
+            time.sleep(min(HEALTH_SETTLE, max(deadline - now, 0)))
+            continue
+        confirmed = False
+        if now >= deadline:
+            return state
+        time.sleep(min(0.2, deadline - now))
+
+
+def restart(system: System, action: Action, force: bool, timeout: float) -> Attempt:
     """One restart and its health check."""
     args = action.systemctl_args()
     if "try-restart" not in args:  # a reload or daemon-reload: its exit status says it all
         check = action.running_check()
         if check is not None and not force:
-            state = system.unit_state(*check)
+            state = unit_state(system, *check)
             if state in STOPPED:
                 return Attempt(Outcome.NOT_RUNNING, state, "")
         status, output = system.systemctl(args)
         return Attempt(Outcome.RESTARTED if status == 0 else Outcome.FAILED, "", output)
     index = args.index("try-restart")
     prefix, units = args[:index], args[index + 1:]
-    before = [system.unit_state(prefix, unit) for unit in units]
+    before = [unit_state(system, prefix, unit) for unit in units]
     if not force and all(state in STOPPED for state in before):
         return Attempt(Outcome.NOT_RUNNING, ", ".join(before), "")
     status, output = system.systemctl([*prefix, "restart" if force else "try-restart", *units])
-    after = [system.wait_active(prefix, unit, timeout) for unit in units]
+    after = [wait_active(system, prefix, unit, timeout) for unit in units]
     healthy = status == 0 and all(state == "active" for state in after)
     return Attempt(Outcome.RESTARTED if healthy else Outcome.FAILED, ", ".join(after),
                    "" if healthy else output)

@@ -7,7 +7,9 @@ Per service, one small JSON file in the state dir (``services/<service>.json``) 
   whenever the current hash differs, even if it wrote nothing itself: a restart that failed after
   the write (or a run killed between write and restart) is retried by the next run, which is where
   confd, consul-template and Ansible handlers lose restarts.
-- ``files``: per destination, the hash of what render last wrote there (or found in sync) and when,
+- ``files``: per destination (keyed by its target, ``container:<machine>:<path>`` or
+  ``host:-:<path>``, never by how the roots are spelled), the hash of what render last wrote there
+  (or found in sync) and when,
   so a pending change can be told apart as an edit outside render or a hieradata/template change;
   and the last N versions it replaced (the bytes live in ``versions/<service>/<sha256>``, 0600).
 
@@ -27,8 +29,10 @@ from typing import Any, NamedTuple
 
 from renderer.errors import ApplyError
 
-FORMAT = 1
-HASH_SCHEME = "v1"  # bump when the hash input changes: every unit then restarts once
+FORMAT = 2  # 1 keyed files and config sets on display paths; renderer.statefile migrates it
+# Bump when the hash input changes; renderer.statefile then re-hashes records that were in sync
+# (v1 hashed display paths, v2 target keys), so an upgrade restarts nothing.
+HASH_SCHEME = "v2"
 DEFAULT_KEEP = 5
 
 
@@ -72,9 +76,10 @@ class ServiceState:
     """
 
     def __init__(self, units: dict[str, UnitRecord] | None = None,
-                 files: dict[str, FileRecord] | None = None) -> None:
+                 files: dict[str, FileRecord] | None = None, legacy: bool = False) -> None:
         self.units = units if units is not None else {}
         self.files = files if files is not None else {}
+        self.legacy = legacy  # read from format 1: keys are display paths until migrated
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ServiceState) and (self.units, self.files) == \
@@ -123,16 +128,16 @@ def file_hash(data: bytes, uid: int, gid: int, mode: int) -> str:
     return digest.hexdigest()
 
 
-def config_hash(files: Iterable[tuple[str, str]]) -> str:
-    """The hash of a unit's config set from ``(path, file_hash)`` pairs.
+def config_hash(files: Iterable[tuple[str, str]], scheme: str = HASH_SCHEME) -> str:
+    """The hash of a unit's config set from ``(target key, file_hash)`` pairs.
 
     Normalised: each path counted once, in sorted order, so the order of service.yaml entries or a
     file listed for two reasons cannot change it (TripleO's restart storms came from both).
     """
-    digest = hashlib.sha256(HASH_SCHEME.encode())
-    for path, hashed in sorted(dict(files).items()):
-        digest.update(f"\n{path}\t{hashed}".encode())
-    return f"{HASH_SCHEME}:{digest.hexdigest()}"
+    digest = hashlib.sha256(scheme.encode())
+    for key, hashed in sorted(dict(files).items()):
+        digest.update(f"\n{key}\t{hashed}".encode())
+    return f"{scheme}:{digest.hexdigest()}"
 
 
 def classify(record: FileRecord | None, actual: str | None, desired: str) -> tuple[Origin, str]:
@@ -159,7 +164,7 @@ def parse(data: bytes | None, where: object) -> ServiceState:
         return ServiceState()
     try:
         document = json.loads(data)
-        if document.get("format") != FORMAT:
+        if document.get("format") not in (1, FORMAT):
             raise ValueError(f"unknown format {document.get('format')!r}")
         return ServiceState(
             units={key: UnitRecord(str(u["hash"]), str(u["at"]), bool(u.get("down", False)))
@@ -167,7 +172,8 @@ def parse(data: bytes | None, where: object) -> ServiceState:
             files={path: FileRecord(f["hash"] and str(f["hash"]), str(f["at"]), tuple(
                 Version(v["blob"], int(v["uid"]), int(v["gid"]), int(v["mode"]), str(v["at"]))
                 for v in f.get("versions", ())))
-                for path, f in document.get("files", {}).items()})
+                for path, f in document.get("files", {}).items()},
+            legacy=document["format"] == 1)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ApplyError(f"corrupt state file ({exc}); move it away to start afresh (the next "
                          "run then records what it finds)", path=where) from None
@@ -178,32 +184,32 @@ def dumps(state: ServiceState) -> bytes:
         "format": FORMAT,
         "units": {key: {"hash": u.hash, "at": u.at, **({"down": True} if u.down else {})}
                   for key, u in sorted(state.units.items())},
-        "files": {path: {"hash": f.hash, "at": f.at, "versions": [
+        "files": {key: {"hash": f.hash, "at": f.at, "versions": [
             {"blob": v.blob, "uid": v.uid, "gid": v.gid, "mode": v.mode, "at": v.at}
-            for v in f.versions]} for path, f in sorted(state.files.items())},
+            for v in f.versions]} for key, f in sorted(state.files.items())},
     }
     return (json.dumps(document, indent=1) + "\n").encode()
 
 
 # --- record updates ---------------------------------------------------------------------------
 
-def push_version(state: ServiceState, path: str, version: Version, keep: int) -> None:
+def push_version(state: ServiceState, key: str, version: Version, keep: int) -> None:
     """Remember what is about to be replaced; keep the newest ``keep`` versions."""
-    record = state.files.get(path)
+    record = state.files.get(key)
     versions = (*record.versions, version) if record else (version,)
     versions = versions[-keep:] if keep > 0 else ()
-    state.files[path] = record._replace(versions=versions) if record else \
+    state.files[key] = record._replace(versions=versions) if record else \
         FileRecord(None, version.at, versions)
 
 
-def record_file(state: ServiceState, path: str, hashed: str, at: str) -> None:
-    record = state.files.get(path)
-    state.files[path] = record._replace(hash=hashed, at=at) if record else FileRecord(hashed, at)
+def record_file(state: ServiceState, key: str, hashed: str, at: str) -> None:
+    record = state.files.get(key)
+    state.files[key] = record._replace(hash=hashed, at=at) if record else FileRecord(hashed, at)
 
 
-def drop_versions_from(state: ServiceState, path: str, version: Version) -> None:
+def drop_versions_from(state: ServiceState, key: str, version: Version) -> None:
     """After restoring ``version``: forget it and everything newer, so the next rollback goes
     one step further back (an undo stack, not a toggle)."""
-    record = state.files[path]
+    record = state.files[key]
     index = record.versions.index(version)
-    state.files[path] = record._replace(versions=record.versions[:index])
+    state.files[key] = record._replace(versions=record.versions[:index])

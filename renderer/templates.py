@@ -22,7 +22,6 @@ from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import SHARED_DIR, FileSpec, Service
-from renderer.system import RealSystem
 
 
 @dataclass(frozen=True)
@@ -72,12 +71,13 @@ class _ReadOnlyCache(jinja2.FileSystemBytecodeCache):
         pass
 
 
-def bytecode_cache(system: RealSystem) -> jinja2.BytecodeCache | None:
-    """Compiled templates in render's state dir: compiling is most of a run's own work."""
-    directory = system.private_dir("cache/jinja")
+def bytecode_cache(directory: Path | None, writable: bool) -> jinja2.BytecodeCache | None:
+    """Compiled templates in render's state dir: compiling is most of a run's own work.
+
+    ``directory`` is one only render can write (System.cache_dir); a dry run only reads it."""
     if directory is None:
         return None
-    cls = jinja2.FileSystemBytecodeCache if system.writes else _ReadOnlyCache
+    cls = jinja2.FileSystemBytecodeCache if writable else _ReadOnlyCache
     return cls(str(directory))
 
 

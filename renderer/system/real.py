@@ -1,8 +1,4 @@
-"""System: the only code that touches the disk outside the repo or runs a process.
-
-Like chezmoi's ``System``: ``RealSystem`` does the work and ``DryRunSystem`` lets reads through and
-records writes and restarts instead of doing them. ``--noop`` and a real run therefore share one
-code path and cannot disagree about what would change.
+"""RealSystem: the implementation of ``renderer.system.System`` that does the work.
 
 Paths inside a root (a container's rootfs, or ``--host-root``) are resolved by ``renderer.confine``
 one component at a time with directory file descriptors and ``O_NOFOLLOW``. A symlink is followed
@@ -14,8 +10,9 @@ destination itself must be a regular file: never a device or FIFO, and a symlink
 
 Writes are staged first (temp file in the target's directory, written, owned, fsynced) and renamed
 into place only once every file of a service has been staged: a full disk or a permission error
-leaves the service exactly as it was. Temp files are named ``.render-tmp.<name>.<hex>``; a run that
-holds the exclusive lock removes the ones a killed run left in every directory it resolves.
+leaves the service exactly as it was. Temp files are named ``.render-tmp.<name>.<hex>``; the
+runner asks for the ones a killed run left (``stale_temps``) and removes them under the exclusive
+lock (``remove_temps``), as an explicit step: reading never removes anything.
 
 Owners are given in the root's own terms. For a container with private users (its rootfs owned by
 a shifted id base, as ``systemd-nspawn --private-users`` sets it up) ids are shifted on write and
@@ -27,40 +24,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from renderer import confine
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
+from renderer.lock import acquire
+from renderer.system import OVERFLOW_ID, TEMP_PREFIX, UID_RANGE, Actual, Staged
 
-TEMP_PREFIX = ".render-tmp."
-HEALTH_SETTLE = 0.5  # seconds a unit must stay active after its restart to count as healthy
-UID_RANGE = 0x10000   # what nspawn gives a container with private users
-OVERFLOW_ID = 65534   # how a container sees an id outside its range
-
-
-@dataclass(frozen=True)
-class Actual:
-    """A destination as it is on disk, owner in the root's own terms (shift undone)."""
-
-    data: bytes
-    uid: int
-    gid: int
-    mode: int  # permission bits only
-
-
-@dataclass
-class Staged:
-    """A temp file written next to its target, waiting for ``commit``."""
-
-    path: str          # display path of the target
-    dirfd: int
-    name: str
-    temp: str | None   # None for a dry run
-    data: bytes = field(repr=False)
-    note: str = ""
-    owner: tuple[int, int, int] = (0, 0, 0o644)  # host uid, gid and mode, for an in-place rewrite
+BIND_MOUNT_NOTE = "bind mount: rewritten in place, not atomically"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -69,15 +41,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _shift(value: int, base: int, what: str, display: str) -> int:
-    """A root's id as the host stores it; ids beyond a private-users range cannot exist."""
+def shift(value: int, base: int, what: str, display: str) -> int:
+    """A root's id as the host stores it; ids beyond a private-users range cannot exist.
+
+    Called while observing (both modes) and again while staging."""
     if base and not 0 <= value < UID_RANGE:
         raise ApplyError(f"{what} {value} is outside the container's private range "
                          f"(0-{UID_RANGE - 1})", path=display)
     return base + value
 
 
-def _refuse_special(st: os.stat_result, dirfd: int, name: str, display: str) -> None:
+def refuse_special(st: os.stat_result, dirfd: int, name: str, display: str) -> None:
     """A destination must be a regular file: name the symlink's target, or what it is."""
     if stat.S_ISLNK(st.st_mode):
         raise UnsafePathError(f"destination is a symlink to {os.readlink(name, dir_fd=dirfd)!r};"
@@ -99,24 +73,23 @@ def _unshift(value: int, base: int) -> int:
 class RealSystem:
     """Does the work. Every method either succeeds or raises an ApplyError naming the path."""
 
-    writes = True
-
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         self.systemctl_cmd = systemctl
         self.state_dir = state_dir
         self._ids: dict[tuple[str, str], dict[str, int]] = {}
         self._bases: dict[str, int] = {}
-        self._swept: set[tuple[int, int]] = set()
         self._lock: int | None = None
-        self.removed: dict[str, list[str]] = {}  # target path -> stale temp files removed
 
     # --- the run lock ---------------------------------------------------------------------------
 
-    def lock(self, timeout: float) -> None:
-        """Hold ``<state-dir>/lock`` exclusively for the rest of the run (see renderer.lock)."""
-        from renderer.lock import acquire
+    def lock(self, timeout: float, exclusive: bool) -> None:
+        """Hold ``<state-dir>/lock`` until ``unlock`` (see renderer.lock)."""
+        self._lock = acquire(self.state_dir, timeout, exclusive=exclusive)
 
-        self._lock = acquire(self.state_dir, timeout, exclusive=self.writes)
+    def unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -152,11 +125,7 @@ class RealSystem:
 
     def open_parent(self, root: Path, dest: PurePosixPath, create: bool = False,
                     follow: bool = False) -> tuple[int, str]:
-        """A directory fd and a name in it for ``dest``, resolved inside ``root``.
-
-        A real run also removes stale temp files from that directory, once per directory and
-        only while it holds the exclusive lock (so they cannot be another run's).
-        """
+        """A directory fd and a name in it for ``dest``, resolved inside ``root``."""
         display = f"{root}{dest}"
         root_fd = self._open_root(root)
         try:
@@ -165,23 +134,31 @@ class RealSystem:
                                               follow=follow, owner=(base, base) if base else None)
         finally:
             os.close(root_fd)
-        if self.writes and self._lock is not None:
-            self._sweep(dirfd, display)
         return dirfd, name
 
-    def _sweep(self, dirfd: int, display: str) -> None:
-        st = os.fstat(dirfd)
-        if (st.st_dev, st.st_ino) in self._swept:
-            return
-        self._swept.add((st.st_dev, st.st_ino))
+    def stale_temps(self, root: Path, dest: PurePosixPath, follow: bool = False) -> list[str]:
+        """Temp files of ``dest`` (``.render-tmp.<name>.*``) in its directory; [] without one."""
         try:
-            removed = confine.sweep(dirfd, TEMP_PREFIX)
+            dirfd, name = self.open_parent(root, dest, follow=follow)
+        except ApplyError:
+            return []  # a missing or unsafe directory is reported when the file is read
+        try:
+            return confine.temps(dirfd, f"{TEMP_PREFIX}{name}.")
         except OSError:
-            return  # a directory we cannot list is reported when we write to it
-        parent = display.rsplit("/", 1)[0]
-        for temp in removed:
-            target = temp[len(TEMP_PREFIX):].rsplit(".", 1)[0]
-            self.removed.setdefault(f"{parent}/{target}", []).append(f"{parent}/{temp}")
+            return []  # a directory we cannot list is reported when we write to it
+        finally:
+            os.close(dirfd)
+
+    def remove_temps(self, root: Path, dest: PurePosixPath, names: list[str],
+                     follow: bool = False) -> None:
+        dirfd, _ = self.open_parent(root, dest, follow=follow)
+        try:
+            confine.remove(dirfd, names)
+        except OSError as exc:
+            raise _oserror(exc, "cannot remove stale temp files next to", f"{root}{dest}") \
+                from exc
+        finally:
+            os.close(dirfd)
 
     def read_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> Actual | None:
         """The destination's bytes and metadata; None when it does not exist yet.
@@ -209,7 +186,7 @@ class RealSystem:
             return None
         except OSError as exc:
             raise _oserror(exc, "cannot stat", display) from exc
-        _refuse_special(st, dirfd, name, display)
+        refuse_special(st, dirfd, name, display)
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                          dir_fd=dirfd)
@@ -256,7 +233,7 @@ class RealSystem:
         """
         display = f"{root}{dest}"
         base = self.uid_base(root)
-        owner = (_shift(uid, base, "uid", display), _shift(gid, base, "gid", display), mode)
+        owner = (shift(uid, base, "uid", display), shift(gid, base, "gid", display), mode)
         dirfd, name = self.open_parent(root, dest, create=create_dirs, follow=follow)
         temp = f"{TEMP_PREFIX}{name}.{os.urandom(4).hex()}"
         try:
@@ -289,11 +266,12 @@ class RealSystem:
             st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        _refuse_special(st, dirfd, name, display)
+        refuse_special(st, dirfd, name, display)
 
-    def commit(self, staged: Staged) -> None:
+    def commit(self, staged: Staged) -> str:
         """Rename the temp file over the target and make the rename durable."""
         assert staged.temp is not None
+        note = ""
         try:
             try:
                 os.rename(staged.temp, staged.name, src_dir_fd=staged.dirfd,
@@ -302,6 +280,7 @@ class RealSystem:
                 if exc.errno != errno.EBUSY:
                     raise
                 self._rewrite_in_place(staged)
+                note = BIND_MOUNT_NOTE
             os.fsync(staged.dirfd)
         except (OSError, ApplyError) as exc:
             self._unlink_quietly(staged.dirfd, staged.temp)
@@ -310,6 +289,7 @@ class RealSystem:
             raise _oserror(exc, "cannot replace", staged.path) from exc
         finally:
             os.close(staged.dirfd)
+        return note
 
     def _rewrite_in_place(self, staged: Staged) -> None:
         """A bind-mounted target cannot be renamed over (EBUSY): rewrite it and say so.
@@ -331,7 +311,6 @@ class RealSystem:
         finally:
             os.close(fd)
         self._unlink_quietly(staged.dirfd, staged.temp)
-        staged.note = "bind mount: rewritten in place, not atomically"
 
     def discard(self, staged: Staged) -> None:
         if staged.temp:
@@ -360,6 +339,12 @@ class RealSystem:
             return 1, f"{' '.join(command)}: {exc}"
         output = (done.stderr.strip() or done.stdout.strip()).splitlines()
         return done.returncode, output[-1] if output else ""
+
+    def systemctl_query(self, args: list[str], timeout: float = 30) -> tuple[int, str]:
+        return self.systemctl(args, timeout)
+
+    def state_path(self, name: str) -> Path:
+        return self.state_dir / name
 
     def read_state(self, name: str) -> bytes | None:
         try:
@@ -401,48 +386,14 @@ class RealSystem:
         finally:
             os.close(dirfd)
 
-    def unit_state(self, prefix: list[str], unit: str) -> str:
-        """The unit's ActiveState (``active``, ``failed``, ...); ``unknown`` if systemd cannot say
-        (for a unit inside a container that is not running, for example)."""
-        status, output = self.systemctl([*prefix, "show", "-p", "ActiveState", "--value", unit],
-                                        timeout=30)
-        return output.strip() if status == 0 and output.strip() else "unknown"
-
-    def wait_active(self, prefix: list[str], unit: str, timeout: float) -> str:
-        """Poll until the unit is ``active`` (and still is a moment later) or gives up.
-
-        ``activating``, ``reloading`` and ``deactivating`` mean wait; ``failed`` and
-        ``inactive`` end the wait at once. A unit that dies right after its start job finished
-        is caught by the second look after HEALTH_SETTLE seconds.
-        """
-        import time
-
-        deadline = time.monotonic() + timeout
-        confirmed = False
-        while True:
-            state = self.unit_state(prefix, unit)
-            if state in ("failed", "inactive", "unknown"):
-                return state
-            now = time.monotonic()
-            if state == "active":
-                if confirmed or now >= deadline:
-                    return state
-                confirmed = True
-                time.sleep(min(HEALTH_SETTLE, max(deadline - now, 0)))
-                continue
-            confirmed = False
-            if now >= deadline:
-                return state
-            time.sleep(min(0.2, deadline - now))
-
-    def private_dir(self, name: str) -> Path | None:
+    def cache_dir(self, name: str, create: bool) -> Path | None:
         """A directory in the state dir that only we can write, or None (then go without).
 
         Caches in it hold code that will be executed (compiled templates), so a directory that
         someone else owns or can write to is never used.
         """
         directory = self.state_dir / name
-        if self.writes:
+        if create:
             try:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError:
@@ -452,44 +403,3 @@ class RealSystem:
         except OSError:
             return None
         return directory if st.st_uid == os.geteuid() and not st.st_mode & 0o022 else None
-
-
-class DryRunSystem(RealSystem):
-    """``--noop``: reads pass through, writes and restarts are only recorded."""
-
-    writes = False
-
-    def __init__(self, systemctl: list[str], state_dir: Path) -> None:
-        super().__init__(systemctl, state_dir)
-        self.recorded: list[str] = []
-
-    def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
-        self.recorded.append(f"write {root}{dest}")
-        return Staged(f"{root}{dest}", -1, dest.name, None, data)
-
-    def commit(self, staged: Staged) -> None:
-        pass
-
-    def discard(self, staged: Staged) -> None:
-        pass
-
-    def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
-        self.recorded.append(f"systemctl {' '.join(args)}")
-        return 0, ""
-
-    def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
-        self.recorded.append(f"state {name}")
-
-    def remove_state(self, name: str) -> None:
-        self.recorded.append(f"remove state {name}")
-
-    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
-        self.recorded.append(f"remove {root}{dest}")
-
-    def unit_state(self, prefix: list[str], unit: str) -> str:
-        """Not asked: a dry run assumes the unit runs, so it reports the restart it would do."""
-        return "active"
-
-    def wait_active(self, prefix: list[str], unit: str, timeout: float) -> str:
-        return "active"

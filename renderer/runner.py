@@ -1,0 +1,218 @@
+"""Runner: the one owner of a run. Plan every service, then apply, then hand over to the report.
+
+Per service the steps read as method names, as confd's ``process()`` does:
+load -> bind -> render -> override -> validate -> observe -> plan. Everything up to ``observe``
+is computation over the source state; ``observe`` reads the actual state through the System and
+makes every "can this be written" check; ``plan`` is pure. One service scope is built per service
+(two only when the data decides the machine: the machine must be looked up before it can be a
+scope variable). Each service runs inside one ``try``: a RenderError, or any unexpected
+exception, fails that service and no other.
+
+The same code runs for ``--noop``: the CLI hands a DryRunSystem, which reads what a real run
+reads and records what it would change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from renderer.apply import Options, ServiceResult, apply
+from renderer.errors import InternalError, RenderError
+from renderer.hiera import Hiera
+from renderer.masking import Masker
+from renderer.observe import Observed, observe_file
+from renderer.overrides import OptionData, apply_overrides
+from renderer.plan import ServicePlan, failed, plan_file, plan_service
+from renderer.restarts import on_disk
+from renderer.rollback import rollback_plan
+from renderer.scope import Scope, build_scope
+from renderer.services import (
+    Service,
+    ServiceDef,
+    bind,
+    list_services,
+    load_service,
+    resolve_machine,
+)
+from renderer.state import ServiceState, action_key
+from renderer.statefile import host_key, load, migrate_files, migrate_units
+from renderer.system import System
+from renderer.targets import Roots
+from renderer.templates import Rendered, Renderer, bytecode_cache
+from renderer.validate import validate
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line asked for, with every root a parameter."""
+
+    services: tuple[str, ...]
+    templates: Path
+    hieradata: Path
+    roots: Roots
+    node: str | None = None
+    facts: str | None = None
+    variables: tuple[str, ...] = ()
+    every: bool = False               # --all
+    rollback: bool = False            # --rollback: ``services`` holds the one service
+    noop: bool = False
+    restart: bool = True              # False: --no-restart
+    health_timeout: float = 30.0
+    keep: int = 5
+    lock_timeout: float = 60.0
+
+
+class Runner:
+    """Plans and applies one run; ``masker`` is what the report masks with afterwards."""
+
+    def __init__(self, settings: Settings, system: System) -> None:
+        self.settings = settings
+        self.system = system
+        self.roots = settings.roots
+        self.masker = Masker(b"")
+        self._hiera: Hiera | RenderError | None = None
+        self._options: OptionData | None = None
+
+    def run(self) -> list[ServiceResult]:
+        s = self.settings
+        self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
+        try:
+            self.masker = Masker(host_key(self.system, create=not s.noop))
+            self.scope = build_scope(s.node, s.facts, list(s.variables))
+            self.renderer = Renderer(s.templates, bytecode_cache(
+                self.system.cache_dir("cache/jinja", create=not s.noop), writable=not s.noop))
+            names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
+            plans = [self.plan_one(name) for name in names]
+            notes = self.sweep(plans)
+            results = apply(plans, self.system, self.roots,
+                            Options(s.restart and not s.noop, s.health_timeout, s.keep))
+            for result in results:
+                result.notes[:0] = notes.get(result.plan.service, [])
+            return results
+        finally:
+            self.system.unlock()
+
+    def plan_one(self, name: str) -> ServicePlan:
+        """One service from its definition to its plan; any failure fails it alone."""
+        try:
+            definition = load_service(self.settings.templates, name)
+            service, scope = self.bind(definition)
+            state = load(self.system, service.name)
+            if self.settings.rollback:
+                return migrated(rollback_plan(service, self.roots, self.system, state),
+                                self.roots)
+            secrets: set[str] = set()
+            rendered = self.render(service, scope, secrets)
+            rendered = self.override(service, rendered, scope, secrets)
+            self.masker.add(secrets)
+            validate(rendered)
+            observed = self.observe(service, rendered)
+            return self.plan(service, rendered, observed, state)
+        except RenderError as exc:
+            return failed(name, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in render fails its service only
+            return failed(name, InternalError.from_exception(exc))
+
+    # --- the steps ------------------------------------------------------------------------------
+
+    def hiera(self) -> Hiera:
+        """hiera.yaml, read once per run; a broken one fails every service that needs data."""
+        if self._hiera is None:
+            try:
+                self._hiera = Hiera.load(self.settings.hieradata / "hiera.yaml")
+            except RenderError as exc:
+                self._hiera = exc
+        if isinstance(self._hiera, RenderError):
+            raise self._hiera
+        return self._hiera
+
+    def service_scope(self, name: str, machine: str | None = None) -> Scope:
+        variables = {"service": name}
+        if machine is not None:
+            variables["machine"] = machine
+        return self.scope.with_variables(**variables)
+
+    def lookup_in(self, scope: Scope) -> Any:
+        def lookup(key: str, default: object) -> object:
+            return self.hiera().lookup(key, scope, default=default)
+        return lookup
+
+    def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
+        """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""
+        if isinstance(definition.machine, str):
+            machine = definition.machine
+        else:
+            machine = resolve_machine(definition,
+                                      self.lookup_in(self.service_scope(definition.name)))
+        scope = self.service_scope(definition.name, machine)
+        lookup = self.lookup_in(scope) if definition.needs_data else None
+        return bind(definition, machine, lookup), scope
+
+    def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:
+        hiera = self.hiera()
+
+        def lookup(key: str, merge: str | dict[str, Any] | None, default: object) -> object:
+            return hiera.lookup(key, scope, merge=merge, default=default)
+
+        return self.renderer.render_service(service, lookup, scope, secrets)
+
+    def override(self, service: Service, rendered: list[Rendered], scope: Scope,
+                 secrets: set[str]) -> list[Rendered]:
+        """INI overrides from hieradata go in before validation, masking and the plan."""
+        if self._options is None:
+            self._options = OptionData(self.settings.templates)
+        return apply_overrides(service, rendered, self.hiera(), scope, self._options, secrets)
+
+    def observe(self, service: Service, rendered: list[Rendered]) -> list[Observed]:
+        """The actual state of every destination, with every can-it-be-written check."""
+        return [observe_file(r.spec, service, self.roots, self.system) for r in rendered]
+
+    def plan(self, service: Service, rendered: list[Rendered], observed: list[Observed],
+             state: ServiceState) -> ServicePlan:
+        """Pure: desired x observed x records -> changes."""
+        return plan(service, rendered, observed, state, self.roots, self.masker)
+
+    def sweep(self, plans: list[ServicePlan]) -> dict[str, list[str]]:
+        """Remove the temp files a killed run left next to this run's targets, under the lock;
+        returns the notes saying so, per service."""
+        notes: dict[str, list[str]] = {}
+        verb = "would remove" if self.settings.noop else "removed"
+        for service_plan in plans:
+            for change in service_plan.files:
+                if not change.temps:
+                    continue
+                try:
+                    self.system.remove_temps(self.roots.root_of(change.target), change.spec.dest,
+                                             list(change.temps), change.spec.follow_symlink)
+                except RenderError:
+                    continue  # the write to that directory reports it
+                parent = change.path.rsplit("/", 1)[0]
+                notes.setdefault(service_plan.service, []).extend(
+                    f"{verb} stale temp file {parent}/{name}" for name in change.temps)
+        return notes
+
+
+def plan_rendered(service: Service, rendered: list[Rendered], roots: Roots, system: System,
+                  masker: Masker, state: ServiceState | None = None) -> ServicePlan:
+    """observe -> plan for one service's desired files (what tests drive directly)."""
+    observed = [observe_file(r.spec, service, roots, system) for r in rendered]
+    return plan(service, rendered, observed, state or ServiceState(), roots, masker)
+
+
+def plan(service: Service, rendered: list[Rendered], observed: list[Observed],
+         state: ServiceState, roots: Roots, masker: Masker) -> ServicePlan:
+    migrate_files(state, (o.target for o in observed), roots)
+    files = [plan_file(r.spec, r.data, o, state.files.get(o.target.key),
+                       masker.holds_secret(r.data.decode("utf-8", "replace")))
+             for r, o in zip(rendered, observed, strict=True)]
+    return migrated(plan_service(service.name, service.machine, files, state), roots)
+
+
+def migrated(plan: ServicePlan, roots: Roots) -> ServicePlan:
+    """Format-1 unit records re-hashed against what is on disk (renderer.statefile)."""
+    if plan.state is not None and plan.state.legacy:
+        migrate_units(plan.state, {action_key(a): on_disk(plan, keys)
+                                   for a, keys in plan.config_sets.items()}, roots)
+    return plan

@@ -1,0 +1,123 @@
+"""Statefile: render's state dir as the pipeline sees it, all of it through the System.
+
+Per service a record file (``services/<service>.json``, see renderer.state) and the kept versions
+of replaced files (``versions/<service>/<sha256>``, 0600 in a 0700 dir: config files hold
+secrets); per host the masking key (``hmac.key``). A replaced file is kept before render writes
+over it, so the automatic rollback of a failed restart and ``--rollback`` can put it back; a file
+render created is kept as "absent". ``--noop`` runs the same code and the DryRunSystem drops the
+writes.
+
+It also upgrades format-1 records once, without a restart storm: those keyed files and config
+sets on display paths (``f"{root}{dest}"``), so they are matched against the spellings the roots
+may have had, and a unit whose recorded config set is what is on disk now gets the same record
+in the new scheme instead of a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from renderer import state as st
+from renderer.errors import ApplyError
+from renderer.system import Actual, System
+from renderer.targets import Roots, Target
+
+ABSENT = "absent"  # stands for a missing file in the hash of a config set
+KEY_NAME = "hmac.key"
+
+
+def load(system: System, service: str) -> st.ServiceState:
+    name = st.state_name(service)
+    return st.parse(system.read_state(name), system.state_path(name))
+
+
+def host_key(system: System, create: bool) -> bytes:
+    """The per-host HMAC key for masked values; created on the first real run."""
+    key = system.read_state(KEY_NAME)
+    if key is None or len(key) < 16:
+        key = os.urandom(32)
+        if create:
+            system.write_state(KEY_NAME, key)
+    return key
+
+
+def blob(system: System, service: str, blob: str) -> bytes:
+    data = system.read_state(st.blob_name(service, blob))
+    if data is None or st.blob_hash(data) != blob:
+        raise ApplyError("kept version is missing or damaged",
+                         path=system.state_path(st.blob_name(service, blob)))
+    return data
+
+
+class Store:
+    """One service's state as loaded, and the blobs it may have to clean up when it is saved."""
+
+    def __init__(self, service: str, state: st.ServiceState) -> None:
+        self.service = service
+        self.state = state
+        self.saved = b"" if state.legacy else st.dumps(state)  # an upgrade is always written
+        self.known = state.blobs()   # blobs on disk that this state may stop referring to
+
+    def keep(self, system: System, replaced: Iterable[tuple[str, Actual | None]], keep: int,
+             at: str) -> None:
+        """Store what is about to be replaced: ``(target key, actual or None)`` pairs."""
+        for key, before in replaced:
+            if before is None:
+                version = st.Version(None, 0, 0, 0, at)
+            else:
+                blob = st.blob_hash(before.data)
+                if blob not in self.known and keep > 0:
+                    system.write_state(st.blob_name(self.service, blob), before.data, 0o600)
+                    self.known.add(blob)
+                version = st.Version(blob, before.uid, before.gid, before.mode, at)
+            st.push_version(self.state, key, version, keep)
+
+    def save(self, system: System) -> None:
+        """Write the state file when it changed, then drop blobs nothing refers to any more."""
+        data = st.dumps(self.state)
+        if data != self.saved:
+            system.write_state(st.state_name(self.service), data, 0o600)
+            self.saved = data
+        referenced = self.state.blobs()
+        for blob in sorted(self.known - referenced):
+            system.remove_state(st.blob_name(self.service, blob))
+        self.known = referenced
+
+
+# --- the one-time upgrade of format 1 ------------------------------------------------------------
+
+def migrate_files(state: st.ServiceState, targets: Iterable[Target], roots: Roots) -> None:
+    """Re-key format-1 file records from display paths to targets (records of files the
+    service no longer has are dropped, and with them their kept versions)."""
+    if not state.legacy:
+        return
+    files = {}
+    for target in targets:
+        for spelled in roots.spellings(target):
+            if spelled in state.files:
+                files[target.key] = state.files[spelled]
+                break
+    state.files = files
+
+
+def migrate_units(state: st.ServiceState, sets: dict[str, list[tuple[Target, str]]],
+                  roots: Roots) -> None:
+    """Re-hash format-1 unit records. ``sets``: per action key, the config set as it is on
+    disk now, ``(target, file_hash or ABSENT)``. A record that matches it under one of the
+    roots' spellings is that same config in the new scheme; any other stays as it is, and the
+    unit restarts as the old release would have restarted it."""
+    if not state.legacy:
+        return
+    for action_key, pairs in sets.items():
+        record = state.units.get(action_key)
+        if record is None or not record.hash.startswith("v1:"):
+            continue
+        for index in range(3):
+            spelled = [(roots.spellings(target)[index], hashed) for target, hashed in pairs]
+            if st.config_hash(spelled, scheme="v1") == record.hash:
+                state.units[action_key] = record._replace(
+                    hash=st.config_hash((t.key, h) for t, h in pairs))
+                break
+    state.legacy = False
+

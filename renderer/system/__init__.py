@@ -1,0 +1,104 @@
+"""System: the one interface through which render touches anything outside its own memory.
+
+Like chezmoi's ``System``, it is a small set of operations, and two implementations satisfy it:
+``RealSystem`` (``renderer.system.real``) does the work, ``DryRunSystem``
+(``renderer.system.dryrun``) wraps any System, lets every read through and records every
+mutation instead of doing it. ``--noop`` is the same pipeline with the real system wrapped, so
+it reads the same files, runs the same checks and fails where a real run would fail.
+
+Checks that decide whether a file *can* be written (the target's type, its directory, an owner
+inside a private-users range) run while the actual state is observed (``renderer.observe``),
+through read operations only, so both modes make them. ``stage`` checks again at write time,
+because a container may change its rootfs between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+TEMP_PREFIX = ".render-tmp."
+UID_RANGE = 0x10000   # what nspawn gives a container with private users
+OVERFLOW_ID = 65534   # how a container sees an id outside its range
+
+
+@dataclass(frozen=True)
+class Actual:
+    """A destination as it is on disk, owner in the root's own terms (shift undone)."""
+
+    data: bytes
+    uid: int
+    gid: int
+    mode: int  # permission bits only
+
+
+@dataclass
+class Staged:
+    """A temp file written next to its target, waiting for ``commit`` or ``discard``."""
+
+    path: str          # display path of the target
+    dirfd: int         # -1 for a dry run
+    name: str
+    temp: str | None   # None for a dry run
+    data: bytes = field(repr=False)
+    owner: tuple[int, int, int] = (0, 0, 0o644)  # host uid, gid and mode, for an in-place rewrite
+
+
+class System(Protocol):
+    """Every side effect of a run. Reads never mutate; mutations are the methods marked so."""
+
+    def lock(self, timeout: float, exclusive: bool) -> None:
+        """Hold the run lock until ``unlock`` (exclusive for a real run, shared for --noop)."""
+
+    def unlock(self) -> None: ...
+
+    def uid_base(self, root: Path) -> int:
+        """The private-users id shift of a root (0: none)."""
+
+    def read_file(self, root: Path, dest: PurePosixPath,
+                  follow: bool = False) -> Actual | None:
+        """The destination as it is, or None; raises MissingDirectoryError, UnsafePathError."""
+
+    def ids(self, root: Path, kind: str) -> dict[str, int]:
+        """Name -> id from the root's own etc/passwd or etc/group."""
+
+    def stale_temps(self, root: Path, dest: PurePosixPath, follow: bool = False) -> list[str]:
+        """Temp files a killed run left next to ``dest`` (names in its directory)."""
+
+    def remove_temps(self, root: Path, dest: PurePosixPath, names: list[str],
+                     follow: bool = False) -> None:
+        """Mutation: remove those temp files (only ever under the exclusive lock)."""
+
+    def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
+              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
+        """Mutation: write a temp file next to the target, owned, moded and fsynced."""
+
+    def commit(self, staged: Staged) -> str:
+        """Mutation: rename the temp file into place; returns a note ('' or how it was done)."""
+
+    def discard(self, staged: Staged) -> None:
+        """Mutation: drop a staged temp file."""
+
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
+        """Mutation: remove a regular file render created (rolling back)."""
+
+    def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
+        """Mutation: run ``<systemctl> args``; exit status and the last line of output."""
+
+    def systemctl_query(self, args: list[str], timeout: float = 30) -> tuple[int, str]:
+        """A read-only systemctl call (``show``): a dry run lets it through."""
+
+    def read_state(self, name: str) -> bytes | None: ...
+
+    def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
+        """Mutation: atomically replace a file in the state dir."""
+
+    def remove_state(self, name: str) -> None:
+        """Mutation."""
+
+    def state_path(self, name: str) -> Path:
+        """Where a state file lives, for messages."""
+
+    def cache_dir(self, name: str, create: bool) -> Path | None:
+        """A directory in the state dir only we can write, or None (then go without)."""
