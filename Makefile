@@ -56,12 +56,13 @@ $(OSLO_VENV)/.installed: $(VENV)/.created tests/oslo-constraints.txt
 
 venv: $(VENV)/.installed
 
-# Renders the sample into build/ (no restarts: the demo has no real containers).
+# Renders the sample into build/. The demo has no real containers: restarts go to a stand-in
+# systemctl (contrib/demo-systemctl) that reports every unit running.
 # Exit 2 means "changes were made", which is what a first run does.
 run: compile
 	@mkdir -p build/host
 	@$(BIN)/python contrib/demo_machines.py service_templates build/machines hieradata
-	@rc=0; $(BIN)/render --diff --no-restart $(DEMO) --all || rc=$$?; \
+	@rc=0; $(BIN)/render --diff --systemctl contrib/demo-systemctl $(DEMO) --all || rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi
 
 lint: $(VENV)/.test-installed

@@ -162,13 +162,13 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
         if not owner.result.failed:
             for item in rs.decide(owner.result.plan, owner.store.state, at):
                 pending.setdefault(item.action, []).append((owner, item))
-    if not options.restart:
-        for owners in pending.values():
-            for owner, item in owners:
-                owner.result.owed.append(item)
-        return
     # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
     order = sorted(pending, key=lambda a: not a.first)
+    if not options.restart:
+        for action in order:
+            for owner, item in pending[action]:
+                owner.result.owed.append(item)
+        return
     absorbed = {a: c for a in order if (c := rs.container_of(a)) in pending}
     first = {a: rs.restart(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
              for a in order if a not in absorbed}

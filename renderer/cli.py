@@ -110,12 +110,14 @@ def run(args: argparse.Namespace) -> int:
     real = RealSystem(shlex.split(args.systemctl), Path(args.state_dir))
     runner = Runner(settings, DryRunSystem(real) if args.noop else real)
     results = runner.run()
+    pending = args.noop and not args.no_restart  # restarts a real run would make
     if args.format == "json":
-        report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, masker=runner.masker)
+        report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, pending=pending,
+                       masker=runner.masker)
     else:
         report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
-                    quiet=args.quiet, masker=runner.masker)
-    return report.exit_code(results, args.noop)
+                    pending=pending, quiet=args.quiet, masker=runner.masker)
+    return report.exit_code(results, pending)
 
 
 def subcommand(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -154,7 +154,7 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         templates = Path(args.templates) if args.templates else default_templates()
         definition = load_service(templates, args.service)
         scope = scope.with_variables(service=definition.name)
-        if isinstance(definition.machine, str):
+        if definition.machine_ref is None:  # SHIM
             scope = scope.with_variables(machine=definition.machine)
     wanted = parse_type(args.type)
     config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
@@ -164,7 +164,7 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise HieraConfigError("no such directory", path=config.parent)
     hiera = load_hiera(config)
     if hiera is not None:
-        if definition is not None and not isinstance(definition.machine, str):
+        if definition is not None and definition.machine_ref is not None:  # SHIM
             from renderer.services import resolve_machine  # the data decides it
 
             def lookup(key: str, default: object) -> object:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError
 from renderer.services import FileSpec, Root, Service
 from renderer.system import Actual, System
-from renderer.system.real import shift
+from renderer.system.checks import shift
 from renderer.targets import Roots, Target
 
 

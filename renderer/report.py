@@ -21,10 +21,11 @@ VERBS = {Change.CREATE: "create", Change.UPDATE: "update", Change.METADATA: "fix
          Change.REMOVE: "remove"}
 
 
-def exit_code(results: list[ServiceResult], noop: bool) -> int:
-    """Puppet's --detailed-exitcodes: 2 for changes (with --noop: pending, restarts too), 4 for
-    failures, 6 for both. Restarts that --no-restart leaves owed are not changes made."""
-    changes = any(r.changed or (noop and r.owed) for r in results)
+def exit_code(results: list[ServiceResult], pending: bool) -> int:
+    """Puppet's --detailed-exitcodes: 2 for changes, 4 for failures, 6 for both. ``pending``
+    (--noop without --no-restart): the restarts a real run would make count as changes;
+    restarts that --no-restart leaves owed do not (that run would make none)."""
+    changes = any(r.changed or (pending and r.owed) for r in results)
     failures = any(r.failed for r in results)
     return (2 if changes else 0) | (4 if failures else 0)
 
@@ -74,7 +75,7 @@ def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
         print(f"{result.plan.service}: note: {note}", file=out)
 
 
-def _restart_lines(result: ServiceResult, out: TextIO, noop: bool) -> None:
+def _restart_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
     service = result.plan.service
     for done in result.restarts:
         unit = done.action.describe()
@@ -85,18 +86,18 @@ def _restart_lines(result: ServiceResult, out: TextIO, noop: bool) -> None:
             print(f"{service}: {unit} is not running ({done.attempt.state}): "
                   "left stopped; it reads the new files when started", file=out)
     for item in result.owed:
-        verb = "would restart" if noop else "restart owed:"
+        verb = "would restart" if pending else "restart owed:"
         print(f"{service}: {verb} {item.action.describe()} ({item.reason})", file=out)
 
 
-def _summary(results: list[ServiceResult], noop: bool) -> str:
+def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
     changed = sum(len(set(r.written) - set(r.rolled_back)) for r in results)
     restarts = sum(1 for r in results for d in r.restarts
                    if d.attempt.outcome is Outcome.RESTARTED and not d.absorbed)
     owed = sum(len(r.owed) for r in results)
     failed = sum(1 for r in results if r.failed)
-    if noop and (changed or owed):
-        summary = f"{changed} file(s) to change, {owed} restart(s) pending"
+    if noop and (changed or (pending and owed)):
+        summary = f"{changed} file(s) to change, {owed if pending else 0} restart(s) pending"
     elif changed or restarts:
         summary = f"{changed} file(s) changed, {restarts} restart(s)"
     elif failed:
@@ -106,7 +107,7 @@ def _summary(results: list[ServiceResult], noop: bool) -> str:
     else:
         files = sum(len(r.plan.files) for r in results)
         summary = f"everything in sync ({len(results)} service(s), {files} file(s))"
-    if owed and not noop:
+    if owed and not pending:
         summary += f"; {owed} restart(s) owed"
     if failed:
         summary += f"; {failed} of {len(results)} service(s) failed"
@@ -114,15 +115,15 @@ def _summary(results: list[ServiceResult], noop: bool) -> str:
 
 
 def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
-         quiet: bool, masker: Masker) -> None:
+         pending: bool, quiet: bool, masker: Masker) -> None:
     _print_errors(results, err)
     if quiet:
         return
     would = "would " if noop else ""
     for result in results:
         _file_lines(result, out, would, diff, masker)
-        _restart_lines(result, out, noop)
-    print(_summary(results, noop), file=out)
+        _restart_lines(result, out, pending)
+    print(_summary(results, noop, pending), file=out)
 
 
 def _file_json(change: FileChange, result: ServiceResult, noop: bool,
@@ -141,17 +142,19 @@ def _file_json(change: FileChange, result: ServiceResult, noop: bool,
     }
 
 
-def _service_json(r: ServiceResult, noop: bool, masker: Masker) -> dict[str, Any]:
+def _service_json(r: ServiceResult, noop: bool, pending: bool,
+                  masker: Masker) -> dict[str, Any]:
     paths = {c.key: c.path for c in r.plan.files}
     document: dict[str, Any] = {
         "service": r.plan.service,
         "machine": r.plan.machine,
-        "status": "failed" if r.failed else ("changed" if r.changed or r.owed else "unchanged"),
+        "status": "failed" if r.failed else
+        ("changed" if r.changed or (pending and r.owed) else "unchanged"),
         "files": [_file_json(f, r, noop, masker) for f in r.plan.files],
     }
     owed = [{"kind": p.action.kind.value, "machine": p.action.machine, "unit": p.action.unit,
              "reason": p.reason} for p in r.owed]
-    if noop:
+    if pending:
         document["pending"] = owed
     else:
         document.update({
@@ -163,8 +166,9 @@ def _service_json(r: ServiceResult, noop: bool, masker: Masker) -> dict[str, Any
                 "with_container": d.absorbed,
             } for d in r.restarts],
             "owed": owed,
-            "rolled_back": [paths[key] for key in r.rolled_back],
         })
+    if not noop:
+        document["rolled_back"] = [paths[key] for key in r.rolled_back]
     document["notes"] = r.notes
     document["errors"] = [{"message": e.message, "path": e.path, "line": e.line,
                            "kind": type(e).__name__} for e in r.errors]
@@ -172,13 +176,13 @@ def _service_json(r: ServiceResult, noop: bool, masker: Masker) -> dict[str, Any
 
 
 def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
-            masker: Masker) -> None:
+            pending: bool, masker: Masker) -> None:
     _print_errors(results, err)
     document = {
         "noop": noop,
-        "exit_code": exit_code(results, noop),
+        "exit_code": exit_code(results, pending),
         "restarts_owed": sum(len(r.owed) for r in results),
-        "services": [_service_json(r, noop, masker) for r in results],
+        "services": [_service_json(r, noop, pending, masker) for r in results],
     }
     json.dump(document, out, indent=2)
     out.write("\n")

@@ -125,7 +125,7 @@ class Runner:
             except RenderError as exc:
                 self._hiera = exc
         if isinstance(self._hiera, RenderError):
-            raise self._hiera
+            raise self._hiera.with_context()  # a copy: each service adds its own name
         return self._hiera
 
     def service_scope(self, name: str, machine: str | None = None) -> Scope:
@@ -141,13 +141,13 @@ class Runner:
 
     def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""
-        if isinstance(definition.machine, str):
+        if definition.machine_ref is None:  # SHIM
             machine = definition.machine
         else:
             machine = resolve_machine(definition,
                                       self.lookup_in(self.service_scope(definition.name)))
         scope = self.service_scope(definition.name, machine)
-        lookup = self.lookup_in(scope) if definition.needs_data else None
+        lookup = self.lookup_in(scope) if not definition.bound else None  # SHIM
         return bind(definition, machine, lookup), scope
 
     def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:

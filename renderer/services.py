@@ -247,7 +247,7 @@ def _parse_service(name: str, directory: Path, path: Path, data: dict[str, Any])
                       directory=directory, files=(), entries=parsed, machine_ref=ref,
                       bound=False)
     if ref is None and not any(e.dynamic for e in parsed):
-        return bind(service, None)  # nothing to look up: bound once, at load
+        return _bind_old(service, None)  # nothing to look up: bound once, at load
     return service
 
 
@@ -303,7 +303,7 @@ def _fill(text: str, machine: str, item: str | None) -> str:
     return text if item is None else text.replace("{item}", item)
 
 
-def bind(service: Service, lookup: Callable[..., Any] | None) -> Service:
+def _bind_old(service: Service, lookup: Callable[..., Any] | None) -> Service:
     """Resolve what the data decides: machines from lookups, ``each`` entries per item.
 
     ``lookup(key, default=...)`` looks hieradata up in the service's scope. Two entries that
@@ -344,7 +344,7 @@ def bind_in_scope(service: Service, hiera: Hiera, scope: Scope) -> Service:
     if service.machine_ref is None:
         variables["machine"] = service.machine
     local = scope.with_variables(**variables)
-    return bind(service, lambda key, default: hiera.lookup(key, local, default=default))
+    return _bind_old(service, lambda key, default: hiera.lookup(key, local, default=default))
 
 
 def _merge(old: FileSpec | None, new: FileSpec, shared: bool, path: Path, name: str
@@ -501,3 +501,17 @@ def _parse_actions(value: Any, machine: str, item: str | None, path: Path,
         if action not in actions:
             actions.append(action)
     return tuple(actions)
+
+
+# TEMPORARY shim until the services package lands
+ServiceDef = Service
+
+
+def resolve_machine(defn: Service, lookup: Callable[..., Any]) -> str:
+    assert defn.machine_ref is not None
+    return _resolve_machine(defn.machine_ref, defn.machine, lookup, defn.definition, defn.name,
+                            None)
+
+
+def bind(defn: Service, machine: str, lookup: Callable[..., Any] | None) -> Service:
+    return _bind_old(defn, lookup)

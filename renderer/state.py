@@ -80,6 +80,7 @@ class ServiceState:
         self.units = units if units is not None else {}
         self.files = files if files is not None else {}
         self.legacy = legacy  # read from format 1: keys are display paths until migrated
+        self.upgraded = legacy  # ... and then written in the current format, changed or not
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ServiceState) and (self.units, self.files) == \

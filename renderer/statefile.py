@@ -56,7 +56,7 @@ class Store:
     def __init__(self, service: str, state: st.ServiceState) -> None:
         self.service = service
         self.state = state
-        self.saved = b"" if state.legacy else st.dumps(state)  # an upgrade is always written
+        self.saved = b"" if state.upgraded else st.dumps(state)  # an upgrade is always written
         self.known = state.blobs()   # blobs on disk that this state may stop referring to
 
     def keep(self, system: System, replaced: Iterable[tuple[str, Actual | None]], keep: int,

@@ -59,10 +59,11 @@ class Result:
     err: str
 
 
-def render(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
+def render(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+           cwd: Path = REPO) -> Result:
     """Run the real CLI in a fresh process, as Puppet and cron do."""
     done = subprocess.run([sys.executable, "-m", "renderer", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO,
+                          text=True, timeout=timeout, cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     return Result(done.returncode, done.stdout, done.stderr)
 

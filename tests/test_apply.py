@@ -6,11 +6,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from renderer.apply import apply, exit_code
+from renderer.apply import Options, apply
 from renderer.masking import Masker
-from renderer.plan import Roots, ServicePlan, plan_service
-from renderer.services import load_service
-from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
+from renderer.plan import ServicePlan
+from renderer.report import exit_code
+from renderer.runner import plan_rendered
+from renderer.services import bind, load_service
+from renderer.system import TEMP_PREFIX
+from renderer.system.dryrun import DryRunSystem
+from renderer.system.real import RealSystem
+from renderer.targets import Roots
 from renderer.templates import Rendered
 
 
@@ -52,9 +57,10 @@ if {fail!r} and {fail!r} in args:
 def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"new\n"):
     result = []
     for name in ("api", "conductor", "web"):
-        service = load_service(templates, name)
+        definition = load_service(templates, name)
+        service = bind(definition, str(definition.machine), None)
         rendered = [Rendered(spec, content) for spec in service.files]
-        result.append(plan_service(service, rendered, roots, system, Masker(b"k")))
+        result.append(plan_rendered(service, rendered, roots, system, Masker(b"k")))
     return result
 
 
@@ -66,13 +72,13 @@ def calls(tmp_path: Path) -> list[str]:
 def test_shared_container_restarted_once_after_all_writes(tmp_path: Path):
     templates, roots = make_services(tmp_path)
     system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
-    results = apply(plans(templates, roots, system), system)
+    results = apply(plans(templates, roots, system), system, roots, Options())
     assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service",
                                "try-restart systemd-nspawn@web.service"]
-    assert exit_code(results) == 2
+    assert exit_code(results, False) == 2
     assert all(len(r.written) == 2 for r in results)
-    again = apply(plans(templates, roots, system), system)
-    assert exit_code(again) == 0 and len(calls(tmp_path)) == 2
+    again = apply(plans(templates, roots, system), system, roots, Options())
+    assert exit_code(again, False) == 0 and len(calls(tmp_path)) == 2
 
 
 def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path):
@@ -80,7 +86,7 @@ def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path)
     system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
     planned = plans(templates, roots, system)
     shutil.rmtree(tmp_path / "machines/web/etc/web/sub")  # vanishes between plan and apply
-    results = apply(planned, system)
+    results = apply(planned, system, roots, Options())
     web = results[2]
     assert web.failed and not web.written and not web.restarted
     assert "does not exist" in str(web.errors[0]) and web.errors[0].service == "web"
@@ -88,35 +94,37 @@ def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path)
     assert not [p for p in (tmp_path / "machines/web/etc/web").iterdir()
                 if p.name.startswith(TEMP_PREFIX)]
     assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service"]
-    assert exit_code(results) == 6
+    assert exit_code(results, False) == 6
 
 
 def test_failed_restart_is_reported_for_every_owner(tmp_path: Path):
     templates, roots = make_services(tmp_path)
     system = RealSystem(logging_systemctl(tmp_path, fail="systemd-nspawn@nova.service"),
                         tmp_path / "state")
-    results = apply(plans(templates, roots, system), system)
+    results = apply(plans(templates, roots, system), system, roots, Options())
     assert [bool(r.errors) for r in results] == [True, True, False]
     assert "systemd-nspawn@nova.service" in str(results[0].errors[0])
-    assert exit_code(results) == 6
+    assert exit_code(results, False) == 6
 
 
 def test_noop_runs_the_same_path_and_records(tmp_path: Path):
     templates, roots = make_services(tmp_path)
-    system = DryRunSystem(logging_systemctl(tmp_path), tmp_path / "state")
-    results = apply(plans(templates, roots, system), system)
-    assert exit_code(results) == 2 and calls(tmp_path) == []
-    assert [r.restarted[0].unit for r in results] == ["systemd-nspawn@nova.service"] * 2 + \
+    system = DryRunSystem(RealSystem(logging_systemctl(tmp_path), tmp_path / "state"))
+    results = apply(plans(templates, roots, system), system, roots, Options(restart=False))
+    assert exit_code(results, True) == 2 and calls(tmp_path) == []
+    assert [r.owed[0].action.unit for r in results] == ["systemd-nspawn@nova.service"] * 2 + \
         ["systemd-nspawn@web.service"]
+    assert not results[0].restarted  # nothing claims a restart it did not make
     assert not (tmp_path / "machines/nova/etc/api/a.conf").exists()
-    assert sum(line.startswith("systemctl ") for line in system.recorded) == 2
+    assert sum(line.startswith("write ") for line in system.recorded) == 6
 
 
 def test_no_restart(tmp_path: Path):
     templates, roots = make_services(tmp_path)
     system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
-    assert exit_code(apply(plans(templates, roots, system), system, restart=False)) == 2
-    assert calls(tmp_path) == []
+    results = apply(plans(templates, roots, system), system, roots, Options(restart=False))
+    assert exit_code(results, False) == 2 and calls(tmp_path) == []
+    assert [len(r.owed) for r in results] == [1, 1, 1]  # owed, and the report says so
 
 
 def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
@@ -129,8 +137,8 @@ def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
     (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
     (tmp_path / "host/etc").mkdir(parents=True)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
-    service = load_service(templates, "agents")
-    return plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
+    service = bind(load_service(templates, "agents"), "net", None)
+    return plan_rendered(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
                         system, Masker(b"k"))
 
 
@@ -141,7 +149,8 @@ def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
         "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
         "  - {template: a.j2, dest: /etc/nspawn, root: host, restart: host-reload:networkd}\n"),
         system)
-    assert exit_code(apply([plan], system)) == 2
+    roots = Roots(tmp_path / "machines", tmp_path / "host")
+    assert exit_code(apply([plan], system, roots, Options()), False) == 2
     assert calls(tmp_path) == ["--machine=net daemon-reload",
                                "--machine=net try-restart l3.service",
                                "try-reload-or-restart networkd.service"]
@@ -160,6 +169,7 @@ def test_reloads_skip_what_is_not_running(tmp_path: Path):
         "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
         "  - {template: a.j2, dest: /etc/x.network, root: host, restart: host-reload:networkd}\n"),
         system)
-    results = apply([plan], system)
-    assert exit_code(results) == 2 and not results[0].errors
+    results = apply([plan], system, Roots(tmp_path / "machines", tmp_path / "host"),
+                    Options())
+    assert exit_code(results, False) == 2 and not results[0].errors
     assert calls(tmp_path) == []

@@ -46,7 +46,11 @@ def test_first_run_creates_second_run_is_in_sync(tree: Tree):
     second = render("--diff", "--no-restart", "keystone", *tree.options())
     assert (second.code, second.err) == (0, "")
     assert "---" not in second.out
-    assert "everything in sync" in second.out
+    # --no-restart left the restarts owed, and the report says so
+    assert second.out.endswith("render: files in sync (1 service(s)); 2 restart(s) owed\n")
+    third = render("--diff", "--systemctl", "true", "keystone", *tree.options())  # units down
+    assert third.code == 0 and "left stopped; it reads the new files when started" in third.out
+    assert third.out.endswith("render: everything in sync (1 service(s), 5 file(s))\n")
 
 
 def test_noop_reports_and_leaves_tree_byte_identical(tree: Tree):
@@ -94,7 +98,11 @@ def test_json_report(tree: Tree):
     service = document["services"][0]
     assert service["service"] == "keystone" and service["status"] == "changed"
     assert {f["change"] for f in service["files"]} == {"create"}
-    assert service["restarts"] == ["systemd-nspawn@keystone.service", "keystone:httpd.service"]
+    # --noop says what would happen, never what was done
+    assert [(p["machine"], p["unit"]) for p in service["pending"]] == [
+        (None, "systemd-nspawn@keystone.service"), ("keystone", "httpd.service")]
+    assert "restarts" not in service and "restart_details" not in service
+    assert all(f["would_write"] and "written" not in f for f in service["files"])
 
 
 def test_undefined_variable_names_template_line_and_writes_nothing(tree: Tree):

@@ -1,17 +1,31 @@
-"""plan: desired x actual -> typed changes, modes and owners, masked diffs, restart set."""
+"""plan and observe: desired x observed -> typed changes, modes and owners, config sets; the
+can-it-be-written checks made while observing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from renderer.errors import ApplyError, MissingDirectoryError
 from renderer.masking import Masker
-from renderer.plan import SECRET_MODE, Change, Roots, plan_file, plan_service
-from renderer.services import load_service
-from renderer.system import RealSystem
+from renderer.observe import observe_file
+from renderer.plan import SECRET_MODE, Change, plan_file
+from renderer.report import diff_lines
+from renderer.runner import plan_rendered
+from renderer.services import bind, load_service
+from renderer.system.real import RealSystem
+from renderer.targets import Roots
 from renderer.templates import Rendered
+
+
+def planned(rendered, service, roots, system, masker=None):
+    """observe, then plan one file (no records)."""
+    masker = masker or Masker(b"k")
+    observed = observe_file(rendered.spec, service, roots, system)
+    return plan_file(rendered.spec, rendered.data, observed, None,
+                     masker.holds_secret(rendered.data.decode()))
 
 
 @pytest.fixture
@@ -31,18 +45,18 @@ def setup(tmp_path: Path):
     (rootfs / "etc" / "passwd").write_text("svc:x:300:300::/:/x\n")
     (rootfs / "etc" / "group").write_text("svc:x:301:\n")
     (tmp_path / "host" / "etc" / "nspawn").mkdir(parents=True)
-    service = load_service(tmp_path / "templates", "svc")
+    service = bind(load_service(tmp_path / "templates", "svc"), "m1", None)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
     return service, roots, RealSystem(["true"], tmp_path / "state"), rootfs
 
 
 def test_create_with_owner_from_container_and_secret_mode(setup):
     service, roots, system, rootfs = setup
-    change = plan_file(Rendered(service.files[0], b"password = pw\n"), service, roots, system,
-                       Masker(b"k"))
+    change = planned(Rendered(service.files[0], b"password = pw\n"), service, roots, system)
     assert change.kind is Change.CREATE
     assert (change.uid, change.gid, change.mode) == (300, 301, SECRET_MODE)
-    assert "pw\n" not in "".join(change.diff) and change.diff[0] == "--- /dev/null\n"
+    diff = diff_lines(change, Masker(b"k"))
+    assert "pw\n" not in "".join(diff) and diff[0] == "--- /dev/null\n"
 
 
 def test_unchanged_update_and_metadata(setup):
@@ -51,42 +65,64 @@ def test_unchanged_update_and_metadata(setup):
     target.write_bytes(b"same\n")
     target.chmod(0o600)
     masker = Masker(b"k")
-    same = plan_file(Rendered(service.files[1], b"same\n"), service, roots, system, masker)
+    same = planned(Rendered(service.files[1], b"same\n"), service, roots, system, masker)
     assert same.kind is Change.NONE and same.mode == 0o600  # mode kept when not given
-    other = plan_file(Rendered(service.files[1], b"other\n"), service, roots, system, masker)
+    other = planned(Rendered(service.files[1], b"other\n"), service, roots, system, masker)
     assert other.kind is Change.UPDATE and other.reasons == ("content",)
-    assert "-same\n" in other.diff and "+other\n" in other.diff
-    meta = plan_file(Rendered(service.files[0], b"x\n"), service, roots, system, masker)
+    diff = diff_lines(other, masker)
+    assert "-same\n" in diff and "+other\n" in diff
+    meta = planned(Rendered(service.files[0], b"x\n"), service, roots, system, masker)
     assert meta.kind is Change.CREATE
     (rootfs / "etc/a/a.conf").write_bytes(b"x\n")
-    meta = plan_file(Rendered(service.files[0], b"x\n"), service, roots, system, masker)
+    meta = planned(Rendered(service.files[0], b"x\n"), service, roots, system, masker)
     assert meta.kind is Change.METADATA and meta.reasons[0] == "owner 0:0 -> 300:301"
 
 
 def test_missing_directory_only_with_create_dirs(setup):
     service, roots, system, rootfs = setup
-    change = plan_file(Rendered(service.files[2], b"x\n"), service, roots, system, Masker(b"k"))
+    change = planned(Rendered(service.files[2], b"x\n"), service, roots, system)
     assert change.kind is Change.CREATE
     (rootfs / "etc/a").rename(rootfs / "etc/gone")
     with pytest.raises(MissingDirectoryError):
-        plan_file(Rendered(service.files[1], b"x\n"), service, roots, system, Masker(b"k"))
+        planned(Rendered(service.files[1], b"x\n"), service, roots, system)
 
 
 def test_missing_user_names_container_and_user(setup):
     service, roots, system, rootfs = setup
     (rootfs / "etc" / "passwd").write_text("root:x:0:0::/:/x\n")
     with pytest.raises(ApplyError, match="user 'svc' does not exist in container m1"):
-        plan_file(Rendered(service.files[0], b"x\n"), service, roots, system, Masker(b"k"))
+        planned(Rendered(service.files[0], b"x\n"), service, roots, system)
 
 
-def test_service_actions_only_from_changed_files_each_once(setup):
+def test_owner_outside_a_private_users_range_fails_while_observing(setup, tmp_path: Path):
+    """--noop and a real run both observe: an owner the rootfs cannot hold fails both alike."""
+    from dataclasses import replace
+
+    service, roots, system, rootfs = setup
+    os.chown(rootfs, 327680, 327680)  # private users: ids 327680..393215
+    spec = replace(service.files[1], owner="70000")
+    with pytest.raises(ApplyError, match="uid 70000 is outside the container's private range"):
+        observe_file(spec, service, roots, system)
+
+
+def test_config_sets_from_every_file_each_target_once(setup):
+    service, roots, system, rootfs = setup
+    (rootfs / "etc/a/a.conf").write_bytes(b"a\n")
+    rendered = [Rendered(spec, b"a\n") for spec in service.files]
+    plan = plan_rendered(service, rendered, roots, system, Masker(b"k"))
+    sets = {a.unit: keys for a, keys in plan.config_sets.items()}
+    assert sets == {"systemd-nspawn@m1.service": ("container:m1:/etc/a/a.conf",
+                                                  "container:m1:/etc/a/b.conf"),
+                    "httpd.service": ("container:m1:/etc/a/b.conf",)}
+
+
+def test_service_changes_from_changed_files(setup):
     service, roots, system, rootfs = setup
     (rootfs / "etc/a/a.conf").write_bytes(b"a\n")
     (rootfs / "etc/a/b.conf").write_bytes(b"b\n")
     rendered = [Rendered(service.files[0], b"a\n"), Rendered(service.files[1], b"B\n"),
                 Rendered(service.files[2], b"c\n"), Rendered(service.files[3], b"d\n")]
-    plan = plan_service(service, rendered, roots, system, Masker(b"k"))
+    plan = plan_rendered(service, rendered, roots, system, Masker(b"k"))
     assert plan.error is None
-    assert [a.unit for a in plan.actions] == ["systemd-nspawn@m1.service", "httpd.service"]
     assert {c.path.rsplit("/", 1)[1] for c in plan.changes} == {"b.conf", "c.conf", "m1.nspawn",
                                                                 "a.conf"}

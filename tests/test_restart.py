@@ -17,6 +17,8 @@ from conftest import Tree, render
 from demo_machines import provision
 from systemd_ns import NamespacedSystemd, boot, fail_once_unit, failing_unit
 
+from renderer import state as st
+
 pytestmark = pytest.mark.systemd
 
 UNIT = "systemd-nspawn@keystone.service"
@@ -217,7 +219,7 @@ def test_first_run_on_a_tree_in_sync_records_without_restart(systemd: Namespaced
     result = render_with(systemd, tree)
     assert (result.code, result.err) == (0, ""), result.out
     assert starts(systemd) == 1 and systemd.main_pid(UNIT) == pid
-    assert unit_record(tree)["hash"].startswith("v1:")
+    assert unit_record(tree)["hash"].startswith(f"{st.HASH_SCHEME}:")
     assert render_with(systemd, tree, "--noop").code == 0
 
 
@@ -280,7 +282,7 @@ def test_unit_dying_right_after_start_is_caught_and_rolled_back(systemd: Namespa
     assert service["status"] == "failed" and service["rolled_back"] == [str(tree.base / CONF)]
     assert service["restart_details"] == [{
         "kind": "container", "machine": None, "unit": UNIT, "reason": "files changed",
-        "result": "failed", "state": "failed"}]
+        "result": "failed", "state": "failed", "with_container": False}]
     assert (tree.base / CONF).read_bytes() == good
 
 

@@ -15,16 +15,21 @@ from test_apply import calls, logging_systemctl, make_services, plans
 from test_plan import setup  # noqa: F401,F811  (fixture)
 
 from renderer import state as st
-from renderer.apply import apply, exit_code
+from renderer.apply import Options, apply
 from renderer.errors import ApplyError
 from renderer.masking import Masker
-from renderer.plan import ServicePlan, plan_service
-from renderer.restarts import config_sets, current_hash
-from renderer.system import DryRunSystem, RealSystem
+from renderer.plan import ServicePlan
+from renderer.report import exit_code
+from renderer.restarts import current_hash
+from renderer.runner import plan_rendered
+from renderer.system.dryrun import DryRunSystem
+from renderer.system.real import RealSystem
 from renderer.templates import Rendered
 
 CONF = "machines/keystone/etc/keystone/keystone.conf"
 NSPAWN = "host/etc/systemd/nspawn/keystone.nspawn"
+CONF_KEY = "container:keystone:/etc/keystone/keystone.conf"  # state records: the target
+NSPAWN_KEY = "host:-:/etc/systemd/nspawn/keystone.nspawn"
 
 
 def test_config_hash_is_normalised():
@@ -40,18 +45,18 @@ def test_config_sets_count_restart_files_once_and_skip_files_without_restart(set
     service, roots, system, _ = setup  # a.conf: container; b.conf: container + httpd; c, d: none
 
     def planned(c_content: bytes) -> ServicePlan:
-        return plan_service(service, [Rendered(s, c_content if s.dest.name == "c.conf" else b"x\n")
+        return plan_rendered(service, [Rendered(s, c_content if s.dest.name == "c.conf" else b"x\n")
                                       for s in service.files], roots, system, Masker(b"k"))
 
     plan = planned(b"x\n")
     sets = {a.unit: [p.rsplit("/", 1)[1] for p in paths]
-            for a, paths in config_sets(plan).items()}
+            for a, paths in plan.config_sets.items()}
     assert sets == {"systemd-nspawn@m1.service": ["a.conf", "b.conf"],
                     "httpd.service": ["b.conf"]}
-    container = next(a for a in config_sets(plan) if a.unit.startswith("systemd-nspawn"))
-    before = current_hash(plan, config_sets(plan)[container])
+    container = next(a for a in plan.config_sets if a.unit.startswith("systemd-nspawn"))
+    before = current_hash(plan, plan.config_sets[container])
     other = planned(b"y\n")  # c.conf has no restart action: the container's hash stays
-    assert current_hash(other, config_sets(other)[container]) == before
+    assert current_hash(other, other.config_sets[container]) == before
 
 
 def test_classify():
@@ -104,7 +109,7 @@ def test_change_classification_in_text_and_json(tree: Tree):
     ports(tree, "5001:5001")
     result = render("--noop", "keystone", *tree.options())
     assert result.code == 2, result.err
-    written = st.shown(document(tree)["files"][str(tree.base / CONF)]["at"])
+    written = st.shown(document(tree)["files"][CONF_KEY]["at"])
     assert f"would update {tree.base / CONF} (content; edited outside render since {written})" \
         in result.out
     assert f"would create {tree.base / NSPAWN} (file missing)" in result.out
@@ -124,7 +129,7 @@ def test_versions_are_private_and_pruned(tree: Tree):
         ports(tree, f"{port}:{port}")
         assert render("--no-restart", "--keep-versions", "2", "keystone",
                       *tree.options()).code == 2
-    record = document(tree)["files"][str(tree.base / NSPAWN)]
+    record = document(tree)["files"][NSPAWN_KEY]
     assert len(record["versions"]) == 2
     blobs = tree.state / "versions" / "keystone"
     assert sorted(p.name for p in blobs.iterdir()) == sorted(v["blob"] for v in record["versions"])
@@ -133,7 +138,7 @@ def test_versions_are_private_and_pruned(tree: Tree):
     for item in (*blobs.iterdir(), tree.state / "services" / "keystone.json"):
         assert stat.S_IMODE(item.stat().st_mode) == 0o600
     # the kept copy of a secret-bearing file is as private as the state
-    conf = document(tree)["files"][str(tree.base / CONF)]
+    conf = document(tree)["files"][CONF_KEY]
     assert conf["versions"] == [{"blob": None, "uid": 0, "gid": 0, "mode": 0,
                                  "at": conf["versions"][0]["at"]}]
 
@@ -151,13 +156,13 @@ def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Pat
     systemctl = logging_systemctl(tmp_path, fail="systemd-nspawn@web.service")
     (tmp_path / "first").mkdir()
     first = RealSystem(logging_systemctl(tmp_path / "first"), tmp_path / "state")
-    apply(plans(templates, roots, first, b"old\n"), first)
+    apply(plans(templates, roots, first, b"old\n"), first, roots, Options())
     web_conf = tmp_path / "machines/web/etc/web/a.conf"
     assert web_conf.read_bytes() == b"old\n"
 
     system = RealSystem(systemctl, tmp_path / "state")
-    results = apply(plans(templates, roots, system), system)
-    assert exit_code(results) == 6
+    results = apply(plans(templates, roots, system), system, roots, Options())
+    assert exit_code(results, False) == 6
     api, conductor, web = results
     assert not api.failed and not conductor.failed and api.restarted
     assert web.failed and web.rolled_back and web_conf.read_bytes() == b"old\n"
@@ -172,10 +177,10 @@ def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Pat
 
 def test_noop_decides_restarts_on_the_same_path_and_writes_no_state(tmp_path: Path):
     templates, roots = make_services(tmp_path)
-    system = DryRunSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    system = DryRunSystem(RealSystem(logging_systemctl(tmp_path), tmp_path / "state"))
     planned: list[ServicePlan] = plans(templates, roots, system)
-    results = apply(planned, system)
-    assert exit_code(results) == 2 and calls(tmp_path) == []
+    results = apply(planned, system, roots, Options(restart=False))
+    assert exit_code(results, True) == 2 and calls(tmp_path) == []
     assert not (tmp_path / "state").exists()
     # like a real run: each service's state before its writes (restarts owed) and after
     assert sum(line.startswith("state services/") for line in system.recorded) == 6

@@ -1,4 +1,5 @@
-"""RealSystem against a real directory tree: confinement, atomic writes, dry run."""
+"""system: RealSystem against a real directory tree (confinement, atomic writes), and the
+DryRunSystem wrapped around it (reads delegated, mutations recorded)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from renderer.errors import MissingDirectoryError, MissingRootError, UnsafePathError
-from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
+from renderer.system import TEMP_PREFIX
+from renderer.system.dryrun import DryRunSystem
+from renderer.system.real import RealSystem
 
 P = PurePosixPath
 
@@ -98,13 +101,29 @@ def test_discard_leaves_nothing(system: RealSystem, rootfs: Path):
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, rootfs: Path):
-    system = DryRunSystem(["false"], tmp_path / "state")
+    system = DryRunSystem(RealSystem(["false"], tmp_path / "state"))
     system.commit(system.stage(rootfs, P("/etc/keystone/keystone.conf"), b"x", 0, 0, 0o644))
     system.write_state("hmac.key", b"k" * 32)
+    system.remove_file(rootfs, P("/etc/passwd"))
     assert system.systemctl(["try-restart", "x.service"]) == (0, "")
     assert not (rootfs / "etc/keystone/keystone.conf").exists()
+    assert (rootfs / "etc/passwd").exists()
     assert not (tmp_path / "state").exists()
-    assert system.recorded[0].startswith("write ")
+    assert system.recorded == [f"write {rootfs}/etc/keystone/keystone.conf 0:0 0644",
+                               "state hmac.key", f"remove {rootfs}/etc/passwd",
+                               "systemctl try-restart x.service"]
+
+
+def test_dry_run_reads_and_fails_like_the_system_it_wraps(tmp_path: Path, rootfs: Path):
+    real = RealSystem(["true"], tmp_path / "state")
+    dry = DryRunSystem(real)
+    (rootfs / "etc/keystone/keystone.conf").write_bytes(b"x")
+    assert dry.read_file(rootfs, P("/etc/keystone/keystone.conf")) == \
+        real.read_file(rootfs, P("/etc/keystone/keystone.conf"))
+    assert dry.ids(rootfs, "passwd") == real.ids(rootfs, "passwd")
+    with pytest.raises(MissingDirectoryError):
+        dry.read_file(rootfs, P("/etc/glance/glance-api.conf"))
+    assert dry.recorded == []
 
 
 def test_systemctl_reports_failure(tmp_path: Path):
@@ -114,13 +133,13 @@ def test_systemctl_reports_failure(tmp_path: Path):
     assert status == 1 and "nonexistent" in output
 
 
-def test_private_dir_refused_when_others_can_write(system: RealSystem, tmp_path: Path):
-    directory = system.private_dir("cache/jinja")
+def test_cache_dir_refused_when_others_can_write(system: RealSystem, tmp_path: Path):
+    directory = system.cache_dir("cache/jinja", create=True)
     assert directory == tmp_path / "state" / "cache" / "jinja"
     assert directory.stat().st_mode & 0o777 == 0o700
     directory.chmod(0o777)  # anyone could plant code there: never used
-    assert system.private_dir("cache/jinja") is None
-    assert DryRunSystem(["true"], tmp_path / "other").private_dir("x") is None
+    assert system.cache_dir("cache/jinja", create=True) is None
+    assert DryRunSystem(RealSystem(["true"], tmp_path / "other")).cache_dir("x", True) is None
     assert not (tmp_path / "other").exists()
 
 
@@ -130,22 +149,23 @@ def test_state_written_0600(system: RealSystem, tmp_path: Path):
     assert (tmp_path / "state" / "hmac.key").stat().st_mode & 0o777 == 0o600
 
 
-def test_stale_temps_removed_only_under_the_exclusive_lock(tmp_path: Path, rootfs: Path):
+def test_stale_temps_listed_by_reads_removed_only_on_request(tmp_path: Path, rootfs: Path):
     stale = rootfs / "etc/keystone" / f"{TEMP_PREFIX}keystone.conf.0badc0de"
     stale.write_bytes(b"half")
+    other = rootfs / "etc/keystone" / f"{TEMP_PREFIX}other.conf.0badc0de"  # another file's
+    other.write_bytes(b"half")
     keep = rootfs / "etc/keystone/keystone.conf.orig"  # not ours: never touched
     keep.write_bytes(b"x")
-    dry = DryRunSystem(["true"], tmp_path / "state")
-    dry.lock(1)
-    dry.read_file(rootfs, P("/etc/keystone/keystone.conf"))
-    unlocked = RealSystem(["true"], tmp_path / "state")
-    unlocked.read_file(rootfs, P("/etc/keystone/keystone.conf"))
-    assert stale.exists()
-    locked = RealSystem(["true"], tmp_path / "state")
-    locked.lock(1)
-    locked.read_file(rootfs, P("/etc/keystone/keystone.conf"))
-    assert not stale.exists() and keep.exists()
-    assert locked.removed == {f"{rootfs}/etc/keystone/keystone.conf": [str(stale)]}
+    real = RealSystem(["true"], tmp_path / "state")
+    dest = P("/etc/keystone/keystone.conf")
+    real.read_file(rootfs, dest)
+    names = real.stale_temps(rootfs, dest)
+    assert names == [stale.name] and stale.exists()  # reading never removes
+    dry = DryRunSystem(real)
+    dry.remove_temps(rootfs, dest, names)
+    assert stale.exists() and dry.recorded == [f"remove {stale}"]
+    real.remove_temps(rootfs, dest, names)
+    assert not stale.exists() and other.exists() and keep.exists()
 
 
 def test_follow_symlink_writes_the_target_inside_the_root(system: RealSystem, rootfs: Path):

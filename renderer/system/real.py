@@ -30,7 +30,8 @@ from renderer import confine
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 from renderer.lock import acquire
-from renderer.system import OVERFLOW_ID, TEMP_PREFIX, UID_RANGE, Actual, Staged
+from renderer.system import TEMP_PREFIX, UID_RANGE, Actual, Staged
+from renderer.system.checks import refuse_special, shift, unshift
 
 BIND_MOUNT_NOTE = "bind mount: rewritten in place, not atomically"
 
@@ -39,35 +40,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def shift(value: int, base: int, what: str, display: str) -> int:
-    """A root's id as the host stores it; ids beyond a private-users range cannot exist.
-
-    Called while observing (both modes) and again while staging."""
-    if base and not 0 <= value < UID_RANGE:
-        raise ApplyError(f"{what} {value} is outside the container's private range "
-                         f"(0-{UID_RANGE - 1})", path=display)
-    return base + value
-
-
-def refuse_special(st: os.stat_result, dirfd: int, name: str, display: str) -> None:
-    """A destination must be a regular file: name the symlink's target, or what it is."""
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError(f"destination is a symlink to {os.readlink(name, dir_fd=dirfd)!r};"
-                              " refusing to write through it (follow_symlink: true in "
-                              "service.yaml follows it inside the root)", path=display)
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device node"
-                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket"
-                if stat.S_ISSOCK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
-                else "not a regular file")
-        raise UnsafePathError(f"destination is {kind}, not a regular file; refusing to write "
-                              "to it", path=display)
-
-
-def _unshift(value: int, base: int) -> int:
-    return value - base if base <= value < base + UID_RANGE else OVERFLOW_ID
 
 
 class RealSystem:
@@ -176,7 +148,7 @@ class RealSystem:
         base = self.uid_base(root)
         if actual is None or not base:
             return actual
-        return Actual(actual.data, _unshift(actual.uid, base), _unshift(actual.gid, base),
+        return Actual(actual.data, unshift(actual.uid, base), unshift(actual.gid, base),
                       actual.mode)
 
     def _read_at(self, dirfd: int, name: str, display: str) -> Actual | None:
