@@ -151,11 +151,9 @@ class Renderer:
                                 service=service.name) from exc
         except LookupNotFound as exc:
             raise error(f"hiera key '{exc.key}' not found and no default given", exc) from exc
-        except RenderError as exc:
-            if exc.path is None:  # e.g. an interpolation loop: say which template asked
-                exc.path, exc.line = _template_line(exc.__traceback__, self.templates)
-            exc.service = service.name
-            raise
+        except RenderError as exc:  # e.g. an interpolation loop: say which template asked
+            path, line = _template_line(exc.__traceback__, self.templates)
+            raise exc.with_context(service=service.name, path=path, line=line) from exc
         except jinja2.UndefinedError as exc:
             raise error(f"undefined variable: {exc.message}", exc) from exc
         except Exception as exc:  # noqa: BLE001 - any error inside a template is the template's
