@@ -231,6 +231,26 @@ def test_globs_mapped_paths_and_datadirs(tmp_path: Path) -> None:
     assert hiera.lookup("x", roles, merge="unique") == ["a", "b", "db", "web", "common"]
 
 
+def test_mapped_paths_element_is_seen_by_its_template_only(tmp_path: Path) -> None:
+    """The element shadows a top-scope variable of the same name in the template, but not as
+    ``::r``, not in the next level's path and not in the data."""
+    hiera = Hiera.load(tree(tmp_path, {
+        "data/roles/db.yaml": "x: [db]\n", "data/top/top.yaml": "x: [top]\n",
+        "data/common.yaml": "x: [common]\ny: '%{r}'\n",
+    }, """\
+        version: 5
+        hierarchy:
+          - {name: mapped, mapped_paths: [roles, r, "%{::r}/%{r}.yaml"]}
+          - {name: after, path: "top/%{r}.yaml"}
+          - {name: common, path: common.yaml}
+    """))
+    both = Scope(facts={}, trusted={}, variables={"roles": ["db"], "r": "top"})
+    assert hiera.lookup("x", both, merge="unique") == ["top", "common"]
+    assert hiera.lookup("y", both) == "top"
+    only = Scope(facts={}, trusted={}, variables={"roles": ["roles", "db"], "r": "roles"})
+    assert hiera.lookup("x", only, merge="unique") == ["db", "common"]
+
+
 # --- data files ------------------------------------------------------------------------------
 
 def test_yaml_syntax_error_has_file_line_and_column(tmp_path: Path) -> None:

@@ -136,10 +136,10 @@ class Hiera:
 
 
 class _Invocation:
-    """One top-level lookup: the scope, the names being resolved (for loops), and the local
-    variables of a ``mapped_paths`` template being interpolated."""
+    """One top-level lookup: the scope and the names being resolved (for loops). It is the
+    ``Resolver`` its interpolations and hierarchy resolution call back."""
 
-    __slots__ = ("hiera", "state", "scope", "stack", "explain", "local")
+    __slots__ = ("hiera", "state", "scope", "stack", "explain")
 
     def __init__(self, hiera: Hiera, state: _ScopeState, explain: Explain | None) -> None:
         self.hiera = hiera
@@ -147,7 +147,6 @@ class _Invocation:
         self.scope = state.scope
         self.stack: list[str] = []
         self.explain = explain
-        self.local: dict[str, Any] = {}
 
     # --- the lookup ------------------------------------------------------------------------------
 
@@ -276,8 +275,6 @@ class _Invocation:
         return "" if value is MISSING else value
 
     def variable(self, name: str) -> Any:
-        if name in self.local:
-            return self.local[name]
         name = name.removeprefix("::")
         if not self.scope.has_top(name):
             self.hiera.warn_once(f"Undefined variable '{name}'; interpolated as an empty string")
