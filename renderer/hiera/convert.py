@@ -162,7 +162,7 @@ def _to_boolean(value: Any) -> bool:
     raise _Refused(_cannot(value, "Boolean"))
 
 
-def _to_array(value: Any, wrap: bool = False) -> list:
+def _to_array(value: Any, wrap: bool = False) -> list[Any]:
     kind = type(value)
     if kind is list:
         return value
@@ -177,7 +177,7 @@ def _to_array(value: Any, wrap: bool = False) -> list:
     raise _Refused(_cannot(value, "Array"))
 
 
-def _to_hash(value: Any) -> dict:
+def _to_hash(value: Any) -> dict[Any, Any]:
     kind = type(value)
     if kind is dict:
         return value
@@ -320,7 +320,7 @@ def convert(value: Any, convert_to: Any, key: str) -> Any:
     return result
 
 
-def _new(ptype: types.PType, value: Any, args: list, key: str) -> Any:
+def _new(ptype: types.PType, value: Any, args: list[Any], key: str) -> Any:
     """The base type's ``new``: Optional[T] and NotUndef[T] create a T."""
     if ptype.name in ("Optional", "NotUndef") and ptype.params and isinstance(
             ptype.params[0], types.PType):

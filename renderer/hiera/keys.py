@@ -23,7 +23,7 @@ _INTEGER = re.compile(r":?[+-]?[0-9]+")
 _RUBY_SPACE = " \t\n\v\f\r\0"
 
 
-def split_key(key: str, error: Callable[[str], Exception]) -> list:
+def split_key(key: str, error: Callable[[str], Exception]) -> list[Any]:
     """Segments of ``key``; integers where a segment is all digits. ``error`` builds the failure."""
     if not _SPECIAL.search(key):
         return [key]
@@ -36,7 +36,7 @@ def split_key(key: str, error: Callable[[str], Exception]) -> list:
     segments = [part for part in parts if part != "."]
     if len(segments) * 2 != count + 1:
         raise error("Syntax error")
-    result: list = []
+    result: list[Any] = []
     for segment in segments:
         segment = segment.strip(_RUBY_SPACE)
         if segment[:1] in ("'", '"'):
@@ -48,7 +48,7 @@ def split_key(key: str, error: Callable[[str], Exception]) -> list:
     return result
 
 
-def dig(key: str, segments: list, value: Any) -> Any:
+def dig(key: str, segments: list[Any], value: Any) -> Any:
     """Follow ``segments`` into ``value``; MISSING when a hash key or array index is absent."""
     for segment in segments:
         if value is None:

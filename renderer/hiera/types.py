@@ -22,6 +22,7 @@ _TOKEN = re.compile(
     r"|(?P<float>[+-]?\d+\.\d+(?:[eE][+-]?\d+)?)|(?P<int>[+-]?(?:0[xX][0-9a-fA-F]+|\d+))"
     r"|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|(?P<regexp>/(?:[^/\\]|\\.)*/)"
     r"|(?P<punct>[\[\],]))", re.ASCII)
+_Tokens = list[tuple[str | None, str]]  # (group name, text)
 DEFAULT = object()  # the ``default`` keyword in a parameter list (an open bound)
 
 
@@ -34,7 +35,7 @@ class PType:
 
     __slots__ = ("name", "params")
 
-    def __init__(self, name: str, params: list) -> None:
+    def __init__(self, name: str, params: list[Any]) -> None:
         self.name = name
         self.params = params
 
@@ -60,12 +61,12 @@ def parse(text: str) -> PType:
     return result
 
 
-def _type(tokens: list, position: int) -> tuple[int, PType]:
+def _type(tokens: _Tokens, position: int) -> tuple[int, PType]:
     if position >= len(tokens) or tokens[position][0] != "name":
         raise TypeSyntaxError("a type name")
     name = tokens[position][1]
     position += 1
-    params: list = []
+    params: list[Any] = []
     if position < len(tokens) and tokens[position] == ("punct", "["):
         position += 1
         while True:
@@ -80,7 +81,7 @@ def _type(tokens: list, position: int) -> tuple[int, PType]:
     return position, PType(name, params)
 
 
-def _param(tokens: list, position: int) -> tuple[int, Any]:
+def _param(tokens: _Tokens, position: int) -> tuple[int, Any]:
     if position >= len(tokens):
         raise TypeSyntaxError("a parameter")
     kind, value = tokens[position]
@@ -101,20 +102,20 @@ def _param(tokens: list, position: int) -> tuple[int, Any]:
 
 # --- instance? -----------------------------------------------------------------------------------
 
-def _bound(params: list, index: int, default: Any) -> Any:
+def _bound(params: list[Any], index: int, default: Any) -> Any:
     value = params[index] if index < len(params) else DEFAULT
     return default if value is DEFAULT else value
 
 
-def _in_range(value: Any, params: list) -> bool:
+def _in_range(value: Any, params: list[Any]) -> bool:
     return _bound(params, 0, float("-inf")) <= value <= _bound(params, 1, float("inf"))
 
 
-def _sized(size: int, params: list, first: int) -> bool:
+def _sized(size: int, params: list[Any], first: int) -> bool:
     return _in_range(size, params[first:first + 2])
 
 
-def _element_type(params: list) -> tuple[Any, int]:
+def _element_type(params: list[Any]) -> tuple[Any, int]:
     """Array[T, min, max] or Array[min, max]: the element type (None for any) and where the
     size bounds start."""
     if params and isinstance(params[0], PType):
