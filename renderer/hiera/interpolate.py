@@ -18,13 +18,12 @@ from typing import Any, Callable, Protocol
 
 from renderer.errors import InterpolationError
 from renderer.hiera.keys import MISSING, dig, split_key
-from renderer.hiera.ruby import to_s
+from renderer.hiera.ruby import STRIP, to_s
 
 _EXPRESSION = re.compile(r"%\{([^}]*)\}")
 # Ruby's ^ and $ match at line breaks, and \w is ASCII.
 _METHOD = re.compile(r"^(\w+)\((?:\"([^\"]+)\"|'([^']+)')\)$", re.MULTILINE | re.ASCII)
 _EMPTY = frozenset(("", "::", '""', "''", '"::"', "'::'"))
-_RUBY_SPACE = " \t\n\v\f\r\0"
 _LOOKUPS = frozenset(("lookup", "hiera", "alias"))
 
 
@@ -59,7 +58,7 @@ def interpolate(value: Any, inv: Resolver, allow_methods: bool) -> Any:
 def method_call(text: str) -> str | None:
     """The first ``%{name('arg')}`` in ``text``, for the check that paths use none."""
     for match in _EXPRESSION.finditer(text):
-        expression = match.group(1).strip(_RUBY_SPACE)
+        expression = match.group(1).strip(STRIP)
         if expression not in _EMPTY and _METHOD.search(expression):
             return match.group()
     return None
@@ -71,7 +70,7 @@ def _string(subject: str, inv: Resolver, allow_methods: bool) -> Any:
     for match in _EXPRESSION.finditer(subject):
         parts.append(subject[position:match.start()])
         position = match.end()
-        expression = match.group(1).strip(_RUBY_SPACE)
+        expression = match.group(1).strip(STRIP)
         if expression in _EMPTY:
             continue
         method, key = _method_and_key(expression, allow_methods)

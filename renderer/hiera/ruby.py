@@ -20,6 +20,15 @@ class RubyArgumentError(ValueError):
     """What Ruby raises as ArgumentError (a failed comparison while sorting)."""
 
 
+STRIP = " \t\n\v\f\r\0"
+"""What ``String#strip`` removes at both ends: ASCII whitespace and NUL (``"\\0 a \\0".strip`` is
+``"a"``). Puppet strips interpolation expressions and key segments with it."""
+
+NUMBER_BLANKS = " \t\n\v\f\r"
+"""What ``Kernel#Integer`` and ``Kernel#Float`` skip around a number: C's ``isspace``, which is
+not NUL (``Integer("\\v12\\f")`` is 12, ``Integer("12\\0")`` an ArgumentError)."""
+
+
 def truthy(value: Any) -> bool:
     """Ruby truthiness: only nil and false are false (``0``, ``""`` and ``[]`` are true)."""
     return value is not None and value is not False
