@@ -27,7 +27,7 @@ from renderer.hiera import data as data_module
 from renderer.hiera import merge as merging
 from renderer.hiera.convert import convert
 from renderer.hiera.psych import Rejected, Symbol, tokenize
-from renderer.hiera.ruby import float_to_s, inspect, to_s
+from renderer.hiera.ruby import NUMBER_BLANKS, STRIP, float_to_s, inspect, to_s
 from renderer.scope import Scope
 
 FACTS = {"os": {"family": "Debian"}, "role": "web", "list": ["a", "b"], "count": 3}
@@ -229,6 +229,26 @@ def test_globs_mapped_paths_and_datadirs(tmp_path: Path) -> None:
     """))
     roles = Scope(facts={"roles": ["db", "web"]}, trusted={}, variables={})
     assert hiera.lookup("x", roles, merge="unique") == ["a", "b", "db", "web", "common"]
+
+
+def test_mapped_paths_element_is_seen_by_its_template_only(tmp_path: Path) -> None:
+    """The element shadows a top-scope variable of the same name in the template, but not as
+    ``::r``, not in the next level's path and not in the data."""
+    hiera = Hiera.load(tree(tmp_path, {
+        "data/roles/db.yaml": "x: [db]\n", "data/top/top.yaml": "x: [top]\n",
+        "data/common.yaml": "x: [common]\ny: '%{r}'\n",
+    }, """\
+        version: 5
+        hierarchy:
+          - {name: mapped, mapped_paths: [roles, r, "%{::r}/%{r}.yaml"]}
+          - {name: after, path: "top/%{r}.yaml"}
+          - {name: common, path: common.yaml}
+    """))
+    both = Scope(facts={}, trusted={}, variables={"roles": ["db"], "r": "top"})
+    assert hiera.lookup("x", both, merge="unique") == ["top", "common"]
+    assert hiera.lookup("y", both) == "top"
+    only = Scope(facts={}, trusted={}, variables={"roles": ["roles", "db"], "r": "roles"})
+    assert hiera.lookup("x", only, merge="unique") == ["db", "common"]
 
 
 # --- data files ------------------------------------------------------------------------------
@@ -489,6 +509,28 @@ def test_ruby_inspect_and_to_s() -> None:
     assert inspect('q"\\\n\t#{x}\x01\x7fé') == '"q\\"\\\\\\n\\t\\#{x}\\u0001\\u007Fé"'
     assert to_s(None) == "" and to_s(False) == "false" and to_s(Sensitive(1)) == \
         "Sensitive [value redacted]"
+
+
+def test_ruby_blanks() -> None:
+    """Ruby 3.1 (Puppet 7's): ``"\\0 a \\0".strip`` is ``"a"``; ``Integer("\\v12\\f")`` is 12
+    but ``Integer("12\\0")`` fails. Conformance: the ruby_whitespace case."""
+    assert "\0 \t\n\v\f\ra b\r\f\v\n\t \0".strip(STRIP) == "a b"
+    assert "\v 12\f".strip(NUMBER_BLANKS) == "12" and "12\0".strip(NUMBER_BLANKS) == "12\0"
+
+
+def test_nul_is_blank_around_expressions_and_key_segments(tmp_path: Path) -> None:
+    hiera = common(tmp_path, """\
+        lookup_options:
+          n: {convert_to: Integer}
+        a: "%{\\0facts.role\\0}"
+        b: "%{\\0 \\0}"
+        x: {y: 1}
+        n: " 12\\0"
+    """)
+    assert hiera.lookup("a", scope()) == "web" and hiera.lookup("b", scope()) == ""
+    assert hiera.lookup("x.\0y\0", scope()) == 1 and hiera.lookup("\0x\0.y", scope()) == 1
+    with pytest.raises(ConversionError):
+        hiera.lookup("n", scope())
 
 
 # --- import cost ---------------------------------------------------------------------------

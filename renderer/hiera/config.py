@@ -75,7 +75,7 @@ class _Checker:
         line = node.start_mark.line + 1 if node is not None else None
         return HieraConfigError(message, path=self.path, line=line)
 
-    def mapping(self, value: Any, node: Any, what: str) -> dict:
+    def mapping(self, value: Any, node: Any, what: str) -> dict[Any, Any]:
         if not isinstance(value, dict):
             raise self.fail(f"{what} must be a hash", node)
         return value
@@ -85,7 +85,7 @@ class _Checker:
             raise self.fail(f"{what} must be a non-empty string", node)
         return value
 
-    def strings(self, value: Any, node: Any, what: str, size: int | None = None) -> tuple:
+    def strings(self, value: Any, node: Any, what: str, size: int | None = None) -> tuple[str, ...]:
         if not isinstance(value, list) or not value or (size is not None and len(value) != size):
             count = f"exactly {size}" if size else "at least one"
             raise self.fail(f"{what} must be an array of {count} non-empty strings", node)
@@ -101,7 +101,7 @@ def _child(node: Any, key: str) -> Any:
     return node
 
 
-def _items(node: Any) -> list:
+def _items(node: Any) -> list[Any]:
     return node.value if isinstance(node, yaml.SequenceNode) else []
 
 
@@ -160,7 +160,7 @@ def load_config(path: Path) -> HieraConfig:
     return HieraConfig(path, tuple(levels))
 
 
-def _defaults(check: _Checker, config: dict, node: Any) -> dict:
+def _defaults(check: _Checker, config: dict[Any, Any], node: Any) -> dict[Any, Any]:
     """``defaults`` replaces the built-in defaults entirely (then no data_hash is implied)."""
     if config.get("defaults") is None:  # Puppet: ``config['defaults'] ||= built-in``
         return _BUILTIN_DEFAULTS
@@ -185,7 +185,8 @@ def _options(check: _Checker, options: Any, node: Any, where: str) -> None:
             raise check.fail(f"Option key '{reserved}' used in {where} is reserved by Puppet", node)
 
 
-def _level(check: _Checker, entry: Any, node: Any, defaults: dict, root: Path) -> Level:
+def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
+           root: Path) -> Level:
     entry = check.mapping(entry, node, "a hierarchy entry")
     name = check.string(entry.get("name"), _child(node, "name"), "hierarchy entry 'name'")
     where = f"hierarchy '{name}'"
@@ -222,7 +223,7 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict, root: Path) -
     kind = locations[0]
     value, value_node = entry[kind], _child(node, kind)
     if kind in ("path", "glob"):
-        specs: tuple = (check.string(value, value_node, f"{where} '{kind}'"),)
+        specs: tuple[str, ...] = (check.string(value, value_node, f"{where} '{kind}'"),)
         kind += "s"
     else:
         specs = check.strings(value, value_node, f"{where} '{kind}'",

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from renderer.errors import ConversionError
 from renderer.hiera import types
 from renderer.hiera.merge import type_name
-from renderer.hiera.ruby import float_to_s
+from renderer.hiera.ruby import NUMBER_BLANKS, float_to_s
 from renderer.hiera.sensitive import Sensitive
 
 _INTEGER = re.compile(r"[+-]?\s*(?:\d+|0[xX][0-9A-Fa-f]+|0[bB][01]+)", re.ASCII)
@@ -23,7 +23,6 @@ _FLOAT = re.compile(r"[+-]?\s*(?:(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE]-?\d+)?|0[xX][0-
 _NUMERIC = re.compile(r"[ \t]*([-+]?)[ \t]*((0[xX][0-9A-Fa-f]+)|(0?\d+)((?:\.\d+)?"
                       r"(?:[eE]-?\d+)?))[ \t]*", re.ASCII)
 _SIGN_SPACE = re.compile(r"([+-])[ \t]+(.*)")
-_RUBY_SPACE = " \t\n\v\f\r"
 _PREFIXES = {16: "0x", 2: "0b", 8: "0o", 10: "0d"}
 
 
@@ -33,7 +32,7 @@ class _Refused(Exception):
 
 def _ruby_integer(text: str, radix: int | None = None) -> int:
     """Ruby ``Integer(text[, radix])``: a leading 0 means octal, surrounding blanks are fine."""
-    digits = text.strip(_RUBY_SPACE)
+    digits = text.strip(NUMBER_BLANKS)
     sign = digits[0] if digits[:1] in ("+", "-") else ""
     digits = digits[len(sign):]
     base = radix or 10
@@ -68,7 +67,7 @@ def _retry_without_sign_space(convert: Callable[[str], Any], text: str) -> Any:
 
 def _ruby_float(text: str) -> float:
     """Ruby ``Float(text)``: decimal or hexadecimal, surrounding blanks are fine."""
-    stripped = text.strip(_RUBY_SPACE)
+    stripped = text.strip(NUMBER_BLANKS)
     unsigned = stripped.lstrip("+-")
     try:
         if unsigned[:2].lower() == "0x":
@@ -162,7 +161,7 @@ def _to_boolean(value: Any) -> bool:
     raise _Refused(_cannot(value, "Boolean"))
 
 
-def _to_array(value: Any, wrap: bool = False) -> list:
+def _to_array(value: Any, wrap: bool = False) -> list[Any]:
     kind = type(value)
     if kind is list:
         return value
@@ -177,7 +176,7 @@ def _to_array(value: Any, wrap: bool = False) -> list:
     raise _Refused(_cannot(value, "Array"))
 
 
-def _to_hash(value: Any) -> dict:
+def _to_hash(value: Any) -> dict[Any, Any]:
     kind = type(value)
     if kind is dict:
         return value
@@ -320,7 +319,7 @@ def convert(value: Any, convert_to: Any, key: str) -> Any:
     return result
 
 
-def _new(ptype: types.PType, value: Any, args: list, key: str) -> Any:
+def _new(ptype: types.PType, value: Any, args: list[Any], key: str) -> Any:
     """The base type's ``new``: Optional[T] and NotUndef[T] create a T."""
     if ptype.name in ("Optional", "NotUndef") and ptype.params and isinstance(
             ptype.params[0], types.PType):

@@ -25,7 +25,7 @@ class DataFile:
 
     __slots__ = ("path", "data", "_verdicts")
 
-    def __init__(self, path: str, data: dict) -> None:
+    def __init__(self, path: str, data: dict[Any, Any]) -> None:
         self.path = path
         self.data = data
         self._verdicts: dict[str, object] = {}

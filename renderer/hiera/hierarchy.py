@@ -10,11 +10,11 @@ a scope variable.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from renderer.errors import HieraConfigError
 from renderer.hiera.config import HieraConfig, Level
-from renderer.hiera.interpolate import interpolate, scope_value
+from renderer.hiera.interpolate import Resolver, interpolate, scope_value
 
 
 class Location:
@@ -34,12 +34,12 @@ class Location:
         return f"Location({self.level!r}, {self.path!r}, exists={self.exists})"
 
 
-def resolve(config: HieraConfig, inv: Any) -> list[tuple[Location, ...]]:
+def resolve(config: HieraConfig, inv: Resolver) -> list[tuple[Location, ...]]:
     """The locations of every level, highest priority first."""
     return [_locations(level, inv) for level in config.levels]
 
 
-def _locations(level: Level, inv: Any) -> tuple[Location, ...]:
+def _locations(level: Level, inv: Resolver) -> tuple[Location, ...]:
     datadir = interpolate(level.datadir, inv, False)
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
@@ -53,7 +53,7 @@ def _locations(level: Level, inv: Any) -> tuple[Location, ...]:
     return _mapped(level, datadir, inv)
 
 
-def _mapped(level: Level, datadir: str, inv: Any) -> tuple[Location, ...]:
+def _mapped(level: Level, datadir: str, inv: Resolver) -> tuple[Location, ...]:
     variable, key, template = level.specs
     values = scope_value(variable, inv, "mapped_path[0]")
     if values is None or values == "" or values == [] or values == {}:
@@ -66,16 +66,33 @@ def _mapped(level: Level, datadir: str, inv: Any) -> tuple[Location, ...]:
         raise HieraConfigError(f"hierarchy '{level.name}': mapped_paths variable '{variable}' "
                                f"must be a string, an array or a hash")
     locations = []
-    saved = inv.local
-    try:
-        for value in values:
-            inv.local = {**saved, key: value}  # seen only by this template
-            path = os.path.join(datadir, interpolate(template, inv, False))
-            locations.append(Location(level.name, path, os.path.exists(path), template,
-                                      level.error))
-    finally:
-        inv.local = saved
+    for value in values:
+        path = os.path.join(datadir, interpolate(template, _Element(inv, key, value), False))
+        locations.append(Location(level.name, path, os.path.exists(path), template, level.error))
     return tuple(locations)
+
+
+class _Element:
+    """The resolver a ``mapped_paths`` template is interpolated with: the level's key (``zone``
+    in ``[facts.zones, zone, "%{zone}.yaml"]``) names the current element, for this template
+    only; every other variable, and the recursion guard, are the lookup's. (Nested lookups are
+    delegated too, but a path cannot make one: it may not call functions.)"""
+
+    __slots__ = ("inv", "name", "value")
+
+    def __init__(self, inv: Resolver, name: str, value: Any) -> None:
+        self.inv = inv
+        self.name = name
+        self.value = value
+
+    def variable(self, name: str) -> Any:
+        return self.value if name == self.name else self.inv.variable(name)
+
+    def check(self, name: str, resolve_name: Callable[[], Any]) -> Any:
+        return self.inv.check(name, resolve_name)
+
+    def interpolation_lookup(self, key: str) -> Any:
+        return self.inv.interpolation_lookup(key)
 
 
 def ruby_glob(pattern: str) -> list[str]:

@@ -7,28 +7,41 @@ non-string is formatted with Ruby's ``to_s``; ``alias()`` must be the whole stri
 value's type; the method syntax is refused where Puppet refuses it (hierarchy paths). Hash keys
 inside values are interpolated too.
 
-The invocation passed around (``inv``) supplies ``scope``, ``variable(name)``, ``check(name, fn)``
-and ``interpolation_lookup(key)``; see ``renderer.hiera.lookup``.
+The invocation passed around (``inv``) is a ``Resolver``: the lookup being made
+(``renderer.hiera.lookup``), which supplies variables, the recursion guard and nested lookups.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from renderer.errors import InterpolationError
 from renderer.hiera.keys import MISSING, dig, split_key
-from renderer.hiera.ruby import to_s
+from renderer.hiera.ruby import STRIP, to_s
 
 _EXPRESSION = re.compile(r"%\{([^}]*)\}")
 # Ruby's ^ and $ match at line breaks, and \w is ASCII.
 _METHOD = re.compile(r"^(\w+)\((?:\"([^\"]+)\"|'([^']+)')\)$", re.MULTILINE | re.ASCII)
 _EMPTY = frozenset(("", "::", '""', "''", '"::"', "'::'"))
-_RUBY_SPACE = " \t\n\v\f\r\0"
 _LOOKUPS = frozenset(("lookup", "hiera", "alias"))
 
 
-def interpolate(value: Any, inv: Any, allow_methods: bool) -> Any:
+class Resolver(Protocol):
+    """What interpolation, and hierarchy resolution, ask of the lookup they serve."""
+
+    def variable(self, name: str) -> Any:
+        """A scope variable (``x``, ``::x``, ``facts``); None when it is not set."""
+
+    def check(self, name: str, resolve_name: Callable[[], Any]) -> Any:
+        """``resolve_name()``, with ``name`` on the stack of names being resolved (a name already
+        there is a recursion error)."""
+
+    def interpolation_lookup(self, key: str) -> Any:
+        """``%{lookup('k')}``, ``hiera`` and ``alias``: a full lookup, ``""`` when not found."""
+
+
+def interpolate(value: Any, inv: Resolver, allow_methods: bool) -> Any:
     """A copy of ``value`` with every string interpolated (containers are always new objects,
     so merging may change them in place, as Puppet's deep merge does)."""
     kind = type(value)
@@ -45,19 +58,19 @@ def interpolate(value: Any, inv: Any, allow_methods: bool) -> Any:
 def method_call(text: str) -> str | None:
     """The first ``%{name('arg')}`` in ``text``, for the check that paths use none."""
     for match in _EXPRESSION.finditer(text):
-        expression = match.group(1).strip(_RUBY_SPACE)
+        expression = match.group(1).strip(STRIP)
         if expression not in _EMPTY and _METHOD.search(expression):
             return match.group()
     return None
 
 
-def _string(subject: str, inv: Any, allow_methods: bool) -> Any:
+def _string(subject: str, inv: Resolver, allow_methods: bool) -> Any:
     parts: list[str] = []
     position = 0
     for match in _EXPRESSION.finditer(subject):
         parts.append(subject[position:match.start()])
         position = match.end()
-        expression = match.group(1).strip(_RUBY_SPACE)
+        expression = match.group(1).strip(STRIP)
         if expression in _EMPTY:
             continue
         method, key = _method_and_key(expression, allow_methods)
@@ -84,7 +97,7 @@ def _method_and_key(expression: str, allow_methods: bool) -> tuple[str, str]:
     return match.group(1), match.group(2) or match.group(3)
 
 
-def _evaluate(method: str, key: str, inv: Any, subject: str) -> Any:
+def _evaluate(method: str, key: str, inv: Resolver, subject: str) -> Any:
     if method in _LOOKUPS:
         return inv.interpolation_lookup(key)
     if method == "scope":
@@ -94,7 +107,7 @@ def _evaluate(method: str, key: str, inv: Any, subject: str) -> Any:
     raise InterpolationError(f"Unknown interpolation method '{method}' in: {subject}")
 
 
-def scope_value(key: str, inv: Any, subject: str) -> Any:
+def scope_value(key: str, inv: Resolver, subject: str) -> Any:
     """A variable (``x``, ``::x``, ``facts.os.family``); None when it is not set."""
     segments = split_key(key, lambda problem: InterpolationError(
         f"{problem} in string: {subject}"))

@@ -11,7 +11,7 @@ import re
 from typing import Any, Callable
 
 from renderer.errors import DigError
-from renderer.hiera.ruby import class_name
+from renderer.hiera.ruby import STRIP, class_name
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__slots__": ()})()
 """No value for this key. ``None`` is a value (YAML ``~``), so "not found" needs its own marker."""
@@ -20,10 +20,9 @@ _SPECIAL = re.compile(r"['\".]")
 _SEGMENTS = re.compile(r"([ \t\r\n\f\v]*\"[^\"]+\"[ \t\r\n\f\v]*|[ \t\r\n\f\v]*'[^']+'"
                        r"[ \t\r\n\f\v]*|[^'\".]+)")
 _INTEGER = re.compile(r":?[+-]?[0-9]+")
-_RUBY_SPACE = " \t\n\v\f\r\0"
 
 
-def split_key(key: str, error: Callable[[str], Exception]) -> list:
+def split_key(key: str, error: Callable[[str], Exception]) -> list[Any]:
     """Segments of ``key``; integers where a segment is all digits. ``error`` builds the failure."""
     if not _SPECIAL.search(key):
         return [key]
@@ -36,9 +35,9 @@ def split_key(key: str, error: Callable[[str], Exception]) -> list:
     segments = [part for part in parts if part != "."]
     if len(segments) * 2 != count + 1:
         raise error("Syntax error")
-    result: list = []
+    result: list[Any] = []
     for segment in segments:
-        segment = segment.strip(_RUBY_SPACE)
+        segment = segment.strip(STRIP)
         if segment[:1] in ("'", '"'):
             result.append(segment[1:-1])
         elif _INTEGER.fullmatch(segment):
@@ -48,7 +47,7 @@ def split_key(key: str, error: Callable[[str], Exception]) -> list:
     return result
 
 
-def dig(key: str, segments: list, value: Any) -> Any:
+def dig(key: str, segments: list[Any], value: Any) -> Any:
     """Follow ``segments`` into ``value``; MISSING when a hash key or array index is absent."""
     for segment in segments:
         if value is None:

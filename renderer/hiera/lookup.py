@@ -36,11 +36,16 @@ from renderer.scope import Scope
 
 LOOKUP_OPTIONS = "lookup_options"
 
-Explain = Callable[[str, dict], None]
+Explain = Callable[[str, dict[str, Any]], None]
 """``explain(event, details)``, for ``render lookup --explain``: "search" when a lookup starts
 (lookup_options and interpolated lookups nest inside it), "strategy" once its merge is known,
 "location" for each data file consulted, "result" when it ends (not when it fails). Details carry
 ``secret`` when the key's lookup_options convert it to Sensitive."""
+
+
+# lookup_options compiled: the entries by exact key, and the (pattern, entry) pairs of the keys
+# that are regexps, in order.
+_Options = tuple[dict[Any, Any], list[tuple[re.Pattern[str], Any]]]
 
 
 class _NotGiven:
@@ -61,7 +66,7 @@ class _ScopeState:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.levels: list[tuple[Location, ...]] | None = None
-        self.options: tuple[dict, list] | None = None
+        self.options: _Options | None = None
 
 
 class Hiera:
@@ -77,7 +82,7 @@ class Hiera:
     def load(cls, config_path: Path) -> "Hiera":
         return cls(load_config(Path(config_path).absolute()))
 
-    def lookup(self, key: str, scope: Scope, merge: str | dict | None = None,
+    def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
         """The value of ``key``; ``default`` when there is none, else LookupNotFound."""
         value = _Invocation(self, self._state(scope), explain).lookup(key, merge)
@@ -87,7 +92,7 @@ class Hiera:
             raise LookupNotFound(key)
         return default
 
-    def lookup_options(self, key: str, scope: Scope) -> dict:
+    def lookup_options(self, key: str, scope: Scope) -> dict[Any, Any]:
         """The lookup_options that apply to ``key`` (its root, for a dotted key)."""
         inv = _Invocation(self, self._state(scope), None)
         options = inv.options_for(inv.root_key(key))
@@ -136,10 +141,10 @@ class Hiera:
 
 
 class _Invocation:
-    """One top-level lookup: the scope, the names being resolved (for loops), and the local
-    variables of a ``mapped_paths`` template being interpolated."""
+    """One top-level lookup: the scope and the names being resolved (for loops). It is the
+    ``Resolver`` its interpolations and hierarchy resolution call back."""
 
-    __slots__ = ("hiera", "state", "scope", "stack", "explain", "local")
+    __slots__ = ("hiera", "state", "scope", "stack", "explain")
 
     def __init__(self, hiera: Hiera, state: _ScopeState, explain: Explain | None) -> None:
         self.hiera = hiera
@@ -147,7 +152,6 @@ class _Invocation:
         self.scope = state.scope
         self.stack: list[str] = []
         self.explain = explain
-        self.local: dict[str, Any] = {}
 
     # --- the lookup ------------------------------------------------------------------------------
 
@@ -233,7 +237,7 @@ class _Invocation:
                     return options
         return None
 
-    def _compile_options(self) -> tuple[dict, list]:
+    def _compile_options(self) -> _Options:
         explain = self.explain
         if explain:
             explain("search", {"key": LOOKUP_OPTIONS})
@@ -246,8 +250,8 @@ class _Invocation:
             return {}, []
         if type(merged) is not dict:
             raise HieraDataError("value of lookup_options must be a hash")
-        exact: dict = {}
-        patterns: list = []
+        exact: dict[Any, Any] = {}
+        patterns: list[tuple[re.Pattern[str], Any]] = []
         for key, options in merged.items():
             if type(key) is str and key.startswith("^"):
                 try:
@@ -276,14 +280,12 @@ class _Invocation:
         return "" if value is MISSING else value
 
     def variable(self, name: str) -> Any:
-        if name in self.local:
-            return self.local[name]
         name = name.removeprefix("::")
         if not self.scope.has_top(name):
             self.hiera.warn_once(f"Undefined variable '{name}'; interpolated as an empty string")
         return self.scope.top(name)
 
-    def split(self, key: str) -> list:
+    def split(self, key: str) -> list[Any]:
         segments = split_key(key, lambda problem: KeySyntaxError(f"{problem} in key: '{key}'"))
         if type(segments[0]) is not str:
             raise KeySyntaxError(f"the first segment of key '{key}' is a number")

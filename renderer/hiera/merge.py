@@ -45,10 +45,10 @@ class Strategy:
 
     name = "first"
 
-    def __init__(self, options: dict) -> None:
+    def __init__(self, options: dict[Any, Any]) -> None:
         self.options = options
 
-    def lookup(self, variants: Iterable, fetch: Callable[[Any], Any]) -> Any:
+    def lookup(self, variants: Iterable[Any], fetch: Callable[[Any], Any]) -> Any:
         for variant in variants:
             value = fetch(variant)
             if value is not MISSING:
@@ -65,7 +65,7 @@ class Strategy:
 class _Merging(Strategy):
     """The walk shared by the merging strategies (Puppet's ``MergeStrategy#lookup``)."""
 
-    def lookup(self, variants: Iterable, fetch: Callable[[Any], Any]) -> Any:
+    def lookup(self, variants: Iterable[Any], fetch: Callable[[Any], Any]) -> Any:
         variants = list(variants)
         if len(variants) == 1:
             value = fetch(variants[0])
@@ -104,7 +104,7 @@ class _Hash(_Merging):
             raise MergeError(f"The {which} element of the merge has wrong type, expects a "
                              "Hash[String, Data] value")
 
-    def checked_merge(self, higher: dict, lower: dict) -> dict:
+    def checked_merge(self, higher: dict[Any, Any], lower: dict[Any, Any]) -> dict[Any, Any]:
         return {**lower, **higher}
 
 
@@ -117,13 +117,13 @@ class _Unique(_Merging):
         raise MergeError(f"The {which} element of the merge has wrong type, expects a value of "
                          f"type Scalar or Array, got {type_name(value)}")
 
-    def convert(self, value: Any) -> list:
+    def convert(self, value: Any) -> list[Any]:
         return ruby.flatten(value) if type(value) is list else [value]
 
     def single(self, value: Any) -> Any:
         return ruby.uniq(value) if type(value) is list else value
 
-    def checked_merge(self, higher: Any, lower: Any) -> list:
+    def checked_merge(self, higher: Any, lower: Any) -> list[Any]:
         return ruby.union(self.convert(higher), self.convert(lower))
 
 
@@ -155,7 +155,7 @@ def strategy(merge: Any) -> Strategy:
     """The strategy for a ``merge`` given as None, a name, or a hash with ``strategy``."""
     if merge is None:
         return FIRST
-    options: dict = {}
+    options: dict[Any, Any] = {}
     name = merge
     if type(merge) is dict:
         if "strategy" not in merge:
@@ -227,7 +227,7 @@ class _DeepMerge:
             return self._merge_arrays(source, dest)
         return self._overwrite(source, dest)
 
-    def _merge_arrays(self, source: list, dest: Any) -> Any:
+    def _merge_arrays(self, source: list[Any], dest: Any) -> Any:
         prefix = self.prefix
         if prefix and any(ruby.equal(item, prefix) for item in source):
             if type(dest) in (list, dict):  # clear_or_nil: clear in place what can be cleared

@@ -141,12 +141,12 @@ class PsychLoader(Loader):
             return "default"  # Puppet's ``default`` value, which prints as ``default``
         return value
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Psych's ``revive_hash``: a ``<<`` merge overwrites the keys before it, in place.
 
         Symbol keys become strings here, as Puppet's ``symkeys_to_string`` does afterwards.
         """
-        mapping: dict = {}
+        mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if type(key) is Symbol:
@@ -160,7 +160,7 @@ class PsychLoader(Loader):
                     continue
                 if isinstance(value_node, yaml.SequenceNode) and all(
                         isinstance(item, dict) for item in value):
-                    merged: dict = {}
+                    merged: dict[Any, Any] = {}
                     for item in reversed(value):
                         merged.update(item)
                     mapping.update(merged)
@@ -174,12 +174,12 @@ class PsychLoader(Loader):
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
-    def construct_omap(self, node: yaml.Node) -> dict:
+    def construct_omap(self, node: yaml.Node) -> dict[Any, Any]:
         """``!!omap`` is a Hash to Psych: from a sequence, each item's first key and last value
         (``[{a: 1}, {b: 2}]``); from a mapping, its pairs."""
         if isinstance(node, yaml.MappingNode):
             return self.construct_mapping(node, deep=True)
-        mapping: dict = {}
+        mapping: dict[Any, Any] = {}
         for item in node.value:
             if not isinstance(item, yaml.MappingNode) or not item.value:
                 raise Rejected("!!omap items must be one-pair mappings", item.start_mark)

@@ -20,6 +20,15 @@ class RubyArgumentError(ValueError):
     """What Ruby raises as ArgumentError (a failed comparison while sorting)."""
 
 
+STRIP = " \t\n\v\f\r\0"
+"""What ``String#strip`` removes at both ends: ASCII whitespace and NUL (``"\\0 a \\0".strip`` is
+``"a"``). Puppet strips interpolation expressions and key segments with it."""
+
+NUMBER_BLANKS = " \t\n\v\f\r"
+"""What ``Kernel#Integer`` and ``Kernel#Float`` skip around a number: C's ``isspace``, which is
+not NUL (``Integer("\\v12\\f")`` is 12, ``Integer("12\\0")`` an ArgumentError)."""
+
+
 def truthy(value: Any) -> bool:
     """Ruby truthiness: only nil and false are false (``0``, ``""`` and ``[]`` are true)."""
     return value is not None and value is not False
@@ -90,8 +99,8 @@ def equal(left: Any, right: Any) -> bool:
 
 # --- arrays --------------------------------------------------------------------------------------
 
-def flatten(values: list) -> list:
-    out: list = []
+def flatten(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
     for item in values:
         if type(item) is list:
             out.extend(flatten(item))
@@ -100,10 +109,10 @@ def flatten(values: list) -> list:
     return out
 
 
-def union(*arrays: list) -> list:
+def union(*arrays: list[Any]) -> list[Any]:
     """``a | b``: elements of both in order of first appearance, de-duplicated with ``eql?``."""
-    seen: set = set()
-    out: list = []
+    seen: set[Any] = set()
+    out: list[Any] = []
     for array in arrays:
         for item in array:
             key = eql_key(item)
@@ -113,16 +122,16 @@ def union(*arrays: list) -> list:
     return out
 
 
-def uniq(values: list) -> list:
+def uniq(values: list[Any]) -> list[Any]:
     return union(values)
 
 
-def delete(array: list, item: Any) -> None:
+def delete(array: list[Any], item: Any) -> None:
     """``array.delete(item)``: remove every element ``==`` item, in place."""
     array[:] = [element for element in array if not equal(element, item)]
 
 
-def delete_if(array: list, predicate: Callable[[Any], bool]) -> None:
+def delete_if(array: list[Any], predicate: Callable[[Any], bool]) -> None:
     """``array.delete_if``, in place and index by index like MRI.
 
     deep_merge's knockout deletes from the array it is iterating over when both sides of a merge
@@ -155,7 +164,7 @@ def _compare(left: Any, right: Any) -> int:
     raise RubyArgumentError(f"comparison of {class_name(left)} with {class_name(right)} failed")
 
 
-def sort(array: list) -> None:
+def sort(array: list[Any]) -> None:
     """``array.sort!`` with Ruby's ``<=>``: mixed kinds (String and Integer, two hashes) fail."""
     array.sort(key=functools.cmp_to_key(_compare))
 
@@ -193,7 +202,7 @@ _INSPECT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]|#[{$@]|[^\x00-\x7f]')
 
 
-def _inspect_char(match: re.Match) -> str:
+def _inspect_char(match: re.Match[str]) -> str:
     char = match.group()
     if char[0] == "#":
         return "\\" + char
@@ -252,7 +261,7 @@ _CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A
             "print": r"\x20-\x7e", "graph": r"\x21-\x7e"}
 
 
-def _translate(match: re.Match) -> str:
+def _translate(match: re.Match[str]) -> str:
     text = match.group()
     if text.startswith("[:"):  # inside a bracket already: [[:alpha:]]
         return _CLASSES.get(text[2:-2], text)
@@ -267,7 +276,7 @@ def _translate(match: re.Match) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def regexp(source: str) -> re.Pattern:
+def regexp(source: str) -> re.Pattern[str]:
     """Compile a Ruby regexp: ``^``/``$`` match at line boundaries, ``\\z``, ``\\h``, ``(?<n>)``,
     ``[[:alpha:]]`` and ``\\p{Alpha}``."""
     translated = _RUBY_ONLY.sub(_translate, source)

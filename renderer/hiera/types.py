@@ -11,7 +11,7 @@ answers ``instance(type, value)`` for the types hieradata can hold; ``convert`` 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from renderer.hiera.merge import is_data
 from renderer.hiera.ruby import regexp
@@ -22,6 +22,7 @@ _TOKEN = re.compile(
     r"|(?P<float>[+-]?\d+\.\d+(?:[eE][+-]?\d+)?)|(?P<int>[+-]?(?:0[xX][0-9a-fA-F]+|\d+))"
     r"|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|(?P<regexp>/(?:[^/\\]|\\.)*/)"
     r"|(?P<punct>[\[\],]))", re.ASCII)
+_Tokens = list[tuple[str | None, str]]  # (group name, text)
 DEFAULT = object()  # the ``default`` keyword in a parameter list (an open bound)
 
 
@@ -34,7 +35,7 @@ class PType:
 
     __slots__ = ("name", "params")
 
-    def __init__(self, name: str, params: list) -> None:
+    def __init__(self, name: str, params: list[Any]) -> None:
         self.name = name
         self.params = params
 
@@ -60,12 +61,12 @@ def parse(text: str) -> PType:
     return result
 
 
-def _type(tokens: list, position: int) -> tuple[int, PType]:
+def _type(tokens: _Tokens, position: int) -> tuple[int, PType]:
     if position >= len(tokens) or tokens[position][0] != "name":
         raise TypeSyntaxError("a type name")
     name = tokens[position][1]
     position += 1
-    params: list = []
+    params: list[Any] = []
     if position < len(tokens) and tokens[position] == ("punct", "["):
         position += 1
         while True:
@@ -80,7 +81,7 @@ def _type(tokens: list, position: int) -> tuple[int, PType]:
     return position, PType(name, params)
 
 
-def _param(tokens: list, position: int) -> tuple[int, Any]:
+def _param(tokens: _Tokens, position: int) -> tuple[int, Any]:
     if position >= len(tokens):
         raise TypeSyntaxError("a parameter")
     kind, value = tokens[position]
@@ -101,20 +102,20 @@ def _param(tokens: list, position: int) -> tuple[int, Any]:
 
 # --- instance? -----------------------------------------------------------------------------------
 
-def _bound(params: list, index: int, default: Any) -> Any:
+def _bound(params: list[Any], index: int, default: Any) -> Any:
     value = params[index] if index < len(params) else DEFAULT
     return default if value is DEFAULT else value
 
 
-def _in_range(value: Any, params: list) -> bool:
+def _in_range(value: Any, params: list[Any]) -> bool:
     return _bound(params, 0, float("-inf")) <= value <= _bound(params, 1, float("inf"))
 
 
-def _sized(size: int, params: list, first: int) -> bool:
+def _sized(size: int, params: list[Any], first: int) -> bool:
     return _in_range(size, params[first:first + 2])
 
 
-def _element_type(params: list) -> tuple[Any, int]:
+def _element_type(params: list[Any]) -> tuple[Any, int]:
     """Array[T, min, max] or Array[min, max]: the element type (None for any) and where the
     size bounds start."""
     if params and isinstance(params[0], PType):
@@ -123,68 +124,131 @@ def _element_type(params: list) -> tuple[Any, int]:
 
 
 def instance(ptype: PType, value: Any) -> bool:
-    """Puppet's ``Type.instance?(value)`` for the types hieradata values can have."""
-    name, params = ptype.name, ptype.params
-    kind = type(value)
-    if name == "Any":
-        return True
-    if name in ("Data", "RichData"):
-        return is_data(value) or (name == "RichData" and kind is Sensitive)
-    if name in ("Scalar", "ScalarData"):
-        return kind in (str, int, float, bool)
-    if name == "Undef":
-        return value is None
-    if name in ("Optional", "NotUndef"):
-        if value is None:
-            return name == "Optional"
-        inner = params[0] if params else None
-        if type(inner) is str:
-            return value == inner
-        return inner is None or instance(inner, value)
-    if name == "Integer":
-        return kind is int and _in_range(value, params)
-    if name == "Float":
-        return kind is float and _in_range(value, params)
-    if name == "Numeric":
-        return kind in (int, float) and _in_range(value, params)
-    if name == "Boolean":
-        return kind is bool
-    if name == "String":
-        return kind is str and _sized(len(value), params, 0)
-    if name == "Enum":
-        fold = bool(params) and params[-1] is True
-        values = [p for p in params if type(p) is str]
-        if fold:
-            return kind is str and value.lower() in (v.lower() for v in values)
-        return kind is str and (not values or value in values)
-    if name == "Pattern":
-        return kind is str and (not params or any(
-            (p if isinstance(p, re.Pattern) else regexp(p)).search(value) for p in params))
-    if name == "Array":
-        element, first = _element_type(params)
-        return kind is list and _sized(len(value), params, first) and (
-            element is None or all(instance(element, item) for item in value))
-    if name == "Tuple":
-        types = [p for p in params if isinstance(p, PType)]
-        bounds = params[len(types):]
-        if kind is not list or not _in_range(len(value), bounds or [len(types), len(types)]):
-            return False
-        return all(instance(types[min(i, len(types) - 1)], item)
-                   for i, item in enumerate(value)) if types else True
-    if name == "Hash":
-        if kind is not dict:
-            return False
-        if len(params) >= 2 and isinstance(params[0], PType):
-            return _sized(len(value), params, 2) and all(
-                instance(params[0], k) and instance(params[1], v) for k, v in value.items())
-        return _sized(len(value), params, 0)
-    if name == "Collection":
-        return kind in (list, dict) and _sized(len(value), params, 0)
-    if name == "Variant":
-        return any(instance(p, value) for p in params if isinstance(p, PType))
-    if name == "Sensitive":
-        return kind is Sensitive and (not params or instance(params[0], value.value))
-    return False
+    """Puppet's ``Type.instance?(value)`` for the types hieradata values can have (any other type
+    name has no instances here)."""
+    check = _INSTANCE.get(ptype.name)
+    return check is not None and check(ptype.params, value)
+
+
+# One check per type name: ``check(params, value)``.
+
+def _any(params: list[Any], value: Any) -> bool:
+    return True
+
+
+def _data(params: list[Any], value: Any) -> bool:
+    return is_data(value)
+
+
+def _rich_data(params: list[Any], value: Any) -> bool:
+    return is_data(value) or type(value) is Sensitive
+
+
+def _scalar(params: list[Any], value: Any) -> bool:
+    return type(value) in (str, int, float, bool)
+
+
+def _undef(params: list[Any], value: Any) -> bool:
+    return value is None
+
+
+def _inner(params: list[Any], value: Any) -> bool:
+    """Optional[T] and NotUndef[T] for a value that is not undef: T a type, or a string (an Enum
+    of one), or nothing."""
+    inner = params[0] if params else None
+    if type(inner) is str:
+        return value == inner
+    return inner is None or instance(inner, value)
+
+
+def _optional(params: list[Any], value: Any) -> bool:
+    return value is None or _inner(params, value)
+
+
+def _not_undef(params: list[Any], value: Any) -> bool:
+    return value is not None and _inner(params, value)
+
+
+def _integer(params: list[Any], value: Any) -> bool:
+    return type(value) is int and _in_range(value, params)
+
+
+def _float(params: list[Any], value: Any) -> bool:
+    return type(value) is float and _in_range(value, params)
+
+
+def _numeric(params: list[Any], value: Any) -> bool:
+    return type(value) in (int, float) and _in_range(value, params)
+
+
+def _boolean(params: list[Any], value: Any) -> bool:
+    return type(value) is bool
+
+
+def _string(params: list[Any], value: Any) -> bool:
+    return type(value) is str and _sized(len(value), params, 0)
+
+
+def _enum(params: list[Any], value: Any) -> bool:
+    """Enum[values...], and a True last parameter for case-insensitive matching."""
+    fold = bool(params) and params[-1] is True
+    values = [p for p in params if type(p) is str]
+    if fold:
+        return type(value) is str and value.lower() in (v.lower() for v in values)
+    return type(value) is str and (not values or value in values)
+
+
+def _pattern(params: list[Any], value: Any) -> bool:
+    return type(value) is str and (not params or any(
+        (p if isinstance(p, re.Pattern) else regexp(p)).search(value) for p in params))
+
+
+def _array(params: list[Any], value: Any) -> bool:
+    element, first = _element_type(params)
+    return type(value) is list and _sized(len(value), params, first) and (
+        element is None or all(instance(element, item) for item in value))
+
+
+def _tuple(params: list[Any], value: Any) -> bool:
+    """Tuple[T1, T2, ..., min, max]: the last type repeats up to max; by default exactly one
+    element per type."""
+    types = [p for p in params if isinstance(p, PType)]
+    bounds = params[len(types):]
+    if type(value) is not list or not _in_range(len(value), bounds or [len(types), len(types)]):
+        return False
+    return all(instance(types[min(i, len(types) - 1)], item)
+               for i, item in enumerate(value)) if types else True
+
+
+def _hash(params: list[Any], value: Any) -> bool:
+    """Hash[K, V, min, max] or Hash[min, max]."""
+    if type(value) is not dict:
+        return False
+    if len(params) >= 2 and isinstance(params[0], PType):
+        return _sized(len(value), params, 2) and all(
+            instance(params[0], k) and instance(params[1], v) for k, v in value.items())
+    return _sized(len(value), params, 0)
+
+
+def _collection(params: list[Any], value: Any) -> bool:
+    return type(value) in (list, dict) and _sized(len(value), params, 0)
+
+
+def _variant(params: list[Any], value: Any) -> bool:
+    return any(instance(p, value) for p in params if isinstance(p, PType))
+
+
+def _sensitive(params: list[Any], value: Any) -> bool:
+    return type(value) is Sensitive and (not params or instance(params[0], value.value))
+
+
+_INSTANCE: dict[str, Callable[[list[Any], Any], bool]] = {
+    "Any": _any, "Data": _data, "RichData": _rich_data, "Scalar": _scalar,
+    "ScalarData": _scalar, "Undef": _undef, "Optional": _optional, "NotUndef": _not_undef,
+    "Integer": _integer, "Float": _float, "Numeric": _numeric, "Boolean": _boolean,
+    "String": _string, "Enum": _enum, "Pattern": _pattern, "Array": _array, "Tuple": _tuple,
+    "Hash": _hash, "Collection": _collection, "Variant": _variant, "Sensitive": _sensitive,
+}
 
 
 # The base type whose ``new`` a type uses.
