@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from renderer.masking import Masker
     from renderer.plan import Roots, failed
     from renderer.scope import build_scope
-    from renderer.services import bind_in_scope, list_services, load_service
+    from renderer.services import bind, bind_in_scope, list_services, load_service, resolve_machine
     from renderer.system import DryRunSystem, RealSystem
     from renderer.templates import Renderer, bytecode_cache
     from renderer.versions import rollback_plan
@@ -163,11 +163,13 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         try:
             if args.rollback:
-                service = load_service(templates, name)
-                if not service.bound:  # machines or repeated files come from the data
-                    if isinstance(hiera, RenderError):
-                        raise hiera
-                    service = bind_in_scope(service, hiera, scope)
+                definition = load_service(templates, name)
+                if not definition.needs_data:
+                    service = bind(definition, resolve_machine(definition, None), None)
+                elif isinstance(hiera, RenderError):  # machines or repeated files: the data's
+                    raise hiera
+                else:
+                    service = bind_in_scope(definition, hiera, scope)
                 plans.append(rollback_plan(service, roots, system, masker))
                 continue
             if isinstance(hiera, RenderError):

@@ -170,7 +170,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
 
         templates = Path(args.templates) if args.templates else default_templates()
         service = load_service(templates, args.service)
-        scope = scope.with_variables(service=service.name, machine=service.machine)
+        machine = service.machine if isinstance(service.machine, str) else service.name
+        scope = scope.with_variables(service=service.name, machine=machine)
     wanted = parse_type(args.type)
     config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
     if not config.parent.is_dir():  # Puppet: no such environment
@@ -179,10 +180,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise HieraConfigError("no such directory", path=config.parent)
     hiera = load_hiera(config)
     if hiera is not None:
-        if service is not None and service.machine_ref is not None:  # the data decides it
-            from renderer.services import bind_in_scope
-
-            scope = scope.with_variables(machine=bind_in_scope(service, hiera, scope).machine)
+        if service is not None and not isinstance(service.machine, str):  # the data decides it
+            scope = scope.with_variables(machine=_machine(service, hiera, scope))
         for key in args.keys:
             try:
                 value = hiera.lookup(key, scope, merge=merge, explain=explain)
@@ -195,6 +194,14 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
+
+
+def _machine(service: Any, hiera: Any, scope: Any) -> str:
+    """The machine the data gives a service, looked up as render looks it up."""
+    from renderer.services import resolve_machine
+
+    return resolve_machine(service, lambda key, default: hiera.lookup(key, scope,
+                                                                      default=default))
 
 
 def load_hiera(config: Path) -> Any:

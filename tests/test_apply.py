@@ -6,10 +6,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from conftest import load_bound
+
 from renderer.apply import apply, exit_code
 from renderer.masking import Masker
 from renderer.plan import Roots, ServicePlan, plan_service
-from renderer.services import load_service
 from renderer.system import TEMP_PREFIX, DryRunSystem, RealSystem
 from renderer.templates import Rendered
 
@@ -52,7 +53,7 @@ if {fail!r} and {fail!r} in args:
 def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"new\n"):
     result = []
     for name in ("api", "conductor", "web"):
-        service = load_service(templates, name)
+        service = load_bound(templates, name)
         rendered = [Rendered(spec, content) for spec in service.files]
         result.append(plan_service(service, rendered, roots, system, Masker(b"k")))
     return result
@@ -129,7 +130,7 @@ def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
     (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
     (tmp_path / "host/etc").mkdir(parents=True)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
-    service = load_service(templates, "agents")
+    service = load_bound(templates, "agents")
     return plan_service(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
                         system, Masker(b"k"))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import load_bound
 
 from renderer.errors import ApplyError, MissingDirectoryError
 from renderer.masking import Masker
 from renderer.plan import SECRET_MODE, Change, Roots, plan_file, plan_service
-from renderer.services import load_service
 from renderer.system import RealSystem
 from renderer.templates import Rendered
 
@@ -31,7 +31,7 @@ def setup(tmp_path: Path):
     (rootfs / "etc" / "passwd").write_text("svc:x:300:300::/:/x\n")
     (rootfs / "etc" / "group").write_text("svc:x:301:\n")
     (tmp_path / "host" / "etc" / "nspawn").mkdir(parents=True)
-    service = load_service(tmp_path / "templates", "svc")
+    service = load_bound(tmp_path / "templates", "svc")
     roots = Roots(tmp_path / "machines", tmp_path / "host")
     return service, roots, RealSystem(["true"], tmp_path / "state"), rootfs
 
