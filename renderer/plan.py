@@ -106,7 +106,7 @@ def _resolve_id(name: str | None, database: str, fallback: int, system: RealSyst
         where = f"container {spec.machine or service.machine}" if spec.root is Root.CONTAINER \
             else f"host {root}"
         raise ApplyError(f"{kind} {name!r} does not exist in {where} ({root}/etc/{database})",
-                         path=service.definition, line=spec.line)
+                         path=spec.source or service.definition, line=spec.line)
     return table[name]
 
 

@@ -5,8 +5,9 @@ each lands (inside the container's rootfs or on the host), who owns it, and what
 changes. Three steps, three modules, so that reading a definition (pure, checked with file and
 line) and binding it (the only step that asks for data) can be told apart and called separately:
 
-- ``load``: ``load_service`` reads ``service.yaml`` into an unbound ``ServiceDef``; ``fields``
-  parses each key of an entry.
+- ``load``: ``load_service`` reads ``service.yaml``, and the ``_lib/<name>.yaml`` files it
+  includes with ``- include: <name>`` (the container block), into an unbound ``ServiceDef``;
+  ``fields`` parses each key of an entry.
 - ``bind``: ``resolve_machine`` and ``bind`` resolve what the data decides (machines, ``each``
   copies) with a ``lookup(key, default)`` into a ``Service`` whose files are final;
   ``bind_in_scope`` does both with Hiera in the service's scope.

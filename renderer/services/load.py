@@ -8,12 +8,17 @@ left in) and kept in that parsed form for ``bind``.
 Lines live beside the data, never inside it: the loader records the line of every mapping it
 builds in a side map keyed by the mapping's ``id()``, valid while the document is alive. A
 lookup's ``default: {}`` therefore stays the empty hash the author wrote.
+
+``{include: NAME}`` in ``files`` splices in the ``files`` of ``service_templates/_lib/NAME.yaml``
+at that place (the container block: ``.nspawn``, host0 and macvlan network files), optionally
+with ``machine:`` for every included entry. Each included file is read once per definition, its
+errors point into it, and it may not include another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,9 @@ from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
               "secret", "validate", "oslo_namespaces", "follow_symlink", "machine", "each"}
+_INCLUDE_KEYS = {"include", "machine"}
 _SERVICE_KEYS = {"machine", "description", "files"}
+_SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
 VALIDATORS = ("none", "ini", "systemd")
 
 
@@ -63,7 +70,7 @@ class _Document:
 
 
 def list_services(templates: Path) -> list[str]:
-    """Every folder with a service.yaml, sorted; folders starting with ``_`` hold shared macros."""
+    """Every folder with a service.yaml, sorted; folders starting with ``_`` hold shared files."""
     try:
         entries = sorted(templates.iterdir())
     except OSError as exc:
@@ -108,26 +115,54 @@ def _files(doc: _Document) -> list[Any]:
 
 
 class _Reader:
-    """Reads one definition."""
+    """Reads one definition and the files it includes, each included file once."""
 
     def __init__(self, templates: Path, name: str) -> None:
         self.name = name
         self.directory = templates / name
         self.shared = templates / SHARED_DIR
+        self.included: dict[str, tuple[Entry, ...]] = {}
 
     def service(self, doc: _Document) -> ServiceDef:
         fields.unknown(doc.data, _SERVICE_KEYS, doc.at(doc.data))
         machine = fields.machine(doc.data.get("machine", self.name), doc.at(doc.data))
-        entries = self.entries(doc, _files(doc))
+        entries = self.entries(doc, _files(doc), nested=False)
         return ServiceDef(self.name, self.directory, machine, entries)
 
-    def entries(self, doc: _Document, files: list[Any]) -> tuple[Entry, ...]:
+    def entries(self, doc: _Document, files: list[Any], nested: bool) -> tuple[Entry, ...]:
         result: list[Entry] = []
         for raw in files:
             if not isinstance(raw, dict):
                 raise doc.where.fail("each entry of 'files' must be a mapping")
-            result.append(self.entry(raw, doc.at(raw)))
+            if "include" in raw:
+                result.extend(self.include(raw, doc.at(raw), nested))
+            else:
+                result.append(self.entry(raw, doc.at(raw)))
         return tuple(result)
+
+    def include(self, raw: dict[str, Any], where: Where, nested: bool) -> tuple[Entry, ...]:
+        if nested:
+            raise where.fail("an included file cannot include another")
+        fields.unknown(raw, _INCLUDE_KEYS, where)
+        entries = self.shared_entries(raw["include"], where)
+        if "machine" not in raw:
+            return entries
+        machine = fields.machine(raw["machine"], where)
+        if any(entry.machine is not None for entry in entries):
+            raise where.fail(f"machine: {raw['include']!r} sets the machine of its own entries")
+        return tuple(replace(entry, machine=machine) for entry in entries)
+
+    def shared_entries(self, name: Any, where: Where) -> tuple[Entry, ...]:
+        if not is_name(name):
+            raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
+        if name not in self.included:
+            path = self.shared / f"{name}.yaml"
+            if not path.is_file():
+                raise where.fail(f"include {name!r}: {path} not found")
+            doc = _parse(Where(path, self.name))
+            fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
+            self.included[name] = self.entries(doc, _files(doc), nested=True)
+        return self.included[name]
 
     def entry(self, raw: dict[str, Any], where: Where) -> Entry:
         fields.unknown(raw, _FILE_KEYS, where)
@@ -156,7 +191,7 @@ class _Reader:
         )
 
     def template(self, value: Any, where: Where) -> str:
-        """A service's templates are found in its folder, then in _lib."""
+        """A service's templates are found in its folder, then in _lib (included entries too)."""
         if not isinstance(value, str) or not ((self.directory / value).is_file()
                                               or (self.shared / value).is_file()):
             raise where.fail(f"template {value!r} not found in {self.directory} or {SHARED_DIR}/")
