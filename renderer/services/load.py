@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
+import renderer.services.fields as fields
 from renderer.errors import ServiceError
 from renderer.names import SUBCOMMANDS, is_name
-from renderer.services import fields
 from renderer.services.fields import Where
 from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
 from renderer.yamlload import Loader, decode, parse_document
