@@ -147,15 +147,15 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
 
     merge = merge_option(args)
     scope = build_scope(args.node, args.facts, args.var, args.environment)
-    definition = None
+    service = None
     if args.service:
         from renderer.services import load_service
 
         templates = Path(args.templates) if args.templates else default_templates()
-        definition = load_service(templates, args.service)
-        scope = scope.with_variables(service=definition.name)
-        if definition.machine_ref is None:  # SHIM
-            scope = scope.with_variables(machine=definition.machine)
+        service = load_service(templates, args.service)
+        scope = scope.with_variables(service=service.name)
+        if isinstance(service.machine, str):
+            scope = scope.with_variables(machine=service.machine)
     wanted = parse_type(args.type)
     config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
     if not config.parent.is_dir():  # Puppet: no such environment
@@ -164,13 +164,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise HieraConfigError("no such directory", path=config.parent)
     hiera = load_hiera(config)
     if hiera is not None:
-        if definition is not None and definition.machine_ref is not None:  # SHIM
-            from renderer.services import resolve_machine  # the data decides it
-
-            def lookup(key: str, default: object) -> object:
-                return hiera.lookup(key, scope, default=default)
-
-            scope = scope.with_variables(machine=resolve_machine(definition, lookup))
+        if service is not None and not isinstance(service.machine, str):  # the data decides it
+            scope = scope.with_variables(machine=_machine(service, hiera, scope))
         for key in args.keys:
             try:
                 value = hiera.lookup(key, scope, merge=merge, explain=explain)
@@ -183,6 +178,15 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
+
+
+def _machine(service: Any, hiera: Any, scope: Any) -> str:
+    """The machine the data gives a service, looked up as render's runner looks it up: in the
+    service's scope, before ``machine`` is a variable."""
+    from renderer.services import resolve_machine
+
+    return resolve_machine(service, lambda key, default: hiera.lookup(key, scope,
+                                                                      default=default))
 
 
 def load_hiera(config: Path) -> Any:

@@ -70,5 +70,5 @@ def _resolve_id(name: str | None, database: str, fallback: int, system: System, 
         where = f"container {target.machine}" if target.root is Root.CONTAINER \
             else f"host {root}"
         raise ApplyError(f"{kind} {name!r} does not exist in {where} ({root}/etc/{database})",
-                         path=service.definition, line=spec.line)
+                         path=spec.source or service.definition, line=spec.line)
     return table[name]

@@ -141,13 +141,13 @@ class Runner:
 
     def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""
-        if definition.machine_ref is None:  # SHIM
+        if isinstance(definition.machine, str):
             machine = definition.machine
         else:
             machine = resolve_machine(definition,
                                       self.lookup_in(self.service_scope(definition.name)))
         scope = self.service_scope(definition.name, machine)
-        lookup = self.lookup_in(scope) if not definition.bound else None  # SHIM
+        lookup = self.lookup_in(scope) if definition.needs_data else None
         return bind(definition, machine, lookup), scope
 
     def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:

@@ -44,10 +44,18 @@ def _converted(exc: yaml.YAMLError, path: Path, error: type[RenderError]) -> Ren
 
 def parse_yaml(text: str, path: Path, loader: type = Loader,
                error: type[RenderError] = HieraDataError) -> Any:
+    return parse_document(loader(text), path, error)
+
+
+def parse_document(instance: Any, path: Path, error: type[RenderError] = HieraDataError) -> Any:
+    """The single document of a loader the caller made (a SafeLoader subclass), so the caller can
+    read what that loader recorded while it constructed the data (service.yaml: lines)."""
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - Loader is a SafeLoader subclass
+        return instance.get_single_data()
     except yaml.YAMLError as exc:
         raise _converted(exc, path, error) from exc
+    finally:
+        instance.dispose()
 
 
 def compose_yaml(text: str, path: Path, loader: type = Loader,

@@ -22,6 +22,14 @@ sys.path.insert(0, str(REPO / "contrib"))
 from demo_machines import provision  # noqa: E402
 from synth import Layout  # noqa: E402
 
+from renderer.services import Service, bind, load_service, resolve_machine  # noqa: E402
+
+
+def load_bound(templates: Path, name: str) -> Service:
+    """A definition that needs no data, bound as render binds it: without a lookup."""
+    definition = load_service(templates, name)
+    return bind(definition, resolve_machine(definition, None), None)
+
 
 class Tree(Layout):
     """A sample deployment under tmp_path, and the options that point render at it."""

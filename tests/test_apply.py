@@ -6,12 +6,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from conftest import load_bound
+
 from renderer.apply import Options, apply
 from renderer.masking import Masker
 from renderer.plan import ServicePlan
 from renderer.report import exit_code
 from renderer.runner import plan_rendered
-from renderer.services import bind, load_service
 from renderer.system import TEMP_PREFIX
 from renderer.system.dryrun import DryRunSystem
 from renderer.system.real import RealSystem
@@ -57,8 +58,7 @@ if {fail!r} and {fail!r} in args:
 def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"new\n"):
     result = []
     for name in ("api", "conductor", "web"):
-        definition = load_service(templates, name)
-        service = bind(definition, str(definition.machine), None)
+        service = load_bound(templates, name)
         rendered = [Rendered(spec, content) for spec in service.files]
         result.append(plan_rendered(service, rendered, roots, system, Masker(b"k")))
     return result
@@ -137,7 +137,7 @@ def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
     (tmp_path / "machines/net/etc/l3.d").mkdir(parents=True)
     (tmp_path / "host/etc").mkdir(parents=True)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
-    service = bind(load_service(templates, "agents"), "net", None)
+    service = load_bound(templates, "agents")
     return plan_rendered(service, [Rendered(spec, b"new\n") for spec in service.files], roots,
                         system, Masker(b"k"))
 

@@ -47,10 +47,12 @@ def test_one_tree_three_spellings(tree: Tree, tmp_path: Path):
 
 
 def previous_release(tmp_path: Path) -> Path:
-    """The previous release's renderer package, from this repository's own history."""
+    """The previous release's renderer package and its service templates (which render the
+    same bytes as today's), from this repository's own history."""
     archive = tmp_path / "previous.tar"
     done = subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive),
-                           PREVIOUS_RELEASE, "renderer"], capture_output=True, text=True,
+                           PREVIOUS_RELEASE, "renderer", "service_templates"],
+                          capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, f"the previous release is not in this clone: {done.stderr}"
     with tarfile.open(archive) as tar:
@@ -62,7 +64,8 @@ def test_upgrade_from_format_1_restarts_nothing_in_sync(tree: Tree, tmp_path: Pa
     old = previous_release(tmp_path)
     systemctl, log = logging_systemctl(tmp_path)
     done = subprocess.run([sys.executable, "-m", "renderer", *systemctl, "keystone", "glance",
-                           *relative(tree)], cwd=tree.base, capture_output=True, text=True,
+                           *relative(tree), "--templates", str(old / "service_templates")],
+                          cwd=tree.base, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(old)}, check=False, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     state = tree.state / "services" / "keystone.json"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Tree, render
 
-from renderer.services import FileSpec, Service, list_services, load_service
+from renderer.services import Entry, ServiceDef, list_services, load_service
 
 OSLO_PYTHON = Path(os.environ.get("RENDER_OSLO_PYTHON", REPO / ".venv-oslo" / "bin" / "python"))
 CHECKER = REPO / "tests" / "oslo_check.py"
@@ -30,15 +30,14 @@ OPTION_DATA = REPO / "service_templates" / "_lib" / "oslo_options.json"
 UPDATE = os.environ.get("RENDER_OSLO_UPDATE") == "1"
 
 
-def catalog(templates: Path = REPO / "service_templates") -> list[Service]:
+def catalog(templates: Path = REPO / "service_templates") -> list[ServiceDef]:
     return [load_service(templates, name) for name in list_services(templates)]
 
 
-def specs(service: Service) -> list[FileSpec]:
+def specs(service: ServiceDef) -> list[Entry]:
     """Every file entry of a definition, also those whose machine or copies the data decides
-    (``entries``, where the definition has them: those are bound only when rendering)."""
-    entries = getattr(service, "entries", ())
-    return [entry.spec for entry in entries] if entries else list(service.files)
+    (bound only when rendering), and those it includes from _lib."""
+    return list(service.entries)
 
 
 def run_checker(*args: str, stdin: str = "") -> str:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import load_bound
 
 from renderer.errors import ApplyError, MissingDirectoryError
 from renderer.masking import Masker
@@ -14,7 +15,6 @@ from renderer.observe import observe_file
 from renderer.plan import SECRET_MODE, Change, plan_file
 from renderer.report import diff_lines
 from renderer.runner import plan_rendered
-from renderer.services import bind, load_service
 from renderer.system.real import RealSystem
 from renderer.targets import Roots
 from renderer.templates import Rendered
@@ -45,7 +45,7 @@ def setup(tmp_path: Path):
     (rootfs / "etc" / "passwd").write_text("svc:x:300:300::/:/x\n")
     (rootfs / "etc" / "group").write_text("svc:x:301:\n")
     (tmp_path / "host" / "etc" / "nspawn").mkdir(parents=True)
-    service = bind(load_service(tmp_path / "templates", "svc"), "m1", None)
+    service = load_bound(tmp_path / "templates", "svc")
     roots = Roots(tmp_path / "machines", tmp_path / "host")
     return service, roots, RealSystem(["true"], tmp_path / "state"), rootfs
 

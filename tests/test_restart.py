@@ -41,7 +41,7 @@ def tree(tree: Tree) -> Tree:
     path = tree.templates / "keystone" / "service.yaml"
     definition = yaml.safe_load(path.read_text())
     definition["files"] = [f for f in definition["files"]
-                           if f["template"] != "wsgi-keystone.conf.j2"]
+                           if f.get("template") != "wsgi-keystone.conf.j2"]
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return tree
 

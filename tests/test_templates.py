@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import load_bound
 
 from renderer.errors import HieraRecursionError, LookupNotFound, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
-from renderer.services import load_service
 from renderer.system.dryrun import DryRunSystem
 from renderer.system.real import RealSystem
 from renderer.templates import Renderer, _ReadOnlyCache, bytecode_cache
@@ -30,7 +30,7 @@ def make(tmp_path: Path, template: str) -> tuple[Renderer, object]:
     svc.mkdir()
     (svc / "service.yaml").write_text("files:\n  - template: t.j2\n    dest: /etc/t\n")
     (svc / "t.j2").write_text(template)
-    return Renderer(tmp_path), load_service(tmp_path, "svc")
+    return Renderer(tmp_path), load_bound(tmp_path, "svc")
 
 
 def render(tmp_path: Path, template: str, secrets: set[str] | None = None) -> str:

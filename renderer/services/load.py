@@ -1,0 +1,198 @@
+"""Reading ``service_templates/<service>/service.yaml`` into a ``ServiceDef``.
+
+Everything a definition can get wrong by itself is checked here, before any data is read or any
+template rendered, so a typo is reported with its file and line and never reaches the disk. Each
+value is parsed once: ``dest`` and ``restart`` are checked as patterns (``{machine}``, ``{item}``
+left in) and kept in that parsed form for ``bind``.
+
+Lines live beside the data, never inside it: the loader records the line of every mapping it
+builds in a side map keyed by the mapping's ``id()``, valid while the document is alive. A
+lookup's ``default: {}`` therefore stays the empty hash the author wrote.
+
+``{include: NAME}`` in ``files`` splices in the ``files`` of ``service_templates/_lib/NAME.yaml``
+at that place (the container block: ``.nspawn``, host0 and macvlan network files), optionally
+with ``machine:`` for every included entry. Each included file is read once per definition, its
+errors point into it, and it may not include another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import renderer.services.fields as fields
+from renderer.errors import ServiceError
+from renderer.names import SUBCOMMANDS, is_name
+from renderer.services.fields import Where
+from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
+from renderer.yamlload import Loader, decode, parse_document
+
+_FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
+              "secret", "validate", "oslo_namespaces", "follow_symlink", "machine", "each"}
+_INCLUDE_KEYS = {"include", "machine"}
+_SERVICE_KEYS = {"machine", "description", "files"}
+_SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
+VALIDATORS = ("none", "ini", "systemd")
+
+
+class _LineLoader(Loader):
+    """Records the line of every mapping in ``lines`` (by id) instead of writing it into it."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.lines: dict[int, int] = {}
+
+    def construct_line_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+        data: dict[Any, Any] = {}
+        self.lines[id(data)] = node.start_mark.line + 1
+        yield data  # like SafeConstructor.construct_yaml_map: recursive structures work
+        data.update(self.construct_mapping(node))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_line_map)
+
+
+@dataclass(frozen=True)
+class _Document:
+    """A parsed YAML file and the line of each of its mappings. It holds ``data``, so no mapping
+    is freed and no id in ``lines`` can stand for another object."""
+
+    where: Where
+    data: Any
+    lines: dict[int, int]
+
+    def at(self, mapping: object) -> Where:
+        return self.where.at(self.lines.get(id(mapping)))
+
+
+def list_services(templates: Path) -> list[str]:
+    """Every folder with a service.yaml, sorted; folders starting with ``_`` hold shared files."""
+    try:
+        entries = sorted(templates.iterdir())
+    except OSError as exc:
+        raise ServiceError(f"cannot list service templates: {exc.strerror}",
+                           path=templates) from exc
+    return [e.name for e in entries
+            if not e.name.startswith(("_", ".")) and (e / DEFINITION).is_file()]
+
+
+def load_service(templates: Path, name: str) -> ServiceDef:
+    """The definition of service ``name``; ``bind`` makes it a ``Service``."""
+    if not is_name(name):
+        raise ServiceError(f"invalid service name {name!r}", service=name)
+    if name in SUBCOMMANDS:
+        raise ServiceError(f"service name {name!r} is reserved for the subcommand "
+                           f"`render {name}`", service=name)
+    path = templates / name / DEFINITION
+    if not path.is_file():
+        known = ", ".join(list_services(templates)) or "none"
+        raise ServiceError(f"unknown service {name!r} (known: {known})", path=templates,
+                           service=name)
+    return _Reader(templates, name).service(_parse(Where(path, name)))
+
+
+def _parse(where: Where) -> _Document:
+    try:
+        raw = where.path.read_bytes()
+    except OSError as exc:
+        raise where.fail(f"cannot read: {exc.strerror}") from exc
+    loader = _LineLoader(decode(raw, where.path, ServiceError))
+    data = parse_document(loader, where.path, ServiceError)
+    if not isinstance(data, dict):
+        raise where.at(1).fail("must be a mapping with 'files'")
+    return _Document(where, data, loader.lines)
+
+
+def _files(doc: _Document) -> list[Any]:
+    files = doc.data.get("files")
+    if not isinstance(files, list) or not files:
+        raise doc.at(doc.data).fail("'files' must be a non-empty list")
+    return files
+
+
+class _Reader:
+    """Reads one definition and the files it includes, each included file once."""
+
+    def __init__(self, templates: Path, name: str) -> None:
+        self.name = name
+        self.directory = templates / name
+        self.shared = templates / SHARED_DIR
+        self.included: dict[str, tuple[Entry, ...]] = {}
+
+    def service(self, doc: _Document) -> ServiceDef:
+        fields.unknown(doc.data, _SERVICE_KEYS, doc.at(doc.data))
+        machine = fields.machine(doc.data.get("machine", self.name), doc.at(doc.data))
+        entries = self.entries(doc, _files(doc), nested=False)
+        return ServiceDef(self.name, self.directory, machine, entries)
+
+    def entries(self, doc: _Document, files: list[Any], nested: bool) -> tuple[Entry, ...]:
+        result: list[Entry] = []
+        for raw in files:
+            if not isinstance(raw, dict):
+                raise doc.where.fail("each entry of 'files' must be a mapping")
+            if "include" in raw:
+                result.extend(self.include(raw, doc.at(raw), nested))
+            else:
+                result.append(self.entry(raw, doc.at(raw)))
+        return tuple(result)
+
+    def include(self, raw: dict[str, Any], where: Where, nested: bool) -> tuple[Entry, ...]:
+        if nested:
+            raise where.fail("an included file cannot include another")
+        fields.unknown(raw, _INCLUDE_KEYS, where)
+        entries = self.shared_entries(raw["include"], where)
+        if "machine" not in raw:
+            return entries
+        machine = fields.machine(raw["machine"], where)
+        if any(entry.machine is not None for entry in entries):
+            raise where.fail(f"machine: {raw['include']!r} sets the machine of its own entries")
+        return tuple(replace(entry, machine=machine) for entry in entries)
+
+    def shared_entries(self, name: Any, where: Where) -> tuple[Entry, ...]:
+        if not is_name(name):
+            raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
+        if name not in self.included:
+            path = self.shared / f"{name}.yaml"
+            if not path.is_file():
+                raise where.fail(f"include {name!r}: {path} not found")
+            doc = _parse(Where(path, self.name))
+            fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
+            self.included[name] = self.entries(doc, _files(doc), nested=True)
+        return self.included[name]
+
+    def entry(self, raw: dict[str, Any], where: Where) -> Entry:
+        fields.unknown(raw, _FILE_KEYS, where)
+        template = self.template(raw.get("template"), where)
+        root = fields.root(raw.get("root", "container"), where)
+        validate = fields.choice(raw.get("validate", "none"), "validate", VALIDATORS, where)
+        each = fields.ref(raw["each"], "each", where) if "each" in raw else None
+        return Entry(
+            template=template,
+            dest=fields.dest(raw.get("dest"), each is not None, where),
+            root=root,
+            restart=fields.restarts(raw.get("restart", "none"), each is not None, where),
+            machine=fields.machine(raw["machine"], where) if "machine" in raw else None,
+            owner=fields.owner(raw.get("owner"), "owner", where),
+            group=fields.owner(raw.get("group"), "group", where),
+            mode=fields.mode(raw.get("mode"), where),
+            create_dirs=fields.flag(raw.get("create_dirs", False), "create_dirs", where),
+            secret=fields.flag(raw.get("secret", False), "secret", where),
+            validate=validate,
+            oslo_namespaces=fields.namespaces(raw.get("oslo_namespaces"), validate, where),
+            follow_symlink=fields.flag(raw.get("follow_symlink", False), "follow_symlink",
+                                       where),
+            source=where.path,
+            line=where.line,
+            each=each,
+        )
+
+    def template(self, value: Any, where: Where) -> str:
+        """A service's templates are found in its folder, then in _lib (included entries too)."""
+        if not isinstance(value, str) or not ((self.directory / value).is_file()
+                                              or (self.shared / value).is_file()):
+            raise where.fail(f"template {value!r} not found in {self.directory} or {SHARED_DIR}/")
+        return value

@@ -1,0 +1,196 @@
+"""The values a service definition becomes: frozen, so a definition read once cannot drift.
+
+Two stages, two types. A ``ServiceDef`` is what ``service.yaml`` says, with the parts the data
+decides (``{lookup: KEY}`` machines, ``each``, ``{machine}`` and ``{item}`` placeholders) kept as
+written. A ``Service`` is a definition bound to one machine and the data: every file final, with
+its destination, owner and restarts. Nothing downstream (render, plan, apply) ever sees an
+unbound definition, and nothing needs a flag to tell the two apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+DEFINITION = "service.yaml"
+SHARED_DIR = "_lib"  # service_templates/_lib: macros, templates and includes shared by services
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".slice")
+DAEMON_RELOAD_UNIT = "daemon-reload"  # the "unit" of a DAEMON_RELOAD action: systemd itself
+
+
+class Root(Enum):
+    """Which tree a destination lives in; each is a separate confinement root."""
+
+    CONTAINER = "container"
+    HOST = "host"
+
+
+class ActionKind(Enum):
+    """What a changed file asks for; each kind is one systemctl call (see ``Action``)."""
+
+    CONTAINER = "container"  # systemctl try-restart systemd-nspawn@<machine>.service
+    UNIT = "unit"            # systemctl --machine=<machine> try-restart <unit>
+    HOST = "host"            # systemctl try-restart <unit> on the host
+    # systemctl --machine=<machine> daemon-reload: a unit drop-in changed; runs before restarts
+    DAEMON_RELOAD = "daemon-reload"
+    # systemctl try-reload-or-restart <unit> on the host, e.g. systemd-networkd (networkctl reload)
+    HOST_RELOAD = "host-reload"
+
+
+@dataclass(frozen=True, order=True)
+class Action:
+    """One restart. Equal actions from several files collapse, so each unit restarts once."""
+
+    kind: ActionKind
+    unit: str
+    machine: str | None = None
+
+    @property
+    def first(self) -> bool:
+        """Runs before every other action: systemd must read a changed drop-in before the
+        restart that should use it."""
+        return self.kind is ActionKind.DAEMON_RELOAD
+
+    def running_check(self) -> tuple[list[str], str] | None:
+        """(systemctl prefix, unit) whose state says whether a reload has anything to do: a
+        container that is not running has no systemd to reload, a host unit that is not running
+        reads its files when it starts. None for restarts (``try-restart`` checks for itself)."""
+        if self.kind is ActionKind.DAEMON_RELOAD:
+            return [], f"systemd-nspawn@{self.machine}.service"
+        if self.kind is ActionKind.HOST_RELOAD:
+            return [], self.unit
+        return None
+
+    def systemctl_args(self) -> list[str]:
+        if self.kind is ActionKind.UNIT:
+            return [f"--machine={self.machine}", "try-restart", self.unit]
+        if self.kind is ActionKind.DAEMON_RELOAD:
+            return [f"--machine={self.machine}", "daemon-reload"]
+        if self.kind is ActionKind.HOST_RELOAD:
+            return ["try-reload-or-restart", self.unit]
+        return ["try-restart", self.unit]
+
+    def describe(self) -> str:
+        if self.kind is ActionKind.UNIT:
+            return f"{self.unit} in {self.machine}"
+        if self.kind is ActionKind.DAEMON_RELOAD:
+            return f"systemd (daemon-reload) in {self.machine}"
+        if self.kind is ActionKind.HOST_RELOAD:
+            return f"{self.unit} (reload)"
+        return self.unit
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One ``restart`` item as written, checked once at load. It becomes an ``Action`` only when
+    bound: the machine is the file's, and ``{item}`` in the unit is the ``each`` item."""
+
+    kind: ActionKind
+    unit: str = ""  # may hold {item}; "" for container and daemon-reload
+
+    def action(self, machine: str, item: str | None) -> Action:
+        if self.kind is ActionKind.CONTAINER:
+            return Action(self.kind, f"systemd-nspawn@{machine}.service")
+        if self.kind is ActionKind.DAEMON_RELOAD:
+            return Action(self.kind, DAEMON_RELOAD_UNIT, machine)
+        unit = self.unit if item is None else self.unit.replace("{item}", item)
+        unit = unit if unit.endswith(UNIT_SUFFIXES) else f"{unit}.service"
+        return Action(self.kind, unit, machine if self.kind is ActionKind.UNIT else None)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value hieradata decides, written ``{lookup: KEY, default: VALUE}`` in service.yaml.
+
+    ``{machine}`` in KEY stands for the file's machine (``each`` entries only)."""
+
+    key: str
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file a bound service writes: everything final, nothing left to the data."""
+
+    template: str
+    dest: PurePosixPath          # absolute path inside its root
+    root: Root
+    owner: str | None
+    group: str | None
+    mode: int | None
+    actions: tuple[Action, ...]
+    create_dirs: bool
+    secret: bool                 # force "holds secrets" (0640 default mode, masked diff)
+    validate: str                # syntax check before writing: none, ini, systemd
+    line: int | None             # where the entry is in ``source``, for messages
+    # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
+    # names them); () for an INI file oslo.config does not read (api-paste.ini); None: undeclared.
+    oslo_namespaces: tuple[str, ...] | None = None
+    follow_symlink: bool = False  # a symlink at dest is followed, inside the root only
+    machine: str | None = None   # the machine of this file when not the service's
+    item: str | None = None      # ``each`` entries: the key (or list item) this copy is for
+    value: Any = field(default=None, compare=False)  # ... and its value in the data
+    source: Path | None = None   # the file holding the entry: service.yaml or an included one
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``files`` entry as written. Its ``dest`` and ``restart`` are checked at load (so a
+    typo is reported with its line before any lookup) but stay patterns until bound."""
+
+    template: str
+    dest: PurePosixPath          # may hold {machine} and {item}
+    root: Root
+    owner: str | None
+    group: str | None
+    mode: int | None
+    restart: tuple[Restart, ...]
+    create_dirs: bool
+    secret: bool
+    validate: str
+    oslo_namespaces: tuple[str, ...] | None
+    follow_symlink: bool
+    source: Path                 # service.yaml, or the included file the entry comes from
+    line: int | None
+    machine: str | Ref | None = None  # None: the service's machine
+    each: Ref | None = None
+
+    @property
+    def needs_data(self) -> bool:
+        return isinstance(self.machine, Ref) or self.each is not None
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """A service as ``service.yaml`` says it: what to bind, before any data is read."""
+
+    name: str
+    directory: Path
+    machine: str | Ref
+    entries: tuple[Entry, ...]
+
+    @property
+    def needs_data(self) -> bool:
+        """True when binding looks anything up (a looked-up machine or an ``each``)."""
+        return isinstance(self.machine, Ref) or any(e.needs_data for e in self.entries)
+
+    @property
+    def definition(self) -> Path:
+        return self.directory / DEFINITION
+
+
+@dataclass(frozen=True)
+class Service:
+    """A definition bound to its machine and the data: what render renders and plans."""
+
+    name: str
+    machine: str
+    directory: Path
+    files: tuple[FileSpec, ...]
+
+    @property
+    def definition(self) -> Path:
+        return self.directory / DEFINITION
