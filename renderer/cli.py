@@ -149,42 +149,48 @@ def run(args: argparse.Namespace) -> int:
     system_class = DryRunSystem if args.noop else RealSystem
     system = system_class(shlex.split(args.systemctl), Path(args.state_dir))
     system.lock(args.lock_timeout)  # before the first read: plan, writes and restarts as one
-    roots = Roots(Path(args.machines_dir), Path(args.host_root))
-    masker = Masker(host_key(system))
-    scope = build_scope(args.node, args.facts, args.var)
-    renderer = Renderer(templates, bytecode_cache(system))
-    hiera: Hiera | RenderError
     try:
-        hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
-    except RenderError as exc:
-        hiera = exc
-
-    plans: list[ServicePlan] = []
-    for name in names:
+        roots = Roots(Path(args.machines_dir), Path(args.host_root))
+        masker = Masker(host_key(system))
+        scope = build_scope(args.node, args.facts, args.var)
+        renderer = Renderer(templates, bytecode_cache(system))
+        hiera: Hiera | RenderError
         try:
-            if args.rollback:
-                service = load_service(templates, name)
-                if not service.bound:  # machines or repeated files come from the data
-                    if isinstance(hiera, RenderError):
-                        raise hiera
-                    service = bind_in_scope(service, hiera, scope)
-                plans.append(rollback_plan(service, roots, system, masker))
-                continue
-            if isinstance(hiera, RenderError):
-                raise hiera
-            plans.append(plan_one(name, templates, hiera, scope, renderer, roots, system, masker))
+            hiera = Hiera.load(Path(args.hieradata) / "hiera.yaml")
         except RenderError as exc:
-            plans.append(failed(name, exc))
-    results = apply(plans, system, options=Options(restart=not args.no_restart,
-                                                   health_timeout=args.health_timeout,
-                                                   keep=args.keep_versions))
-    status = exit_code(results)
-    if args.format == "json":
-        report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, exit_status=status)
-    else:
-        report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
-                    quiet=args.quiet)
-    return status
+            hiera = exc
+
+        plans: list[ServicePlan] = []
+        for name in names:
+            try:
+                if args.rollback:
+                    service = load_service(templates, name)
+                    if not service.bound:  # machines or repeated files come from the data
+                        if isinstance(hiera, RenderError):
+                            raise hiera
+                        service = bind_in_scope(service, hiera, scope)
+                    plans.append(rollback_plan(service, roots, system, masker))
+                    continue
+                if isinstance(hiera, RenderError):
+                    raise hiera
+                plans.append(plan_one(name, templates, hiera, scope, renderer, roots, system,
+                                      masker))
+            except RenderError as exc:
+                plans.append(failed(name, exc))
+        results = apply(plans, system, options=Options(restart=not args.no_restart,
+                                                       health_timeout=args.health_timeout,
+                                                       keep=args.keep_versions))
+        status = exit_code(results)
+        if args.format == "json":
+            report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, exit_status=status)
+        else:
+            report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
+                        quiet=args.quiet)
+        return status
+    finally:  # unlock: a caller that runs render in process (tests) may run it again
+        if system._lock is not None:
+            os.close(system._lock)
+            system._lock = None
 
 
 def plan_one(name: str, templates: Path, hiera: Hiera, scope: Scope, renderer: Renderer,
