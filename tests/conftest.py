@@ -70,3 +70,22 @@ def render(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -
 @pytest.fixture
 def run():
     return render
+
+
+# --- Puppet ---------------------------------------------------------------------------------------
+
+PUPPET_DIRS = ("confdir", "vardir", "codedir", "rundir", "logdir", "ssldir", "publicdir",
+               "cadir", "vendormoduledir")
+
+
+def puppet_dirs(root: Path) -> list[str]:
+    """Options that put every directory a real Puppet reads or writes inside ``root`` (created
+    here): Debian's defaults are absolute (/etc/puppet, /var/cache/puppet, /run/puppet,
+    /var/log/puppet, /var/lib/puppet/ssl, /var/cache/puppet/public), not under --vardir, and
+    parallel Puppet processes race to create them. The caller adds ``--hiera_config``."""
+    options = []
+    for name in PUPPET_DIRS:
+        path = root / name
+        path.mkdir(parents=True, exist_ok=True)
+        options.append(f"--{name}={path}")
+    return options
