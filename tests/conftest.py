@@ -1,16 +1,26 @@
-"""Shared fixtures: a copy of the sample tree with provisioned demo containers, and a CLI runner.
+"""Shared fixtures and helpers: the sample tree, the CLI run in process (``render``) and in a
+fresh process (``render_process``), and the directories that keep a real Puppet inside a test's
+temp dir.
 
 Every path root (machines folder, host root, state dir) points into pytest's tmp_path: tests never
-touch the machine's /var/lib/machines, /etc or services.
+touch the machine's /var/lib/machines, /etc or services. render reads ``RENDER_*`` defaults from
+the environment when it builds its parser, so those variables are dropped here, once, before any
+test module copies ``os.environ``: a developer's shell cannot point a test at the real machine. A
+test that wants one sets it with ``monkeypatch.setenv``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +32,13 @@ sys.path.insert(0, str(REPO / "contrib"))
 from demo_machines import provision  # noqa: E402
 from synth import Layout  # noqa: E402
 
+from renderer.cli import main  # noqa: E402
+
+RENDER_ENVIRONMENT = ("RENDER_HIERADATA", "RENDER_TEMPLATES", "RENDER_MACHINES_DIR",
+                      "RENDER_HOST_ROOT", "RENDER_STATE_DIR", "RENDER_SYSTEMCTL")
+for _name in RENDER_ENVIRONMENT:
+    os.environ.pop(_name, None)
+
 
 class Tree(Layout):
     """A sample deployment under tmp_path, and the options that point render at it."""
@@ -31,13 +48,19 @@ class Tree(Layout):
     def options(self) -> list[str]:
         return self.roots("controller1.example.com")
 
-    def snapshot(self) -> dict[str, tuple[str, int, int, int]]:
-        """Every file under machines/ and host/: content hash, mode, uid, gid."""
+    def snapshot(self, state: bool = False) -> dict[str, tuple[str, int, int, int]]:
+        """Every entry under machines/ and host/ (and the state dir with ``state``): content
+        hash, mode, uid, gid; a symlink by its target."""
         result = {}
-        for top in (self.machines, self.host):
+        for top in (self.machines, self.host, *([self.state] if state else [])):
             for path in sorted(top.rglob("*")):
                 st = path.lstat()
-                digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+                if path.is_symlink():
+                    digest = "-> " + os.readlink(path)
+                elif path.is_file():
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                else:
+                    digest = ""
                 result[str(path)] = (digest, st.st_mode, st.st_uid, st.st_gid)
         return result
 
@@ -52,6 +75,8 @@ def tree(tmp_path: Path) -> Tree:
     return tree
 
 
+# --- running render -------------------------------------------------------------------------------
+
 @dataclass
 class Result:
     code: int
@@ -59,8 +84,47 @@ class Result:
     err: str
 
 
-def render(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """Run the real CLI in a fresh process, as Puppet and cron do."""
+class RenderTimeout(BaseException):
+    """Raised in a run that outlives its timeout (BaseException: render catches no such thing)."""
+
+
+def _timed_out(signum: int, frame: object) -> None:
+    raise RenderTimeout("render did not finish in time")
+
+
+def render(*args: str, timeout: float = 60) -> Result:
+    """Run render in this process: ``renderer.cli.main(args)`` with stdout and stderr captured,
+    warnings on stderr as a real process prints them, SystemExit (``--help``, usage errors) as
+    its exit code. The environment is this process's: set ``RENDER_*`` with monkeypatch.setenv.
+    A run that takes longer than ``timeout`` seconds fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("render: warning: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    alarm = threading.current_thread() is threading.main_thread()
+    if alarm:
+        previous = signal.signal(signal.SIGALRM, _timed_out)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        root.removeHandler(handler)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def render_process(*args: str, env: dict[str, str] | None = None,
+                   timeout: float = 60) -> Result:
+    """Run ``python -m renderer`` in a fresh process, as Puppet and cron do."""
     done = subprocess.run([sys.executable, "-m", "renderer", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
