@@ -1,6 +1,6 @@
-"""Shared fixtures and helpers: the sample tree, the CLI run in process (``render``) and in a
-fresh process (``render_process``), and the directories that keep a real Puppet inside a test's
-temp dir.
+"""Shared fixtures and helpers: the sample tree, the synthetic scratch tree, a logging systemctl
+stand-in, the CLI run in process (``render``) and in a fresh process (``render_process``), and the
+directories that keep a real Puppet inside a test's temp dir.
 
 Every path root (machines folder, host root, state dir) points into pytest's tmp_path: tests never
 touch the machine's /var/lib/machines, /etc or services. render reads ``RENDER_*`` defaults from
@@ -20,9 +20,11 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "contrib"))
 
 from demo_machines import provision  # noqa: E402
-from synth import Layout  # noqa: E402
+from synth import Layout, Synth, build  # noqa: E402
 
 from renderer.cli import main  # noqa: E402
 
@@ -73,6 +75,72 @@ def tree(tmp_path: Path) -> Tree:
     provision(tree.templates, tree.machines, tree.hieradata)
     tree.host.mkdir()
     return tree
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Callable[..., Synth]:
+    """Builds the synthetic scratch tree (tests/synth.py) right in tmp_path, once per test:
+    ``scratch({service: [file entries]}, data={...}, provision=True)``."""
+    def make(services: dict[str, list[dict[str, Any]]], data: dict[str, Any] | None = None,
+             provision: bool = True) -> Synth:
+        return build(tmp_path, services, data=data, provision=provision)
+    return make
+
+
+# --- systemctl ------------------------------------------------------------------------------------
+
+class Systemctl:
+    """A real executable standing in for systemctl (no container runs here). ``show`` says every
+    unit is ``state``; every other call is logged; a call naming ``fail`` exits 1, and that unit
+    shows ``failed`` from then on."""
+
+    def __init__(self, directory: Path, fail: str = "", state: str = "active") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.script = directory / "systemctl"
+        self.log = directory / "calls"
+        failed = str(directory / "failed")
+        self.script.write_text(f"""#!{sys.executable}
+import os, sys
+args = sys.argv[1:]
+if "show" in args:
+    print("failed" if args[-1] == {fail!r} and os.path.exists({failed!r}) else {state!r})
+    sys.exit(0)
+open({str(self.log)!r}, "a").write(" ".join(args) + "\\n")
+if {fail!r} and {fail!r} in args:
+    open({failed!r}, "w").close()
+    sys.exit(1)
+""")
+        self.script.chmod(0o755)
+
+    @property
+    def command(self) -> list[str]:
+        """The command for ``RealSystem``."""
+        return [str(self.script)]
+
+    @property
+    def options(self) -> list[str]:
+        """The CLI options; ``--health-timeout 0``: no settling wait."""
+        return ["--systemctl", str(self.script), "--health-timeout", "0"]
+
+    def calls(self) -> list[str]:
+        """Every logged call (its arguments), in order."""
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def forget(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def systemctl(tmp_path: Path) -> Callable[..., Systemctl]:
+    """Makes logging systemctl stand-ins, each in its own directory under tmp_path:
+    ``systemctl(fail="x.service", state="active")``."""
+    made: list[Systemctl] = []
+
+    def make(fail: str = "", state: str = "active") -> Systemctl:
+        name = "systemctl" if not made else f"systemctl-{len(made) + 1}"
+        made.append(Systemctl(tmp_path / name, fail, state))
+        return made[-1]
+    return make
 
 
 # --- running render -------------------------------------------------------------------------------
