@@ -76,8 +76,11 @@ test: debs $(VENV)/.test-installed $(OSLO_VENV)/.installed lint
 bench: compile
 	$(BIN)/python bench/bench.py
 
+# Every golden family: general cases (tests/data/golden), the catalog (tests/data/catalog) and the
+# error messages (tests/data/errors). Review with git diff.
 golden-update: $(VENV)/.test-installed
-	RENDER_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q tests/test_golden.py tests/test_catalog.py -k "golden"
+	RENDER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py \
+	    tests/test_catalog.py::test_service_golden tests/test_bad_input.py::test_error_golden
 
 # Regenerates service_templates/_lib/oslo_options.json from the packages in $(OSLO_VENV).
 oslo-data: $(VENV)/.test-installed $(OSLO_VENV)/.installed

@@ -2,8 +2,9 @@
 
 ``tests/data/catalog/<service>/`` holds what rendering that one service into a fresh, provisioned
 tree writes (``expected/``, machines and host root) and what ``--noop`` says first (``stdout``:
-every file and every restart). Every service in service_templates must have one;
-``make golden-update`` writes them for review with ``git diff``.
+every file and every restart). That ``--noop``, and another after the real run, must leave the
+tree (machines/, host/, the state dir) byte for byte as it was. Every service in
+service_templates must have one; ``make golden-update`` writes them for review with ``git diff``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, Systemctl, Tree, render
-from test_golden import actual_files, build, compare_or_update
+from test_golden import actual_files, build, compare_or_update, noop_changes_nothing
 
 from renderer.services import list_services
 
@@ -33,10 +34,11 @@ def test_every_service_has_a_golden():
 def test_service_golden(service: str, tmp_path: Path):
     case = GOLDEN / service
     tree = build(case, tmp_path / "t")
-    noop = render("--noop", service, *tree.options())
+    noop = noop_changes_nothing(tree, service)
     assert noop.code == 2, noop.err
     real = render("--no-restart", service, *tree.options())
     assert (real.code, real.err) == (2, "")
+    assert noop_changes_nothing(tree, service).code == 2  # the restarts are still owed
     compare_or_update(case, actual_files(tree), noop.out.replace(str(tree.base), "<tree>"))
 
 
