@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 from synth import temp_files
 
@@ -148,6 +149,7 @@ def _render(synth, *args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 # --- SIGKILL at random points --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_leaves_a_mixed_file(tmp_path: Path):
     """tests/killloop.py: 100+ kills over 50 services, on a tmpfs in a private mount namespace."""
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,

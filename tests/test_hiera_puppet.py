@@ -36,7 +36,7 @@ from renderer.hiera import merge as merging
 from renderer.hiera.ruby import to_s
 from renderer.scope import build_scope
 
-pytestmark = pytest.mark.puppet
+pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 
 DATA = Path(__file__).parent / "data" / "hiera"
 CASES = DATA / "cases"

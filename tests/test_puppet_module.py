@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Tree, puppet_dirs
 
-pytestmark = pytest.mark.puppet
+pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 RENDER = Path(sys.executable).with_name("render")
 
 

@@ -17,7 +17,7 @@ from conftest import Tree, render
 from demo_machines import provision
 from systemd_ns import NamespacedSystemd, boot, fail_once_unit, failing_unit
 
-pytestmark = pytest.mark.systemd
+pytestmark = [pytest.mark.systemd, pytest.mark.slow]
 
 UNIT = "systemd-nspawn@keystone.service"
 COUNTING_NSPAWN = """\
