@@ -10,9 +10,9 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 # Debian packages the tests drive for real: puppet (hiera oracle), systemd (booted in a
 # namespace for restart tests), util-linux (unshare, nsenter, setpriv, flock), mount (tmpfs and
 # bind mounts inside private mount namespaces for the fault tests), iproute2, and what reads the
-# sample catalog as its services would: haproxy (haproxy -c) and systemd-container (the keys
-# systemd-nspawn knows).
-TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container
+# sample catalog as its services would: haproxy (haproxy -c), systemd-container (the keys
+# systemd-nspawn knows) and binutils (strings reads those key tables out of the binaries).
+TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container binutils
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
