@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from conftest import load_bound
@@ -34,27 +33,6 @@ def make_services(tmp_path: Path) -> tuple[Path, Roots]:
     return templates, Roots(tmp_path / "machines", tmp_path / "host")
 
 
-def logging_systemctl(tmp_path: Path, fail: str = "") -> list[str]:
-    """A real executable standing in for systemctl: logs the restarts it is asked for, says
-    every unit is active, except that ``fail`` fails its restart and is failed afterwards."""
-    script = tmp_path / "systemctl"
-    log = str(tmp_path / "calls")
-    failed = str(tmp_path / "failed")
-    script.write_text(f"""#!{sys.executable}
-import os, sys
-args = sys.argv[1:]
-if "show" in args:
-    print("failed" if args[-1] == {fail!r} and os.path.exists({failed!r}) else "active")
-    sys.exit(0)
-open({log!r}, "a").write(" ".join(args) + "\\n")
-if {fail!r} and {fail!r} in args:
-    open({failed!r}, "w").close()
-    sys.exit(1)
-""")
-    script.chmod(0o755)
-    return [str(script)]
-
-
 def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"new\n"):
     result = []
     for name in ("api", "conductor", "web"):
@@ -64,26 +42,23 @@ def plans(templates: Path, roots: Roots, system: RealSystem, content: bytes = b"
     return result
 
 
-def calls(tmp_path: Path) -> list[str]:
-    path = tmp_path / "calls"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def test_shared_container_restarted_once_after_all_writes(tmp_path: Path):
+def test_shared_container_restarted_once_after_all_writes(tmp_path: Path, systemctl):
+    fake = systemctl()
     templates, roots = make_services(tmp_path)
-    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    system = RealSystem(fake.command, tmp_path / "state")
     results = apply(plans(templates, roots, system), system, roots, Options())
-    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service",
+    assert fake.calls() == ["try-restart systemd-nspawn@nova.service",
                                "try-restart systemd-nspawn@web.service"]
     assert exit_code(results, False) == 2
     assert all(len(r.written) == 2 for r in results)
     again = apply(plans(templates, roots, system), system, roots, Options())
-    assert exit_code(again, False) == 0 and len(calls(tmp_path)) == 2
+    assert exit_code(again, False) == 0 and len(fake.calls()) == 2
 
 
-def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path):
+def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path, systemctl):
+    fake = systemctl()
     templates, roots = make_services(tmp_path)
-    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    system = RealSystem(fake.command, tmp_path / "state")
     planned = plans(templates, roots, system)
     shutil.rmtree(tmp_path / "machines/web/etc/web/sub")  # vanishes between plan and apply
     results = apply(planned, system, roots, Options())
@@ -93,13 +68,13 @@ def test_a_service_that_cannot_stage_writes_nothing_others_go_on(tmp_path: Path)
     assert not (tmp_path / "machines/web/etc/web/a.conf").exists()
     assert not [p for p in (tmp_path / "machines/web/etc/web").iterdir()
                 if p.name.startswith(TEMP_PREFIX)]
-    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service"]
+    assert fake.calls() == ["try-restart systemd-nspawn@nova.service"]
     assert exit_code(results, False) == 6
 
 
-def test_failed_restart_is_reported_for_every_owner(tmp_path: Path):
+def test_failed_restart_is_reported_for_every_owner(tmp_path: Path, systemctl):
     templates, roots = make_services(tmp_path)
-    system = RealSystem(logging_systemctl(tmp_path, fail="systemd-nspawn@nova.service"),
+    system = RealSystem(systemctl(fail="systemd-nspawn@nova.service").command,
                         tmp_path / "state")
     results = apply(plans(templates, roots, system), system, roots, Options())
     assert [bool(r.errors) for r in results] == [True, True, False]
@@ -107,11 +82,12 @@ def test_failed_restart_is_reported_for_every_owner(tmp_path: Path):
     assert exit_code(results, False) == 6
 
 
-def test_noop_runs_the_same_path_and_records(tmp_path: Path):
+def test_noop_runs_the_same_path_and_records(tmp_path: Path, systemctl):
+    fake = systemctl()
     templates, roots = make_services(tmp_path)
-    system = DryRunSystem(RealSystem(logging_systemctl(tmp_path), tmp_path / "state"))
+    system = DryRunSystem(RealSystem(fake.command, tmp_path / "state"))
     results = apply(plans(templates, roots, system), system, roots, Options(restart=False))
-    assert exit_code(results, True) == 2 and calls(tmp_path) == []
+    assert exit_code(results, True) == 2 and fake.calls() == []
     assert [r.owed[0].action.unit for r in results] == ["systemd-nspawn@nova.service"] * 2 + \
         ["systemd-nspawn@web.service"]
     assert not results[0].restarted  # nothing claims a restart it did not make
@@ -119,11 +95,12 @@ def test_noop_runs_the_same_path_and_records(tmp_path: Path):
     assert sum(line.startswith("write ") for line in system.recorded) == 6
 
 
-def test_no_restart(tmp_path: Path):
+def test_no_restart(tmp_path: Path, systemctl):
+    fake = systemctl()
     templates, roots = make_services(tmp_path)
-    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+    system = RealSystem(fake.command, tmp_path / "state")
     results = apply(plans(templates, roots, system), system, roots, Options(restart=False))
-    assert exit_code(results, False) == 2 and calls(tmp_path) == []
+    assert exit_code(results, False) == 2 and fake.calls() == []
     assert [len(r.owed) for r in results] == [1, 1, 1]  # owed, and the report says so
 
 
@@ -142,8 +119,9 @@ def agents_plan(tmp_path: Path, files: str, system: RealSystem) -> ServicePlan:
                         system, Masker(b"k"))
 
 
-def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
-    system = RealSystem(logging_systemctl(tmp_path), tmp_path / "state")
+def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path, systemctl):
+    fake = systemctl()
+    system = RealSystem(fake.command, tmp_path / "state")
     plan = agents_plan(tmp_path, (
         "  - {template: a.j2, dest: /etc/l3.ini, restart: 'unit:l3'}\n"
         "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
@@ -151,20 +129,16 @@ def test_daemon_reload_runs_before_the_restarts_it_serves(tmp_path: Path):
         system)
     roots = Roots(tmp_path / "machines", tmp_path / "host")
     assert exit_code(apply([plan], system, roots, Options()), False) == 2
-    assert calls(tmp_path) == ["--machine=net daemon-reload",
+    assert fake.calls() == ["--machine=net daemon-reload",
                                "--machine=net try-restart l3.service",
                                "try-reload-or-restart networkd.service"]
 
 
-def test_reloads_skip_what_is_not_running(tmp_path: Path):
+def test_reloads_skip_what_is_not_running(tmp_path: Path, systemctl):
     """A stopped container has no systemd to reload and a stopped host unit reads its files
     when it starts: neither is called, and neither is a failure."""
-    script = tmp_path / "systemctl"
-    script.write_text(f"#!{sys.executable}\nimport sys\n"
-                      "if 'show' in sys.argv:\n    print('inactive')\n    sys.exit(0)\n"
-                      f"open({str(tmp_path / 'calls')!r}, 'a').write(' '.join(sys.argv[1:]))\n")
-    script.chmod(0o755)
-    system = RealSystem([str(script)], tmp_path / "state")
+    fake = systemctl(state="inactive")
+    system = RealSystem(fake.command, tmp_path / "state")
     plan = agents_plan(tmp_path, (
         "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
         "  - {template: a.j2, dest: /etc/x.network, root: host, restart: host-reload:networkd}\n"),
@@ -172,4 +146,4 @@ def test_reloads_skip_what_is_not_running(tmp_path: Path):
     results = apply([plan], system, Roots(tmp_path / "machines", tmp_path / "host"),
                     Options())
     assert exit_code(results, False) == 2 and not results[0].errors
-    assert calls(tmp_path) == []
+    assert fake.calls() == []

@@ -1,24 +1,42 @@
-"""Bad input, one case each, through the real CLI: one line naming file:line, key or unit; exit 4
-(6 when the other service changed); nothing written for the broken service; the other one runs.
+"""Bad input, one golden case each, through the CLI: one exact line per failed service naming
+file:line, key or unit; exit 4 (6 when the other service changed); nothing written for a broken
+service; the other one runs.
 
-Both services are in sync at v1 first, then the data moves to v2 and one thing is broken in
-``bad``. The write faults of the same list (read-only filesystem, full disk, EACCES) are in
+Both services (``good`` and ``bad``) are in sync at v1 first, then the data moves to v2 and the
+case breaks something. ``tests/data/errors/<case>/`` holds the case:
+
+* ``tree/``: files copied over the scratch tree (paths relative to it: ``hieradata/...``,
+  ``templates/...``, ``machines/...``), after ``remove``: paths removed first, one a line;
+* ``args``: what to render (default ``good bad``; the path options are added);
+* ``expected/stderr``: the exact lines, the tree's path written ``<tree>``, and
+  ``expected/exit_code``. ``make golden-update`` (``RENDER_UPDATE_GOLDEN=1``) rewrites them.
+
+The write faults of the same list (read-only filesystem, full disk, EACCES) are in
 test_faults.py, with real mounts; a unit that fails to start is tested with the restarts.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from synth import build
+from conftest import REPO
+from synth import tree_hash
+
+ERRORS = REPO / "tests" / "data" / "errors"
+CASES = sorted(p for p in ERRORS.iterdir() if p.is_dir())
+UPDATE = os.environ.get("RENDER_UPDATE_GOLDEN") == "1"
+FAILED = re.compile(r"render: ([^:]+): ")
+V2 = {"good": {"etc/good/g.conf": "g 2\n"},
+      "bad": {"etc/bad/a.conf": "a 2\n", "etc/bad/sub/b.conf": "b 2\n"}}
 
 
 @pytest.fixture
-def synth(tmp_path: Path, run):
-    synth = build(tmp_path, {
+def synth(scratch, run):
+    synth = scratch({
         "good": [{"dest": "/etc/good/g.conf", "text": "g {{ lookup('v') }}\n"}],
         "bad": [{"dest": "/etc/bad/a.conf", "text": "a {{ lookup('v') }}\n"},
                 {"dest": "/etc/bad/sub/b.conf", "text": "b {{ lookup('v') }}\n"}],
@@ -28,84 +46,43 @@ def synth(tmp_path: Path, run):
     return synth
 
 
-def _break(synth, case: str) -> str:
-    """Plant one fault in ``bad``; returns the expected error line as a regex."""
-    bad_dir = synth.templates / "bad"
-    data = synth.hieradata / "data" / "services" / "bad.yaml"
-    data.parent.mkdir(exist_ok=True)
-    if case == "yaml syntax":
-        data.write_text("v: 3\nw: [unclosed\nx: 1\n")
-        return rf"{re.escape(str(data))}:3:2: .*"
-    if case == "unknown service":
-        shutil.rmtree(bad_dir)
-        return rf"{re.escape(str(synth.templates))}: unknown service 'bad' \(known: good\)"
-    if case == "template syntax":
-        (bad_dir / "f1.j2").write_text("b\n{% if %}\n")
-        return rf"{re.escape(str(bad_dir / 'f1.j2'))}:2: .*"
-    if case == "undefined variable":
-        (bad_dir / "f1.j2").write_text("b\n\n{{ no_such_variable }}\n")
-        return rf"{re.escape(str(bad_dir / 'f1.j2'))}:3: .*'no_such_variable' is undefined.*"
-    if case == "interpolation loop":
-        data.write_text("v: \"%{lookup('w')}\"\nw: \"%{lookup('v')}\"\n")
-        return rf"{re.escape(str(bad_dir / 'f0.j2'))}:1: Recursive lookup detected in \[v, w\]"
-    if case == "missing rootfs":
-        shutil.rmtree(synth.rootfs("bad"))
-        return (rf"{re.escape(str(synth.rootfs('bad')))}: container rootfs does not exist: "
-                r"machine 'bad' is not provisioned yet")
-    if case == "missing directory":
-        shutil.rmtree(synth.rootfs("bad") / "etc/bad/sub")
-        return (rf"{re.escape(str(synth.rootfs('bad')))}/etc/bad/sub/b.conf: directory "
-                r"'/etc/bad/sub' does not exist \(set create_dirs: true in service.yaml to "
-                r"create it\)")
-    if case == "non-UTF-8 data":
-        data.write_bytes(b"v: 3\nw: caf\xe9\n")
-        return rf"{re.escape(str(data))}:2: invalid UTF-8 byte 0xe9"
-    if case == "missing user":
-        (bad_dir / "service.yaml").write_text(
-            (bad_dir / "service.yaml").read_text().replace("dest: /etc/bad/sub/b.conf",
-                                                           "dest: /etc/bad/sub/b.conf\n  owner: "
-                                                           "nova"))
-        return (rf"{re.escape(str(bad_dir / 'service.yaml'))}:\d+: user 'nova' does not exist "
-                rf"in container bad \({re.escape(str(synth.rootfs('bad')))}/etc/passwd\)")
-    raise AssertionError(case)
+def _break(synth, case: Path) -> list[str]:
+    """Apply the case to the tree; returns the command line's services and options."""
+    if (case / "remove").exists():
+        for relative in (case / "remove").read_text().split():
+            shutil.rmtree(synth.base / relative)
+    if (case / "tree").is_dir():
+        shutil.copytree(case / "tree", synth.base, dirs_exist_ok=True)
+    args = case / "args"
+    return args.read_text().split() if args.exists() else ["good", "bad"]
 
 
-CASES = ["yaml syntax", "unknown service", "template syntax", "undefined variable",
-         "interpolation loop", "missing rootfs", "missing directory", "non-UTF-8 data",
-         "missing user"]
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_error_golden(synth, run, case: Path):
+    args = _break(synth, case)
+    rootfs = {name: synth.rootfs(name) for name in V2}
+    before = {name: tree_hash(path) for name, path in rootfs.items() if path.exists()}
+    result = run(*synth.options(), *args)
+    stderr = result.err.replace(str(synth.base), "<tree>")
+    expected = case / "expected"
+    if UPDATE:
+        expected.mkdir(exist_ok=True)
+        (expected / "stderr").write_text(stderr)
+        (expected / "exit_code").write_text(f"{result.code}\n")
+    assert stderr == (expected / "stderr").read_text()
+    assert result.code == int((expected / "exit_code").read_text())
 
-
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_fails_only_its_service(synth, run, case: str):
-    expected = _break(synth, case)
-    rootfs = synth.rootfs("bad")
-    before = sorted(p.name for p in rootfs.rglob("*")) if rootfs.exists() else None
-    result = run(*synth.options(), "good", "bad")
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert re.fullmatch(f"render: bad: {expected}", lines[0]), lines[0]
-    assert result.code == 6  # 2 (good changed) | 4 (bad failed)
-    assert (synth.rootfs("good") / "etc/good/g.conf").read_text() == "g 2\n"
-    if rootfs.exists():
-        assert sorted(p.name for p in rootfs.rglob("*")) == before  # nothing new
-        assert (rootfs / "etc/bad/a.conf").read_text() == "a 1\n"
-        if (rootfs / "etc/bad/sub").exists():
-            assert (rootfs / "etc/bad/sub/b.conf").read_text() == "b 1\n"
-    # alone, the broken service exits exactly 4
-    assert run(*synth.options(), "bad").code == 4
-
-
-def test_invalid_hiera_yaml_fails_every_service_and_writes_nothing(synth, run):
-    (synth.hieradata / "hiera.yaml").write_text("version: 5\nhierarchy:\n  - {name: x}\n")
-    result = run(*synth.options(), "--all")
-    assert result.code == 4
-    lines = result.err.splitlines()
-    assert [line.split(":")[1].strip() for line in lines] == ["bad", "good"], result.err
-    for line in lines:
-        assert re.fullmatch(rf"render: \w+: {re.escape(str(synth.hieradata))}/hiera.yaml:3: "
-                            r"hierarchy 'x': one of .* must be declared .*", line), line
-    assert (synth.rootfs("good") / "etc/good/g.conf").read_text() == "g 1\n"
-    assert (synth.rootfs("bad") / "etc/bad/a.conf").read_text() == "a 1\n"
+    failed = [m.group(1) for m in map(FAILED.match, stderr.splitlines()) if m]
+    assert len(failed) == len(stderr.splitlines()) == len(set(failed)), stderr  # one line each
+    for name, snapshot in before.items():
+        if name in failed:  # nothing written, nothing new, nothing removed
+            assert tree_hash(rootfs[name]) == snapshot, name
+        else:  # the others run
+            for path, text in V2[name].items():
+                assert (rootfs[name] / path).read_text() == text, path
+    # alone, the broken services exit exactly 4, with the same lines
+    alone = run(*synth.options(), *failed)
+    assert (alone.code, alone.err) == (4, result.err)
 
 
 def test_create_dirs_creates_only_when_the_definition_says_so(synth, run):

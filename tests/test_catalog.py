@@ -2,19 +2,19 @@
 
 ``tests/data/catalog/<service>/`` holds what rendering that one service into a fresh, provisioned
 tree writes (``expected/``, machines and host root) and what ``--noop`` says first (``stdout``:
-every file and every restart). Every service in service_templates must have one;
-``make golden-update`` writes them for review with ``git diff``.
+every file and every restart). That ``--noop``, and another after the real run, must leave the
+tree (machines/, host/, the state dir) byte for byte as it was. Every service in
+service_templates must have one; ``make golden-update`` writes them for review with ``git diff``.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Tree, render
-from test_golden import actual_files, build, compare_or_update
+from conftest import REPO, Systemctl, Tree, render
+from test_golden import actual_files, build, compare_or_update, noop_changes_nothing
 
 from renderer.services import list_services
 
@@ -34,14 +34,15 @@ def test_every_service_has_a_golden():
 def test_service_golden(service: str, tmp_path: Path):
     case = GOLDEN / service
     tree = build(case, tmp_path / "t")
-    noop = render("--noop", service, *tree.options())
+    noop = noop_changes_nothing(tree, service)
     assert noop.code == 2, noop.err
     real = render("--no-restart", service, *tree.options())
     assert (real.code, real.err) == (2, "")
+    assert noop_changes_nothing(tree, service).code == 2  # the restarts are still owed
     compare_or_update(case, actual_files(tree), noop.out.replace(str(tree.base), "<tree>"))
 
 
-def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, tmp_path: Path):
+def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, systemctl):
     before = tree.snapshot()
     noop = render("--noop", "--all", *tree.options())
     assert (noop.code, noop.err) == (2, "")
@@ -50,11 +51,11 @@ def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, tmp_pa
         assert f"\n{service}: would restart " in f"\n{noop.out}", service
     assert tree.snapshot() == before
     # a real run restarts too (restarts owed by --no-restart would keep the tree "changed")
-    systemctl, log = logging_systemctl(tmp_path)
-    real = render(*systemctl, "--all", *tree.options())
+    fake = systemctl()
+    real = render(*fake.options, "--all", *tree.options())
     assert (real.code, real.err) == (2, "")
     # a container restart that is due absorbs the restarts and reloads of the units inside it
-    calls = log.read_text().splitlines()
+    calls = fake.calls()
     assert "try-restart systemd-nspawn@neutron-agents.service" in calls
     assert not [c for c in calls if c.startswith("--machine=")], calls
     assert "(daemon-reload) in neutron-agents (files changed; with its container)" in real.out
@@ -63,22 +64,10 @@ def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, tmp_pa
     assert f"everything in sync ({len(SERVICES)} service(s)" in again.out
 
 
-def logging_systemctl(tmp_path: Path) -> tuple[list[str], Path]:
-    """A real executable standing in for systemctl (no container runs here): every unit is
-    active, every call but ``show`` is logged. ``--health-timeout 0``: no settling wait."""
-    log = tmp_path / "systemctl.log"
-    script = tmp_path / "systemctl"
-    script.write_text(f"#!{sys.executable}\nimport sys\n"
-                      "if 'show' in sys.argv:\n    print('active')\nelse:\n"
-                      f"    open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
-    script.chmod(0o755)
-    return ["--systemctl", str(script), "--health-timeout", "0"], log
-
-
-def restarted(log: Path) -> list[tuple[str, str]]:
-    """(machine or 'host', unit) of every call in the log, in order."""
+def restarted(fake: Systemctl) -> list[tuple[str, str]]:
+    """(machine or 'host', unit) of every call the stand-in logged, in order."""
     calls = []
-    for line in log.read_text().splitlines() if log.exists() else []:
+    for line in fake.calls():
         words = line.split()
         machine = next((w.split("=", 1)[1] for w in words if w.startswith("--machine=")),
                        "host")
@@ -86,25 +75,25 @@ def restarted(log: Path) -> list[tuple[str, str]]:
     return calls
 
 
-def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, tmp_path: Path):
-    systemctl, log = logging_systemctl(tmp_path)
-    first = render(*systemctl, "--all", *tree.options())
+def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, systemctl):
+    fake = systemctl()
+    first = render(*fake.options, "--all", *tree.options())
     assert (first.code, first.err) == (2, "")
     users = {path.split("/")[1] for path, data in actual_files(tree).items()
              if b"192.0.2.22:11211" in data}  # machines whose files name a memcached server
-    log.unlink()
+    fake.forget()
 
     path = tree.hieradata / "data" / "common.yaml"
     data = yaml.safe_load(path.read_text())
     data["openstack::memcached::servers"] = ["192.0.2.21", "192.0.2.23", "fd00::21"]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = render(*systemctl, "--all", *tree.options())
+    result = render(*fake.options, "--all", *tree.options())
     assert (result.code, result.err) == (2, "")
-    assert all(line.split()[-2] == "try-restart" for line in log.read_text().splitlines())
+    assert all(line.split()[-2] == "try-restart" for line in fake.calls())
 
     changed = {line.split(":")[0] for line in result.out.splitlines() if ": update " in line}
     assert changed == MEMCACHED_USERS
-    calls = restarted(log)
+    calls = restarted(fake)
     assert len(calls) == len(set(calls)), calls  # each unit once
     assert sorted(calls) == sorted([
         ("host", "systemd-nspawn@keystone.service"),

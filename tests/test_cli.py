@@ -1,4 +1,6 @@
-"""render from start to finish, as Puppet and cron run it: a real process on a real tree."""
+"""render from start to finish on a real tree: in process (``renderer.cli.main``, output
+captured), and a few smoke tests in a fresh process as Puppet and cron run it
+(``python -m renderer``: exit codes, a real run, --version, an error, the environment)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import Tree, render
+from conftest import Tree, render, render_process
 
 SECRETS = ("Kst0ne-db-S3cret", "Kst0ne-rabbit-S3cret")
 CONF = Path("keystone/etc/keystone/keystone.conf")
@@ -194,11 +197,16 @@ def test_version_and_help():
         assert env in helptext
 
 
-def test_path_roots_from_environment(tree: Tree):
-    env = {"RENDER_HIERADATA": str(tree.hieradata), "RENDER_TEMPLATES": str(tree.templates),
-           "RENDER_MACHINES_DIR": str(tree.machines), "RENDER_HOST_ROOT": str(tree.host),
-           "RENDER_STATE_DIR": str(tree.state)}
-    result = render("--no-restart", "--all", env=env)
+def roots_environment(tree: Tree) -> dict[str, str]:
+    return {"RENDER_HIERADATA": str(tree.hieradata), "RENDER_TEMPLATES": str(tree.templates),
+            "RENDER_MACHINES_DIR": str(tree.machines), "RENDER_HOST_ROOT": str(tree.host),
+            "RENDER_STATE_DIR": str(tree.state)}
+
+
+def test_path_roots_from_environment(tree: Tree, monkeypatch: pytest.MonkeyPatch):
+    for name, value in roots_environment(tree).items():
+        monkeypatch.setenv(name, value)  # read when render builds its parser
+    result = render("--no-restart", "--all")
     assert result.code == 2, result.err
     assert (tree.machines / CONF).exists()
 
@@ -221,3 +229,45 @@ def test_shared_memcached_change_reaches_the_service(tree: Tree):
     assert result.code == 2
     assert "+memcache_servers=192.0.2.99:11211\n" in result.out
     assert "keystone.nspawn" not in result.out
+
+
+# --- smoke tests: a fresh process, as Puppet's exec and cron run it ------------------------------
+
+def test_process_real_run_then_in_sync_then_noop_of_a_hand_edit(tree: Tree, systemctl):
+    fake = systemctl()
+    first = render_process(*fake.options, "keystone", *tree.options())
+    assert (first.code, first.err) == (2, "")
+    assert "keystone: create " in first.out
+    assert "keystone: restart systemd-nspawn@keystone.service (files changed)" in first.out
+    assert (tree.machines / CONF).stat().st_mode & 0o7777 == 0o640
+    second = render_process(*fake.options, "keystone", *tree.options())
+    assert (second.code, second.err) == (0, "") and "everything in sync" in second.out
+    conf = tree.machines / CONF
+    conf.write_text(conf.read_text().replace("expiration=3600", "expiration=7200"))
+    before = tree.snapshot(state=True)
+    noop = render_process("--noop", "--diff", "keystone", *tree.options())
+    assert noop.code == 2 and "+expiration=3600\n" in noop.out
+    assert tree.snapshot(state=True) == before
+
+
+def test_process_error_is_one_line_and_exit_4(tree: Tree):
+    template = tree.templates / "keystone" / "keystone.conf.j2"
+    template.write_text("{{ no_such_variable }}\n")
+    result = render_process("keystone", *tree.options())
+    assert result.code == 4
+    assert result.err == (f"render: keystone: {template}:1: undefined variable: "
+                          "'no_such_variable' is undefined\n")
+
+
+def test_process_version_and_usage_error():
+    version = render_process("--version")
+    assert version.code == 0 and re.fullmatch(r"render \d+\.\d+\.\d+\n", version.out)
+    usage = render_process("--format", "xml", "keystone")
+    assert usage.code == 64 and usage.out == "" and "render: argument --format" in usage.err
+    assert render_process().code == 64
+
+
+def test_process_path_roots_from_environment(tree: Tree):
+    result = render_process("--no-restart", "--all", env=roots_environment(tree))
+    assert result.code == 2, result.err
+    assert (tree.machines / CONF).exists()

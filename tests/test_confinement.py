@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from synth import build, temp_files, tree_hash
+from synth import temp_files, tree_hash
 
 NULL_DEV = os.makedev(1, 3)
 
@@ -27,7 +27,7 @@ def _null_is_intact() -> bool:
 
 
 @pytest.fixture
-def probes(tmp_path: Path):
+def probes(tmp_path: Path, scratch):
     token = secrets.token_hex(4)
     name = f"probe-{token}.conf"
     outside = tmp_path / "outside"
@@ -60,7 +60,7 @@ def probes(tmp_path: Path):
         # host-side destination, confined to --host-root
         "host-side": entry(f"/etc/systemd/nspawn/{name}", root="host"),
     }
-    synth = build(tmp_path, services)
+    synth = scratch(services)
     r = synth.rootfs
 
     def link(path: Path, target: str) -> None:

@@ -23,8 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
-from synth import build, temp_files
+from synth import temp_files
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 RENDER = f"{shlex.quote(sys.executable)} -m renderer"
@@ -56,10 +57,10 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def two_services(tmp_path: Path, second_dir: str):
+def two_services(scratch, second_dir: str):
     """``victim`` writes a.conf, then b.conf in ``second_dir`` (where the fault is); ``other``
     has no fault. Both are rendered once (v1) before the fault, then the data moves to v2."""
-    synth = build(tmp_path / "tree", {
+    synth = scratch({
         "victim": [{"dest": "/etc/victim/a.conf", "text": "a {{ lookup('v') }}\n"},
                    {"dest": f"{second_dir}/b.conf", "text": "b {{ lookup('v') }}\n"}],
         "other": [{"dest": "/etc/other/o.conf", "text": "o {{ lookup('v') }}\n"}],
@@ -77,8 +78,8 @@ def assert_victim_untouched(synth, rc: int, err: str, message: str) -> None:
     assert not temp_files(synth.base)
 
 
-def test_full_disk_keeps_the_old_file(tmp_path: Path):
-    synth = two_services(tmp_path, "/etc/victim/disk")
+def test_full_disk_keeps_the_old_file(scratch):
+    synth = two_services(scratch, "/etc/victim/disk")
     disk = synth.rootfs("victim") / "etc/victim/disk"
     rc, out, err, after = render_in_ns(
         synth,
@@ -94,8 +95,8 @@ dd if=/dev/zero of={disk}/filler bs=4k >/dev/null 2>&1 || true""",
     assert listing.split()[:2] == ["b.conf", "filler"]  # no temp file left on the full disk
 
 
-def test_read_only_bind_mount(tmp_path: Path):
-    synth = two_services(tmp_path, "/etc/victim/ro")
+def test_read_only_bind_mount(scratch):
+    synth = two_services(scratch, "/etc/victim/ro")
     ro = synth.rootfs("victim") / "etc/victim/ro"
     assert _render(synth, "--all").returncode == 2
     synth.set_data({"v": 2})
@@ -106,8 +107,8 @@ def test_read_only_bind_mount(tmp_path: Path):
     assert after == "b 1\n" and (ro / "b.conf").read_text() == "b 1\n"
 
 
-def test_eacces_without_capabilities(tmp_path: Path):
-    synth = two_services(tmp_path, "/etc/victim/denied")
+def test_eacces_without_capabilities(scratch):
+    synth = two_services(scratch, "/etc/victim/denied")
     assert _render(synth, "--all").returncode == 2
     denied = synth.rootfs("victim") / "etc/victim/denied"
     os.chown(denied, 163, 163)
@@ -121,9 +122,9 @@ def test_eacces_without_capabilities(tmp_path: Path):
     assert (denied / "b.conf").read_text() == "b 1\n"
 
 
-def test_bind_mounted_target_is_rewritten_in_place(tmp_path: Path):
+def test_bind_mounted_target_is_rewritten_in_place(tmp_path: Path, scratch):
     """rename() onto a mount point fails with EBUSY: the file is rewritten in place, reported."""
-    synth = build(tmp_path / "tree", {
+    synth = scratch({
         "bound": [{"dest": "/etc/bound/b.conf", "text": "b {{ lookup('v') }}\n", "mode": "0640"}],
     }, data={"v": 1})
     source = tmp_path / "host-side.conf"  # what nspawn --bind=<source>:/etc/bound/b.conf binds
@@ -148,6 +149,7 @@ def _render(synth, *args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 # --- SIGKILL at random points --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_leaves_a_mixed_file(tmp_path: Path):
     """tests/killloop.py: 100+ kills over 50 services, on a tmpfs in a private mount namespace."""
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,

@@ -4,7 +4,10 @@ A case folder may hold ``hieradata/`` and ``service_templates/`` (default: the r
 ``before/`` (a tree copied over the provisioned machines and host root first), ``args`` (one
 command line, ``{tree}`` options appended), ``expected/`` (every file under machines/ and host/
 after the run) and ``stdout`` (with the tree's path replaced by ``<tree>``). The state dir holds a
-fixed HMAC key, so masked values are stable. ``make golden-update`` rewrites the expectations.
+fixed HMAC key, so masked values are stable. After the run the same command runs again with
+``--noop``, which must leave the tree (machines/, host/ and the state dir: every file's bytes,
+mode and owner) exactly as it was. ``make golden-update`` (``RENDER_UPDATE_GOLDEN=1``) rewrites the
+expectations.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Tree, render
+from conftest import REPO, Result, Tree, render
 from demo_machines import provision
 
 CASES = sorted(p for p in (REPO / "tests" / "data" / "golden").iterdir() if p.is_dir())
-UPDATE = os.environ.get("RENDER_GOLDEN_UPDATE") == "1"
+UPDATE = os.environ.get("RENDER_UPDATE_GOLDEN") == "1"
 
 
 def build(case: Path, base: Path) -> Tree:
@@ -41,6 +44,18 @@ def actual_files(tree: Tree) -> dict[str, bytes]:
     return {str(p.relative_to(tree.base)): p.read_bytes()
             for top in (tree.machines, tree.host) for p in sorted(top.rglob("*"))
             if p.is_file() and p.name not in ("passwd", "group")}
+
+
+def noop_changes_nothing(tree: Tree, *args: str) -> Result:
+    """Run ``--noop`` with ``args`` and assert the whole tree, state dir included, is unchanged:
+    every file's bytes, mode and owner."""
+    before = tree.snapshot(state=True)
+    result = render("--noop", *args, *tree.options())
+    after = tree.snapshot(state=True)
+    assert after == before, {path: (before.get(path), after.get(path))
+                             for path in set(before) | set(after)
+                             if before.get(path) != after.get(path)}
+    return result
 
 
 def compare_or_update(case: Path, files: dict[str, bytes], stdout: str) -> None:
@@ -66,3 +81,4 @@ def test_golden(case: Path, tmp_path: Path):
     stdout = result.out.replace(str(tree.base), "<tree>")
     stdout += f"[exit {result.code}]\n" + result.err.replace(str(tree.base), "<tree>")
     compare_or_update(case, actual_files(tree), stdout)
+    noop_changes_nothing(tree, *args)

@@ -1,8 +1,9 @@
 """``render lookup`` as a command: exit codes, output text, --explain, and the scope it builds.
 
 Values themselves are checked against real Puppet in test_hiera_puppet.py (every query a case can
-express runs through ``render lookup`` there); this file runs the real entry point in fresh
-processes for what those checks take for granted.
+express runs through ``render lookup`` there); this file runs the command's entry point
+(``renderer.cli.main``, in process, output captured) for what those checks take for granted;
+test_cli.py runs it in a fresh process too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import render
+from conftest import render, render_process
 
 from renderer.scope import build_scope
 
@@ -178,3 +179,9 @@ def test_scope_is_the_one_puppet_lookup_builds(tmp_path: Path) -> None:
     facts.write_text("hostname: a\nrole: web\n")
     with pytest.raises(Exception, match="they must all be overridden"):
         build_scope("n1", str(facts))
+
+
+def test_lookup_in_a_fresh_process(data: Path) -> None:
+    done = render_process("lookup", "--hieradata", str(data), "--facts",
+                          str(data / "facts.json"), "--node", "n1.example.com", "ntp::servers")
+    assert (done.code, done.out) == (0, '["ntp1","ntp0"]\n')

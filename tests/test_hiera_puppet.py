@@ -2,7 +2,8 @@
 through ``Hiera.lookup``, and the two must agree exactly: the same JSON (types and hash key order
 included), and the same found / not found / error outcome.
 
-Puppet runs isolated (own confdir, vardir, codedir, empty basemodulepath, the case as its only
+Puppet runs isolated (every directory it uses inside the case's temp dir: confdir, vardir,
+codedir, rundir, logdir, ssldir, publicdir, ...; empty basemodulepath, the case as its only
 environment, no global hiera.yaml), one process per case; ``puppet_lookup_batch.rb`` runs Puppet's
 own lookup application but answers all of a case's queries in one compiled scope. Processes run in
 parallel. Puppet's answers are also kept as golden files (``<case>.expected.json``) for review;
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import puppet_dirs
 
 from renderer import lookup as lookup_command
 from renderer.errors import HieraError, LookupNotFound
@@ -34,7 +36,7 @@ from renderer.hiera import merge as merging
 from renderer.hiera.ruby import to_s
 from renderer.scope import build_scope
 
-pytestmark = pytest.mark.puppet
+pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 
 DATA = Path(__file__).parent / "data" / "hiera"
 CASES = DATA / "cases"
@@ -166,8 +168,7 @@ def _materialize(case: dict, root: Path) -> tuple[Path, Path]:
     """The case as a Puppet environment directory under ``root``; returns it and the facts file."""
     env = root / "envs" / "production"
     env.mkdir(parents=True)
-    for sub in ("conf", "var", "code", "noglobal"):
-        (root / sub).mkdir()
+    (root / "noglobal").mkdir()
     (env / "hiera.yaml").write_text(case.get("hiera", "version: 5\n"))
     for name, content in (case.get("files") or {}).items():
         path = env / name
@@ -193,8 +194,7 @@ def _puppet_literal(value: Any) -> str:
 
 
 def _puppet_args(root: Path, case: dict, facts: Path) -> list[str]:
-    return ["--confdir", str(root / "conf"), "--vardir", str(root / "var"),
-            "--codedir", str(root / "code"), "--basemodulepath", "",
+    return [*puppet_dirs(root / "puppet"), "--basemodulepath", "",
             "--environmentpath", str(root / "envs"), "--environment", "production",
             "--hiera_config", str(root / "noglobal" / "hiera.yaml"),
             "--facts", str(facts), "--node", case.get("node", NODE),

@@ -12,7 +12,6 @@ import tarfile
 from pathlib import Path
 
 from conftest import REPO, Tree, render
-from test_catalog import logging_systemctl
 
 PREVIOUS_RELEASE = "dbdfc51"  # the last commit whose state files are format 1
 
@@ -26,11 +25,11 @@ def relative(tree: Tree) -> list[str]:
     return options
 
 
-def test_one_tree_three_spellings(tree: Tree, tmp_path: Path):
-    systemctl, log = logging_systemctl(tmp_path)
-    first = render(*systemctl, "keystone", *relative(tree), cwd=tree.base)
+def test_one_tree_three_spellings(tree: Tree, tmp_path: Path, systemctl):
+    fake = systemctl()
+    first = render(*fake.options, "keystone", *relative(tree), cwd=tree.base)
     assert first.code == 2, first.err
-    restarts = log.read_text()
+    restarts = fake.calls()
     link = tmp_path / "link"
     link.symlink_to(tree.base)
     absolute = tree.options()
@@ -43,7 +42,7 @@ def test_one_tree_three_spellings(tree: Tree, tmp_path: Path):
     (tree.machines / "keystone/etc/keystone/keystone.conf").write_text("edited\n")
     noop = render("--noop", "keystone", *through_link)
     assert "(content; edited outside render since " in noop.out, noop.out
-    assert log.read_text() == restarts
+    assert fake.calls() == restarts
 
 
 def previous_release(tmp_path: Path) -> Path:
@@ -60,18 +59,18 @@ def previous_release(tmp_path: Path) -> Path:
     return tmp_path / "previous"
 
 
-def test_upgrade_from_format_1_restarts_nothing_in_sync(tree: Tree, tmp_path: Path):
+def test_upgrade_from_format_1_restarts_nothing_in_sync(tree: Tree, tmp_path: Path, systemctl):
     old = previous_release(tmp_path)
-    systemctl, log = logging_systemctl(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "renderer", *systemctl, "keystone", "glance",
+    fake = systemctl()
+    done = subprocess.run([sys.executable, "-m", "renderer", *fake.options, "keystone", "glance",
                            *relative(tree), "--templates", str(old / "service_templates")],
                           cwd=tree.base, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(old)}, check=False, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     state = tree.state / "services" / "keystone.json"
     assert json.loads(state.read_text())["format"] == 1
-    restarted = log.read_text()
-    assert "systemd-nspawn@keystone.service" in restarted
+    restarted = fake.calls()
+    assert "try-restart systemd-nspawn@keystone.service" in restarted
     # glance's files are in sync, but its container restart failed to be recorded: the old
     # release leaves it owed, and so must the upgrade
     glance = tree.state / "services" / "glance.json"
@@ -83,9 +82,9 @@ def test_upgrade_from_format_1_restarts_nothing_in_sync(tree: Tree, tmp_path: Pa
     assert noop.code == 2, noop.out + noop.err
     assert "keystone:" not in noop.out  # in sync: no restart, no "edited outside render"
     assert "glance: would restart systemd-nspawn@glance.service (restart pending" in noop.out
-    real = render(*systemctl, "keystone", "glance", *relative(tree), cwd=tree.base)
+    real = render(*fake.options, "keystone", "glance", *relative(tree), cwd=tree.base)
     assert real.code == 2 and "keystone:" not in real.out, real.out
-    assert log.read_text() == restarted + "try-restart systemd-nspawn@glance.service\n"
+    assert fake.calls() == [*restarted, "try-restart systemd-nspawn@glance.service"]
     upgraded = json.loads(state.read_text())
     assert upgraded["format"] == 2
     assert "container:keystone:/etc/keystone/keystone.conf" in upgraded["files"]

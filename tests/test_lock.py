@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from synth import build
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 @pytest.fixture
-def synth(tmp_path: Path):
-    synth = build(tmp_path / "tree", {
+def synth(tmp_path: Path, scratch):
+    synth = scratch({
         "api": [{"dest": "/etc/api/api.conf", "text": "{{ lookup('v') }}\n",
                  "restart": "container"}],
     }, data={"v": 1})

@@ -24,6 +24,8 @@ from conftest import REPO, Tree, render
 
 from renderer.services import Entry, ServiceDef, list_services, load_service
 
+pytestmark = pytest.mark.slow  # real oslo.config, from the OpenStack virtualenv
+
 OSLO_PYTHON = Path(os.environ.get("RENDER_OSLO_PYTHON", REPO / ".venv-oslo" / "bin" / "python"))
 CHECKER = REPO / "tests" / "oslo_check.py"
 OPTION_DATA = REPO / "service_templates" / "_lib" / "oslo_options.json"

@@ -9,17 +9,15 @@ reads them back in the container's terms (in sync, exit 0).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from synth import build
 
 BASE = 10 * 0x10000
 
 
 @pytest.fixture
-def shifted(tmp_path: Path):
-    synth = build(tmp_path, {
+def shifted(scratch):
+    synth = scratch({
         "svc": [{"dest": "/etc/svc/owned.conf", "owner": "svc", "group": "svc"},
                 {"dest": "/etc/svc/plain.conf"},
                 {"dest": "/etc/svc/new/deep.conf", "create_dirs": True, "owner": "svc"}],
@@ -82,8 +80,8 @@ def test_ids_beyond_the_range_and_mismatched_bases_are_errors(shifted, run):
     assert result.code == 4 and "GID base" in result.err and "do not match" in result.err
 
 
-def test_existing_owner_and_mode_kept_new_secret_file_0640(tmp_path: Path, run):
-    synth = build(tmp_path, {"svc": [
+def test_existing_owner_and_mode_kept_new_secret_file_0640(scratch, run):
+    synth = scratch({"svc": [
         {"dest": "/etc/svc/kept.conf", "text": "debug = true\n"},
         {"dest": "/etc/svc/secret.conf", "text": "[database]\npassword = {{ lookup('pw') }}\n"},
         {"dest": "/etc/svc/flagged.conf", "secret": True},

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Tree
+from conftest import REPO, Tree, puppet_dirs
 
-pytestmark = pytest.mark.puppet
+pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 RENDER = Path(sys.executable).with_name("render")
 
 
@@ -18,12 +18,10 @@ def apply(manifest: str, work: Path) -> subprocess.CompletedProcess:
     puppet = shutil.which("puppet")
     assert puppet, "Debian's puppet is not installed: run the suite through 'make test'"
     assert RENDER.exists(), f"{RENDER} missing: run the suite through 'make test'"
-    dirs = {name: work / name for name in ("confdir", "vardir", "codedir", "logdir", "rundir")}
-    for path in dirs.values():
-        path.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     (work / "hiera.yaml").write_text("version: 5\nhierarchy: []\n")
     command = [puppet, "apply", "--detailed-exitcodes", "--color=false",
-               *[f"--{name}={path}" for name, path in dirs.items()],
+               *puppet_dirs(work),
                f"--hiera_config={work / 'hiera.yaml'}",
                f"--modulepath={REPO / 'contrib' / 'puppet'}", "-e", manifest]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -56,3 +54,22 @@ def test_puppet_apply_fails_the_resource_on_render_failure(tree: Tree, tmp_path:
     result = apply(manifest(tree, "nosuch"), tmp_path / "puppet")
     assert result.returncode in (4, 6), result.stdout + result.stderr
     assert "unknown service 'nosuch'" in result.stdout + result.stderr
+
+
+def test_puppet_dirs_leave_puppet_no_directory_of_the_machine(tmp_path: Path):
+    """Every setting naming a path points inside the test's directory, as Puppet resolves it
+    with puppet_dirs(); the module path is set by each caller (--modulepath, --basemodulepath)."""
+    puppet = shutil.which("puppet")
+    assert puppet, "Debian's puppet is not installed: run the suite through 'make test'"
+    done = subprocess.run([puppet, "config", "print", "all", *puppet_dirs(tmp_path),
+                           f"--hiera_config={tmp_path / 'hiera.yaml'}"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    outside = {}
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition(" = ")
+        if "://" in value:  # URLs: puppet:///plugins, https://forgeapi...
+            continue
+        paths = [p for p in value.split(":") if p.startswith("/")]  # also path lists
+        if any(not p.startswith(f"{tmp_path}/") for p in paths):
+            outside[name] = value
+    assert set(outside) <= {"modulepath", "basemodulepath"}, outside

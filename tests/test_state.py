@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Tree, render
-from test_apply import calls, logging_systemctl, make_services, plans
+from test_apply import make_services, plans
 from test_plan import setup  # noqa: F401,F811  (fixture)
 
 from renderer import state as st
@@ -151,16 +151,15 @@ def test_rollback_usage_and_nothing_to_roll_back(tree: Tree):
     assert result.err.startswith("render: keystone: ") and "no earlier version" in result.err
 
 
-def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Path):
+def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Path, systemctl):
     templates, roots = make_services(tmp_path)
-    systemctl = logging_systemctl(tmp_path, fail="systemd-nspawn@web.service")
-    (tmp_path / "first").mkdir()
-    first = RealSystem(logging_systemctl(tmp_path / "first"), tmp_path / "state")
+    fake = systemctl(fail="systemd-nspawn@web.service")
+    first = RealSystem(systemctl().command, tmp_path / "state")
     apply(plans(templates, roots, first, b"old\n"), first, roots, Options())
     web_conf = tmp_path / "machines/web/etc/web/a.conf"
     assert web_conf.read_bytes() == b"old\n"
 
-    system = RealSystem(systemctl, tmp_path / "state")
+    system = RealSystem(fake.command, tmp_path / "state")
     results = apply(plans(templates, roots, system), system, roots, Options())
     assert exit_code(results, False) == 6
     api, conductor, web = results
@@ -170,17 +169,18 @@ def test_a_unit_that_fails_rolls_back_its_service_and_others_go_on(tmp_path: Pat
         "systemd-nspawn@web.service: restart failed: unit is failed; rolled back 2 file(s) "
         "written by this run; restarted again: unit is failed"]
     assert (tmp_path / "machines/nova/etc/api/a.conf").read_bytes() == b"new\n"
-    assert calls(tmp_path) == ["try-restart systemd-nspawn@nova.service",
-                               "try-restart systemd-nspawn@web.service",
-                               "restart systemd-nspawn@web.service"]
+    assert fake.calls() == ["try-restart systemd-nspawn@nova.service",
+                            "try-restart systemd-nspawn@web.service",
+                            "restart systemd-nspawn@web.service"]
 
 
-def test_noop_decides_restarts_on_the_same_path_and_writes_no_state(tmp_path: Path):
+def test_noop_decides_restarts_on_the_same_path_and_writes_no_state(tmp_path: Path, systemctl):
+    fake = systemctl()
     templates, roots = make_services(tmp_path)
-    system = DryRunSystem(RealSystem(logging_systemctl(tmp_path), tmp_path / "state"))
+    system = DryRunSystem(RealSystem(fake.command, tmp_path / "state"))
     planned: list[ServicePlan] = plans(templates, roots, system)
     results = apply(planned, system, roots, Options(restart=False))
-    assert exit_code(results, True) == 2 and calls(tmp_path) == []
+    assert exit_code(results, True) == 2 and fake.calls() == []
     assert not (tmp_path / "state").exists()
     # like a real run: each service's state before its writes (restarts owed) and after
     assert sum(line.startswith("state services/") for line in system.recorded) == 6

@@ -182,10 +182,8 @@ def test_follow_symlink_writes_the_target_inside_the_root(system: RealSystem, ro
     assert actual is not None and actual.data == b"new"
 
 
-def test_stale_temp_removed_by_the_next_run_and_reported(tmp_path: Path, run):
-    from synth import build
-
-    synth = build(tmp_path / "tree", {"app": [{"dest": "/etc/app/app.conf"}]})
+def test_stale_temp_removed_by_the_next_run_and_reported(scratch, run):
+    synth = scratch({"app": [{"dest": "/etc/app/app.conf"}]})
     assert run(*synth.options(), "app").code == 2
     stale = synth.rootfs("app") / f"etc/app/{TEMP_PREFIX}app.conf.1234abcd"
     stale.write_bytes(b"left by a killed run")

@@ -19,6 +19,8 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import systemd_ns
 
+pytestmark = [pytest.mark.systemd, pytest.mark.slow]
+
 NSPAWN = "systemd-nspawn@keystone.service"
 
 
