@@ -118,9 +118,6 @@ class Masker:
             masked.append(self.mask_line(line, section, tag))
         return masked
 
-    def mask_text(self, text: str) -> str:
-        return "".join(self.mask_lines(text.splitlines(keepends=True)))
-
     def holds_secret(self, text: str) -> bool:
         """True when masking would hide something: such a new file defaults to mode 0640."""
         lines = text.splitlines(keepends=True)

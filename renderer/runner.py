@@ -86,6 +86,7 @@ class Runner:
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
             plans = [self.plan_one(name) for name in names]
             notes = self.sweep(plans)
+            self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,
                             Options(s.restart and not s.noop, s.health_timeout, s.keep))
             for result in results:

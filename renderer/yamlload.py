@@ -72,11 +72,3 @@ def compose_yaml(text: str, path: Path, loader: type = Loader,
     finally:
         instance.dispose()
 
-
-def load_yaml_file(path: Path, loader: type = Loader,
-                   error: type[RenderError] = HieraDataError) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise error(f"cannot read: {exc.strerror}", path=path) from exc
-    return parse_yaml(decode(raw, path, error), path, loader, error)

@@ -191,3 +191,18 @@ def test_stale_temp_removed_by_the_next_run_and_reported(scratch, run):
     result = run(*synth.options(), "app")
     assert result.code == 0 and not stale.exists()
     assert f"app: note: removed stale temp file {stale}" in result.out
+
+
+def test_state_temps_of_a_killed_run_are_removed_on_request(tmp_path: Path):
+    real = RealSystem(["true"], tmp_path / "state")
+    real.write_state("services/app.json", b"{}")
+    real.write_state("versions/app/" + "a" * 64, b"kept")
+    left = [tmp_path / "state/services" / f"{TEMP_PREFIX}app.json.0badc0de",
+            tmp_path / "state/versions/app" / f"{TEMP_PREFIX}{'b' * 64}.0badc0de"]
+    for path in left:
+        path.write_bytes(b"half")
+    dry = DryRunSystem(real)
+    assert dry.remove_state_temps() == [] and all(p.exists() for p in left)
+    assert sorted(real.remove_state_temps()) == sorted(map(str, left))
+    assert not any(p.exists() for p in left)
+    assert real.read_state("services/app.json") == b"{}"

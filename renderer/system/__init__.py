@@ -70,6 +70,9 @@ class System(Protocol):
                      follow: bool = False) -> None:
         """Mutation: remove those temp files (only ever under the exclusive lock)."""
 
+    def remove_state_temps(self) -> list[str]:
+        """Mutation: remove the temp files a killed run left in the state dir; their names."""
+
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
               mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
         """Mutation: write a temp file next to the target, owned, moded and fsynced."""

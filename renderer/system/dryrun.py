@@ -59,6 +59,10 @@ class DryRunSystem:
                      follow: bool = False) -> None:
         self.recorded.extend(f"remove {root}{dest.parent / name}" for name in names)
 
+    def remove_state_temps(self) -> list[str]:
+        self.recorded.append("remove stale temp files in the state dir")
+        return []
+
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
               mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
         self.recorded.append(f"write {root}{dest} {uid}:{gid} {mode:04o}")

@@ -345,6 +345,26 @@ class RealSystem:
         except OSError as exc:
             raise _oserror(exc, "cannot remove state", self.state_dir / name) from exc
 
+    def remove_state_temps(self) -> list[str]:
+        """Temp files of state writes a killed run left (``services/``, ``versions/*/`` and the
+        top); only ever called under the exclusive lock, so none is another run's."""
+        removed: list[str] = []
+        for directory in (self.state_dir, self.state_dir / "services",
+                          *sorted((self.state_dir / "versions").glob("*"))):
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue  # not there yet (or not a directory render made): nothing to sweep
+            try:
+                names = confine.temps(fd, TEMP_PREFIX)
+                confine.remove(fd, names)
+            except OSError as exc:
+                raise _oserror(exc, "cannot remove stale temp files in", directory) from exc
+            finally:
+                os.close(fd)
+            removed.extend(str(directory / name) for name in names)
+        return removed
+
     def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
         """Remove a regular file render created (rolling back); never a link or a directory."""
         display = f"{root}{dest}"
