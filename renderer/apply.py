@@ -13,7 +13,6 @@ reported as owed, as with ``--no-restart``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from renderer import restarts as rs
@@ -39,21 +38,18 @@ class RestartDone(NamedTuple):
     absorbed: bool = False  # not run by itself: the container it lives in restarted
 
 
-@dataclass
 class ServiceResult:
-    """What a run did for one service (with ``--noop``: what it would do)."""
+    """What a run did for one service (with ``--noop``: what it would do). A plain class: it is
+    mutable, and a dataclass would cost its creation at every start."""
 
-    plan: ServicePlan
-    written: list[str] = field(default_factory=list)       # target keys written (or staged)
-    notes: list[str] = field(default_factory=list)
-    restarts: list[RestartDone] = field(default_factory=list)
-    owed: list[rs.Pending] = field(default_factory=list)    # decided, not run
-    rolled_back: list[str] = field(default_factory=list)   # target keys put back
-    errors: list[RenderError] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.plan.error is not None:
-            self.errors.append(self.plan.error)
+    def __init__(self, plan: ServicePlan) -> None:
+        self.plan = plan
+        self.written: list[str] = []              # target keys written (or staged, --noop)
+        self.notes: list[str] = []
+        self.restarts: list[RestartDone] = []
+        self.owed: list[rs.Pending] = []          # decided, not run
+        self.rolled_back: list[str] = []          # target keys put back
+        self.errors: list[RenderError] = [] if plan.error is None else [plan.error]
 
     @property
     def restarted(self) -> list[Action]:
@@ -115,9 +111,9 @@ def _undo_changes(result: ServiceResult) -> list[FileChange]:
             continue
         before = change.before
         if before is None:
-            undo.append(replace(change, kind=Change.REMOVE))
+            undo.append(change._replace(kind=Change.REMOVE))
         else:
-            undo.append(replace(change, kind=Change.UPDATE, data=before.data, uid=before.uid,
+            undo.append(change._replace(kind=Change.UPDATE, data=before.data, uid=before.uid,
                                 gid=before.gid, mode=before.mode))
     return undo
 

@@ -10,7 +10,7 @@ private-users range. Both modes therefore fail alike, before anything is written
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError
 from renderer.services import FileSpec, Root, Service
@@ -19,8 +19,7 @@ from renderer.system.checks import shift
 from renderer.targets import Roots, Target
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     """One destination as it is, and the owner it must get (in the root's own terms)."""
 
     target: Target

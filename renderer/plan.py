@@ -9,8 +9,8 @@ prints them (black decides at the edge too).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from renderer.errors import RenderError
 from renderer.observe import Observed
@@ -31,8 +31,7 @@ class Change(Enum):
     NONE = "unchanged"
 
 
-@dataclass(frozen=True)
-class FileChange:
+class FileChange(NamedTuple):
     """What one destination needs. ``target`` is its identity; ``path`` is only for people."""
 
     spec: FileSpec
@@ -56,8 +55,7 @@ class FileChange:
         return self.target.key
 
 
-@dataclass(frozen=True)
-class ServicePlan:
+class ServicePlan(NamedTuple):
     """One service's changes, or the error that failed it (then nothing of it is written)."""
 
     service: str
@@ -66,7 +64,7 @@ class ServicePlan:
     error: RenderError | None = None
     state: ServiceState | None = None   # render's records for this service (restarts, writes)
     restores: tuple[tuple[str, Version], ...] = ()  # --rollback: target key -> version restored
-    config_sets: dict[Action, tuple[str, ...]] = field(default_factory=dict)
+    config_sets: dict[Action, tuple[str, ...]] = {}  # noqa: RUF012 - never mutated
 
     @property
     def changes(self) -> tuple[FileChange, ...]:

@@ -8,8 +8,6 @@ written, recorded and restarted by the same apply. A file render created is remo
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from renderer import state as st
 from renderer.errors import ApplyError, MissingDirectoryError
 from renderer.observe import observe_file
@@ -46,8 +44,8 @@ def rollback_plan(service: Service, roots: Roots, system: System,
     if not restores:
         raise ApplyError("no earlier version of any file of this service is kept",
                          path=system.state_path(st.state_name(service.name)))
-    return replace(plan_service(service.name, service.machine, files, state),
-                   restores=tuple(restores))
+    return plan_service(service.name, service.machine, files, state)._replace(
+        restores=tuple(restores))
 
 
 def _restore(spec: FileSpec, actual: Actual | None, version: st.Version | None,
@@ -60,7 +58,7 @@ def _restore(spec: FileSpec, actual: Actual | None, version: st.Version | None,
     else:
         data, owner, mode = blob(system, service.name, version.blob), \
             (version.uid, version.gid), version.mode
-    fixed = replace(spec, owner=str(owner[0]), group=str(owner[1]), mode=mode)
+    fixed = spec._replace(owner=str(owner[0]), group=str(owner[1]), mode=mode)
     observed = observe_file(fixed, service, roots, system)
     change = plan_file(fixed, data, observed, state.files.get(observed.target.key), False)
     if version is None:
@@ -68,9 +66,9 @@ def _restore(spec: FileSpec, actual: Actual | None, version: st.Version | None,
     # No diff: without rendering, the masker does not know which values hieradata marks
     # Sensitive, so a diff of a kept version could show one in clear.
     if version.blob is None:
-        return replace(change, kind=Change.REMOVE, reasons=(), hash=ABSENT, before=actual,
+        return change._replace(kind=Change.REMOVE, reasons=(), hash=ABSENT, before=actual,
                        diffable=False, origin_text="rollback: render created it")
-    return replace(change, diffable=False,
+    return change._replace(diffable=False,
                    origin_text=f"rollback to the version replaced at {st.shown(version.at)}")
 
 

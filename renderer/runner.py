@@ -14,9 +14,8 @@ reads and records what it would change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from renderer.apply import Options, ServiceResult, apply
 from renderer.errors import InternalError, RenderError
@@ -44,8 +43,7 @@ from renderer.templates import Rendered, Renderer, bytecode_cache
 from renderer.validate import validate
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """What the command line asked for, with every root a parameter."""
 
     services: tuple[str, ...]

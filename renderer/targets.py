@@ -9,14 +9,13 @@ is derived from the target and the current roots.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from renderer.services import FileSpec, Root
 
 
-@dataclass(frozen=True, order=True)
-class Target:
+class Target(NamedTuple):
     """One destination: ``machine`` is set for container files only."""
 
     root: Root
@@ -29,8 +28,7 @@ class Target:
         return f"{self.root.value}:{self.machine or '-'}:{self.dest}"
 
 
-@dataclass(frozen=True)
-class Roots:
+class Roots(NamedTuple):
     """Every path root is a parameter, so tests never touch /var/lib/machines or /etc."""
 
     machines_dir: Path

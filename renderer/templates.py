@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 
@@ -24,8 +23,7 @@ from renderer.scope import Scope
 from renderer.services import SHARED_DIR, FileSpec, Service
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     spec: FileSpec
     data: bytes
 

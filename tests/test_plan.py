@@ -96,11 +96,10 @@ def test_missing_user_names_container_and_user(setup):
 
 def test_owner_outside_a_private_users_range_fails_while_observing(setup, tmp_path: Path):
     """--noop and a real run both observe: an owner the rootfs cannot hold fails both alike."""
-    from dataclasses import replace
 
     service, roots, system, rootfs = setup
     os.chown(rootfs, 327680, 327680)  # private users: ids 327680..393215
-    spec = replace(service.files[1], owner="70000")
+    spec = service.files[1]._replace(owner="70000")
     with pytest.raises(ApplyError, match="uid 70000 is outside the container's private range"):
         observe_file(spec, service, roots, system)
 

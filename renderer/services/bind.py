@@ -13,7 +13,6 @@ one file that restarts what both restart; two different files on one path are an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -110,12 +109,12 @@ def _merge(old: FileSpec | None, new: FileSpec, shared: bool, where: Where) -> F
         return new
     if not shared or _content(old) != _content(new):
         raise where.fail(f"destination {new.dest} is listed twice")
-    return replace(old, actions=tuple(dict.fromkeys(old.actions + new.actions)))
+    return old._replace(actions=tuple(dict.fromkeys(old.actions + new.actions)))
 
 
 def _content(spec: FileSpec) -> FileSpec:
     """What must agree for two entries to be one file: all but restarts and where written."""
-    return replace(spec, actions=(), line=None, source=None)
+    return spec._replace(actions=(), line=None, source=None, value=None)  # value: not compared
 
 
 def _lookup(ref: Ref, key: str, lookup: Lookup | None, where: Where) -> Any:

@@ -8,9 +8,8 @@ helper. ``dest`` and ``restart`` are checked as patterns, ``{machine}`` and ``{i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from renderer.errors import ServiceError
 from renderer.names import is_name
@@ -23,8 +22,7 @@ _UNIT_PREFIXES = (("unit:", ActionKind.UNIT), ("host:", ActionKind.HOST),
                   ("host-reload:", ActionKind.HOST_RELOAD))
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     """Where a definition says something: the file, the service, and the line once known."""
 
     path: Path
@@ -32,7 +30,7 @@ class Where:
     line: int | None = None
 
     def at(self, line: int | None) -> Where:
-        return replace(self, line=line)
+        return self._replace(line=line)
 
     def fail(self, message: str) -> ServiceError:
         return ServiceError(message, path=self.path, line=self.line, service=self.service)

@@ -18,9 +18,8 @@ errors point into it, and it may not include another.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -56,8 +55,7 @@ class _LineLoader(Loader):
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_line_map)
 
 
-@dataclass(frozen=True)
-class _Document:
+class _Document(NamedTuple):
     """A parsed YAML file and the line of each of its mappings. It holds ``data``, so no mapping
     is freed and no id in ``lines`` can stand for another object."""
 
@@ -150,7 +148,7 @@ class _Reader:
         machine = fields.machine(raw["machine"], where)
         if any(entry.machine is not None for entry in entries):
             raise where.fail(f"machine: {raw['include']!r} sets the machine of its own entries")
-        return tuple(replace(entry, machine=machine) for entry in entries)
+        return tuple(entry._replace(machine=machine) for entry in entries)
 
     def shared_entries(self, name: Any, where: Where) -> tuple[Entry, ...]:
         if not is_name(name):

@@ -9,10 +9,9 @@ unbound definition, and nothing needs a flag to tell the two apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFINITION = "service.yaml"
 SHARED_DIR = "_lib"  # service_templates/_lib: macros, templates and includes shared by services
@@ -39,8 +38,7 @@ class ActionKind(Enum):
     HOST_RELOAD = "host-reload"
 
 
-@dataclass(frozen=True, order=True)
-class Action:
+class Action(NamedTuple):
     """One restart. Equal actions from several files collapse, so each unit restarts once."""
 
     kind: ActionKind
@@ -82,8 +80,7 @@ class Action:
         return self.unit
 
 
-@dataclass(frozen=True)
-class Restart:
+class Restart(NamedTuple):
     """One ``restart`` item as written, checked once at load. It becomes an ``Action`` only when
     bound: the machine is the file's, and ``{item}`` in the unit is the ``each`` item."""
 
@@ -100,8 +97,7 @@ class Restart:
         return Action(self.kind, unit, machine if self.kind is ActionKind.UNIT else None)
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     """A value hieradata decides, written ``{lookup: KEY, default: VALUE}`` in service.yaml.
 
     ``{machine}`` in KEY stands for the file's machine (``each`` entries only)."""
@@ -111,8 +107,7 @@ class Ref:
     has_default: bool = False
 
 
-@dataclass(frozen=True)
-class FileSpec:
+class FileSpec(NamedTuple):
     """One file a bound service writes: everything final, nothing left to the data."""
 
     template: str
@@ -132,12 +127,11 @@ class FileSpec:
     follow_symlink: bool = False  # a symlink at dest is followed, inside the root only
     machine: str | None = None   # the machine of this file when not the service's
     item: str | None = None      # ``each`` entries: the key (or list item) this copy is for
-    value: Any = field(default=None, compare=False)  # ... and its value in the data
+    value: Any = None  # ... and its value in the data
     source: Path | None = None   # the file holding the entry: service.yaml or an included one
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One ``files`` entry as written. Its ``dest`` and ``restart`` are checked at load (so a
     typo is reported with its line before any lookup) but stay patterns until bound."""
 
@@ -163,8 +157,7 @@ class Entry:
         return isinstance(self.machine, Ref) or self.each is not None
 
 
-@dataclass(frozen=True)
-class ServiceDef:
+class ServiceDef(NamedTuple):
     """A service as ``service.yaml`` says it: what to bind, before any data is read."""
 
     name: str
@@ -182,8 +175,7 @@ class ServiceDef:
         return self.directory / DEFINITION
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
     """A definition bound to its machine and the data: what render renders and plans."""
 
     name: str
