@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from renderer.hiera import Hiera
+from renderer.runner import bind_in_scope
 from renderer.scope import build_scope
-from renderer.services import Root, bind_in_scope, list_services, load_service
+from renderer.services import Root, list_services, load_service
 
 FIRST_UID = 200  # system uids inside the demo containers; real containers bring their own
 NODE = "controller1.example.com"
@@ -32,7 +33,7 @@ def machine_files(templates: Path, hieradata: Path, node: str = NODE
     scope = build_scope(node, None, [])
     machines: dict[str, list[tuple[Path, str | None, str | None]]] = {}
     for name in list_services(templates):
-        service = bind_in_scope(load_service(templates, name), hiera, scope)
+        service, _ = bind_in_scope(load_service(templates, name), scope, lambda: hiera)
         for spec in service.files:
             if spec.root is Root.CONTAINER:
                 machine = spec.machine or service.machine

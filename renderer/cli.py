@@ -120,10 +120,11 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code(results, pending)
 
 
-def subcommand(argv: list[str]) -> tuple[str | None, list[str]]:
-    """``lookup`` wherever it stands among the positional words (option values skipped), and
-    the arguments without it."""
-    takes_value = {a for action in build_parser()._actions if action.nargs is None
+def subcommand(argv: list[str], parser: argparse.ArgumentParser
+               ) -> tuple[str | None, list[str]]:
+    """``lookup`` wherever it stands among ``parser``'s positional words (option values
+    skipped), and the arguments without it."""
+    takes_value = {a for action in parser._actions if action.nargs is None
                    and action.option_strings for a in action.option_strings}
     index = 0
     while index < len(argv):
@@ -155,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    command, argv = subcommand(argv)
+    parser = build_parser()
+    command, argv = subcommand(argv, parser)
     if command == "lookup":
         from renderer.lookup import main as lookup_main
 
         return lookup_main(argv)
-    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check(args)

@@ -25,7 +25,15 @@ from typing import NamedTuple
 
 from renderer.plan import ServicePlan
 from renderer.services import Action, ActionKind
-from renderer.state import ServiceState, UnitRecord, action_key, config_hash, file_hash, shown
+from renderer.state import (
+    Origin,
+    ServiceState,
+    UnitRecord,
+    action_key,
+    config_hash,
+    file_hash,
+    shown,
+)
 from renderer.statefile import ABSENT
 from renderer.system import System
 from renderer.targets import Target
@@ -69,7 +77,7 @@ def on_disk(plan: ServicePlan, keys: tuple[str, ...]) -> list[tuple[Target, str]
         if change.key not in keys:
             continue
         b = change.before
-        if change.origin.value == "none":
+        if change.origin is Origin.NONE:
             pairs.append((change.target, change.hash))
         elif b is None:
             pairs.append((change.target, ABSENT))

@@ -14,6 +14,7 @@ reads and records what it would change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ from renderer.restarts import on_disk
 from renderer.rollback import rollback_plan
 from renderer.scope import Scope, build_scope
 from renderer.services import (
+    Lookup,
     Service,
     ServiceDef,
     bind,
@@ -127,27 +129,9 @@ class Runner:
             raise self._hiera.with_context()  # a copy: each service adds its own name
         return self._hiera
 
-    def service_scope(self, name: str, machine: str | None = None) -> Scope:
-        variables = {"service": name}
-        if machine is not None:
-            variables["machine"] = machine
-        return self.scope.with_variables(**variables)
-
-    def lookup_in(self, scope: Scope) -> Any:
-        def lookup(key: str, default: object) -> object:
-            return self.hiera().lookup(key, scope, default=default)
-        return lookup
-
     def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""
-        if isinstance(definition.machine, str):
-            machine = definition.machine
-        else:
-            machine = resolve_machine(definition,
-                                      self.lookup_in(self.service_scope(definition.name)))
-        scope = self.service_scope(definition.name, machine)
-        lookup = self.lookup_in(scope) if definition.needs_data else None
-        return bind(definition, machine, lookup), scope
+        return bind_in_scope(definition, self.scope, self.hiera)
 
     def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:
         hiera = self.hiera()
@@ -166,7 +150,7 @@ class Runner:
 
     def observe(self, service: Service, rendered: list[Rendered]) -> list[Observed]:
         """The actual state of every destination, with every can-it-be-written check."""
-        return [observe_file(r.spec, service, self.roots, self.system) for r in rendered]
+        return observe(service, rendered, self.roots, self.system)
 
     def plan(self, service: Service, rendered: list[Rendered], observed: list[Observed],
              state: ServiceState) -> ServicePlan:
@@ -193,11 +177,34 @@ class Runner:
         return notes
 
 
+def bind_in_scope(definition: ServiceDef, scope: Scope,
+                  hiera: Callable[[], Hiera]) -> tuple[Service, Scope]:
+    """The bound service and its one scope (``service`` and ``machine`` set). A machine the data
+    decides is looked up first, in the scope without ``machine``; ``hiera`` is asked for only
+    when the definition needs data."""
+    def lookup_in(local: Scope) -> Lookup:
+        return lambda key, default: hiera().lookup(key, local, default=default)
+
+    if isinstance(definition.machine, str):
+        machine = definition.machine
+    else:
+        machine = resolve_machine(definition,
+                                  lookup_in(scope.with_variables(service=definition.name)))
+    local = scope.with_variables(service=definition.name, machine=machine)
+    return bind(definition, machine, lookup_in(local) if definition.needs_data else None), local
+
+
 def plan_rendered(service: Service, rendered: list[Rendered], roots: Roots, system: System,
                   masker: Masker, state: ServiceState | None = None) -> ServicePlan:
-    """observe -> plan for one service's desired files (what tests drive directly)."""
-    observed = [observe_file(r.spec, service, roots, system) for r in rendered]
-    return plan(service, rendered, observed, state or ServiceState(), roots, masker)
+    """observe -> plan for one service's desired files, without the steps before (tests
+    drive the pipeline from here)."""
+    return plan(service, rendered, observe(service, rendered, roots, system),
+                state or ServiceState(), roots, masker)
+
+
+def observe(service: Service, rendered: list[Rendered], roots: Roots,
+            system: System) -> list[Observed]:
+    return [observe_file(r.spec, service, roots, system) for r in rendered]
 
 
 def plan(service: Service, rendered: list[Rendered], observed: list[Observed],

@@ -28,7 +28,7 @@ def test_lookup_is_a_subcommand_wherever_it_stands(tree: Tree, capsys):
     (["--", "lookup"], ["--", "lookup"]),
 ])
 def test_subcommand_scan(argv, words):
-    command, rest = cli.subcommand(argv)
+    command, rest = cli.subcommand(argv, cli.build_parser())
     assert rest == words and command == (None if words == argv else "lookup")
 
 

@@ -98,14 +98,18 @@ def test_noop_and_real_run_agree(name: str, tmp_path: Path):
     before = tree_hash(noop_tree.base)
     noop = render("--noop", *services, *noop_tree.options())
     assert tree_hash(noop_tree.base) == before  # --noop changed nothing, not even the state
+    untouched = {m.name: tree_hash(m) for m in real_tree.machines.iterdir()}
     real = render(*services, *real_tree.options())
     assert noop.code == real.code, (noop.out + noop.err, real.out + real.err)
+    failing = set(re.findall(r"^render: (\S+): ", real.err, re.M))
     assert noop.err.replace(str(noop_tree.base), "<tree>") == \
         real.err.replace(str(real_tree.base), "<tree>")
     assert file_lines(noop.out, noop_tree.base) == file_lines(real.out, real_tree.base)
-    if real.code & 4:
-        assert "file(s) changed" not in real.out or " 0 file(s) changed" in real.out \
-            or "web" in real.out, real.out  # a failed service writes nothing of its own
+    # a failed service writes nothing of its own: no file line of it says it was written
+    written = {line[0] for line in file_lines(real.out, real_tree.base) if line[1] != "not written"}
+    assert not failing & written, real.out
+    assert all(tree_hash(real_tree.rootfs(name)) == untouched[name] for name in failing)
+    assert bool(failing) == bool(real.code & 4)
     again = render("--noop", *services, *real_tree.options())
     assert again.code == (real.code & 4), again.out  # in sync after the real run, or failing
 

@@ -11,6 +11,7 @@ import pytest
 from renderer.errors import LookupNotFound, ServiceError
 from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.names import SUBCOMMANDS, is_name
+from renderer.runner import bind_in_scope
 from renderer.scope import Scope, build_scope
 from renderer.services import (
     ActionKind,
@@ -18,7 +19,6 @@ from renderer.services import (
     Service,
     ServiceDef,
     bind,
-    bind_in_scope,
     list_services,
     load_service,
     resolve_machine,
@@ -45,8 +45,8 @@ def bound(templates: Path, name: str = "svc", lookup=None) -> Service:
 def sample(name: str) -> Service:
     """A sample service bound to the sample hieradata, as render binds it."""
     hiera = Hiera.load(REPO / "hieradata" / "hiera.yaml")
-    return bind_in_scope(load_service(REPO / "service_templates", name), hiera,
-                         build_scope("controller1.example.com", None, []))
+    return bind_in_scope(load_service(REPO / "service_templates", name),
+                         build_scope("controller1.example.com", None, []), lambda: hiera)[0]
 
 
 def test_sample_keystone_definition():
@@ -201,8 +201,8 @@ def test_a_missed_lookup_default_is_the_data_as_written(tmp_path: Path):
     definition.write_text(definition.read_text().replace("machine: glance\n",
                                                          "machine: imagecache\n"))
     hiera = Hiera.load(REPO / "hieradata" / "hiera.yaml")
-    service = bind_in_scope(load_service(templates, "imagecache"), hiera,
-                            build_scope("controller1.example.com", None, []))
+    service, _ = bind_in_scope(load_service(templates, "imagecache"),
+                               build_scope("controller1.example.com", None, []), lambda: hiera)
     assert [str(f.dest) for f in service.files] == [
         "/etc/glance/glance-api.conf", "/etc/systemd/nspawn/imagecache.nspawn",
         "/etc/systemd/network/80-container-host0.network"]
@@ -308,22 +308,27 @@ class RecordingHiera:
 
 @pytest.mark.parametrize("machine, scopes", [
     ("m1", {"nets.m1": {"service": "svc", "machine": "m1"}}),
+    # the machine is looked up before it is a variable; the files then see it, as they render
     ("{lookup: api::machine}", {"api::machine": {"service": "svc"},
-                                "nets.nova-api": {"service": "svc"}}),
+                                "nets.nova-api": {"service": "svc", "machine": "nova-api"}}),
 ])
 def test_bind_in_scope_looks_up_in_the_service_scope(tmp_path: Path, machine: str, scopes):
     base = write(tmp_path, f"machine: {machine}\nfiles:\n  - {{template: a.j2, dest: '/{{item}}',"
                            " each: {lookup: 'nets.{machine}', default: {}}}\n")
     hiera = RecordingHiera({"api::machine": "nova-api"})
-    bind_in_scope(load_service(base, "svc"), hiera, Scope({}, {}, {"x": 1}))
+    _, scope = bind_in_scope(load_service(base, "svc"), Scope({}, {}, {"x": 1}), lambda: hiera)
     assert hiera.scopes == {key: {"x": 1, **value} for key, value in scopes.items()}
+    assert scope.variables == {"x": 1, **list(scopes.values())[-1]}  # the one render uses
 
 
 def test_bind_in_scope_of_a_definition_without_data_looks_nothing_up(tmp_path: Path):
-    hiera = RecordingHiera({})
-    service = bind_in_scope(load_service(write(tmp_path, "files:\n  - {template: a.j2,"
-                                                         " dest: /a}\n"), "svc"), hiera, Scope())
-    assert hiera.scopes == {} and service.machine == "svc"
+    def no_hiera():
+        raise AssertionError("a definition without data must not need hieradata")
+
+    service, _ = bind_in_scope(load_service(write(tmp_path, "files:\n  - {template: a.j2,"
+                                                            " dest: /a}\n"), "svc"), Scope(),
+                               no_hiera)
+    assert service.machine == "svc"
 
 
 # --- names --------------------------------------------------------------------------------------

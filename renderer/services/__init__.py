@@ -9,12 +9,12 @@ line) and binding it (the only step that asks for data) can be told apart and ca
   includes with ``- include: <name>`` (the container block), into an unbound ``ServiceDef``;
   ``fields`` parses each key of an entry.
 - ``bind``: ``resolve_machine`` and ``bind`` resolve what the data decides (machines, ``each``
-  copies) with a ``lookup(key, default)`` into a ``Service`` whose files are final;
-  ``bind_in_scope`` does both with Hiera in the service's scope.
+  copies) with a ``lookup(key, default)`` into a ``Service`` whose files are final (the
+  runner gives it lookups in the service's scope: ``renderer.runner.bind_in_scope``).
 - ``model``: the frozen values.
 """
 
-from renderer.services.bind import Lookup, bind, bind_in_scope, resolve_machine
+from renderer.services.bind import Lookup, bind, resolve_machine
 from renderer.services.load import VALIDATORS, list_services, load_service
 from renderer.services.model import (
     DAEMON_RELOAD_UNIT,
@@ -34,5 +34,5 @@ from renderer.services.model import (
 __all__ = [
     "DAEMON_RELOAD_UNIT", "DEFINITION", "SHARED_DIR", "VALIDATORS", "Action", "ActionKind",
     "Entry", "FileSpec", "Lookup", "Ref", "Restart", "Root", "Service", "ServiceDef", "bind",
-    "bind_in_scope", "list_services", "load_service", "resolve_machine",
+    "list_services", "load_service", "resolve_machine",
 ]

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from renderer.errors import LookupNotFound, RenderError
 from renderer.hiera import NOT_GIVEN
 from renderer.names import is_name
 from renderer.services.fields import Where
 from renderer.services.model import Entry, FileSpec, Ref, Root, Service, ServiceDef
-
-if TYPE_CHECKING:
-    from renderer.hiera import Hiera
-    from renderer.scope import Scope
 
 # lookup(key, default) in the service's scope; default is NOT_GIVEN when the definition gives
 # none, and a missing key then raises LookupNotFound.
@@ -53,22 +49,6 @@ def bind(defn: ServiceDef, machine: str, lookup: Lookup | None) -> Service:
             key = (spec.root, file_machine if spec.root is Root.CONTAINER else None, spec.dest)
             files[key] = _merge(files.get(key), spec, shared, where)
     return Service(defn.name, machine, defn.directory, tuple(files.values()))
-
-
-def bind_in_scope(defn: ServiceDef, hiera: Hiera, scope: Scope) -> Service:
-    """``bind`` with lookups in the service's scope: ``service`` set, and ``machine`` when the
-    definition writes it (a machine looked up is looked up without it)."""
-    if not defn.needs_data:
-        return bind(defn, resolve_machine(defn, None), None)
-    variables = {"service": defn.name}
-    if isinstance(defn.machine, str):
-        variables["machine"] = defn.machine
-    local = scope.with_variables(**variables)
-
-    def lookup(key: str, default: object) -> object:
-        return hiera.lookup(key, local, default=default)
-
-    return bind(defn, resolve_machine(defn, lookup), lookup)
 
 
 def _spec(entry: Entry, machine: str, service_machine: str, item: str | None,
