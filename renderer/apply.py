@@ -66,8 +66,9 @@ class ServiceResult:
 
     @property
     def changed(self) -> bool:
-        """A service whose files were rolled back after a failed restart ends as it began."""
-        return bool(self.kept) or bool(self.written or self.restarted) and not self.rolled_back
+        """A service whose files were rolled back after a failed restart ends as it began; one
+        whose container stays down under kept files reports the failure (exit 4), as then."""
+        return bool(self.written or self.restarted) and not (self.rolled_back or self.kept)
 
     @property
     def failed(self) -> bool:
