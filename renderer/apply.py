@@ -237,9 +237,16 @@ def _check_held(pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: S
                 at: str) -> None:
     """A held unit is not restarted (nor owed): found active, someone started it with the kept
     files and it is recorded healthy; otherwise its service fails again, with the same line.
-    Only a read: ``--noop`` decides the same."""
+    Only a read: ``--noop`` decides the same. Found active after this run wrote some of its
+    files (rolled back by the run that held it), it restarts as for any change."""
     for action in [a for a, owners in pending.items() if all(p.held for _, p in owners)]:
         state = rs.current_state(system, action)
+        if set(state.split(", ")) == {"active"} and any(
+                set(o.result.written) & set(o.result.plan.config_sets[action])
+                for o, _ in pending[action]):
+            pending[action] = [(o, p._replace(reason="files changed", force=False, held=False))
+                               for o, p in pending[action]]
+            continue
         for owner, item in pending.pop(action):
             result = owner.result
             keys = result.plan.config_sets[action]

@@ -198,3 +198,16 @@ def test_rollback_by_the_operator_restores_the_kept_file(hardened, systemctl):
     assert (synth.host / "etc/systemd/nspawn/web.nspawn").read_text() == \
         "[Exec]\nPrivateUsers=no\n"
     assert fake.calls() == [f"restart {UNIT}"] and "held" not in record(synth)
+
+
+def test_a_held_container_started_by_hand_restarts_for_the_files_written_since(hardened,
+                                                                              systemctl):
+    """Started by hand before the next run rewrote its rolled-back files: it runs the old ones,
+    so that run restarts it (a plain change), and does not record it as up to date."""
+    synth = hardened()
+    assert run(synth, systemctl(fail=UNIT)).code == 4
+    up = systemctl()
+    result = run(synth, up)
+    assert result.code == 2, (result.out, result.err)
+    assert f"restart {UNIT} (files changed)" in result.out
+    assert up.calls() == [f"try-restart {UNIT}"] and "held" not in record(synth)
