@@ -22,13 +22,11 @@ from renderer import restarts as rs
 from renderer import state as st
 from renderer.errors import RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
-from renderer.services import Action, ActionKind
+from renderer.services import Action
 from renderer.statefile import Store
 from renderer.system import Staged, System
 from renderer.targets import Roots
 
-# failed health checks whose signal comes from inside a container
-FROM_CONTAINER = (ActionKind.CONTAINER, ActionKind.UNIT, ActionKind.DAEMON_RELOAD)
 KEPT_NOTE = "a container's health check does not undo its confinement " \
     "(rollback_on_failure: true to allow)"
 
@@ -190,7 +188,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
     # A container that failed under a kept confining file stays down (as do the units it
     # absorbed): starting it again would run it with half of its old files, for nothing.
     held = {a for a, owners in pending.items() if a not in absorbed
-            and first[a].outcome is rs.Outcome.FAILED and a.kind in FROM_CONTAINER
+            and first[a].outcome is rs.Outcome.FAILED and a.from_container
             and any(set(o.result.kept) & set(o.result.plan.config_sets[a]) for o, _ in owners)}
     held.update(a for a, c in absorbed.items() if c in held)
     # Every unit of a rolled-back service that was running starts again with the old files. A
@@ -224,7 +222,7 @@ def _keep_confining(owner: _Live, pending: dict[Action, list[tuple[_Live, rs.Pen
     what it restores is rolled back as before."""
     result = owner.result
     if result.plan.restores or not any(
-            first[a].outcome is rs.Outcome.FAILED and a.kind in FROM_CONTAINER
+            first[a].outcome is rs.Outcome.FAILED and a.from_container
             for a, owners in pending.items() if any(x is owner for x, _ in owners)):
         return
     for change in result.plan.changes:

@@ -171,6 +171,9 @@ HOST = Action(ActionKind.HOST, "foo.service")
     (spec(Root.HOST, "/etc/systemd/system/systemd-nspawn@web.service.d/x.conf"), False),
     (spec(Root.HOST, "/etc/web/anything.conf", CONTAINER), False),
     (spec(Root.HOST, "/etc/web/anything.conf", HOST), True),
+    (spec(Root.HOST, "/etc/web/x.conf", Action(ActionKind.HOST, "systemd-nspawn@web.service")),
+     False),
+    (spec(Root.HOST, "/etc/systemd/system/systemd-nspawn@.service.d/x.conf"), False),
     (spec(Root.CONTAINER, "/etc/systemd/network/80-host0.network", CONTAINER), True),
     (spec(Root.HOST, "/etc/systemd/nspawn/web.nspawn", override=True), True),
     (spec(Root.CONTAINER, "/etc/web.conf", CONTAINER, override=False), False),
@@ -211,3 +214,17 @@ def test_a_held_container_started_by_hand_restarts_for_the_files_written_since(h
     assert result.code == 2, (result.out, result.err)
     assert f"restart {UNIT} (files changed)" in result.out
     assert up.calls() == [f"try-restart {UNIT}"] and "held" not in record(synth)
+
+
+def test_a_host_restart_of_the_container_unit_is_the_containers_signal(scratch, systemctl):
+    """``host:systemd-nspawn@web`` restarts the container as ``container`` does."""
+    synth = scratch({"web": [{"root": "host", "create_dirs": True,
+                              "dest": "/etc/systemd/system/systemd-nspawn@web.service.d/x.conf",
+                              "text": "{{ lookup('w') }}\n",
+                              "restart": "host:systemd-nspawn@web"}]}, data={"w": 1})
+    assert run(synth, systemctl()).code == 2
+    synth.set_data({"w": 2})
+    result = run(synth, systemctl(fail=UNIT))
+    assert result.code == 4 and "kept 1 file(s)" in result.err, result.err
+    assert (synth.host / "etc/systemd/system/systemd-nspawn@web.service.d/x.conf").read_text() \
+        == "2\n"

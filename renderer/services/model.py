@@ -17,6 +17,7 @@ DEFINITION = "service.yaml"
 SHARED_DIR = "_lib"  # service_templates/_lib: macros, templates and includes shared by services
 UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".slice")
 DAEMON_RELOAD_UNIT = "daemon-reload"  # the "unit" of a DAEMON_RELOAD action: systemd itself
+NSPAWN_UNIT = "systemd-nspawn@"
 # host directories whose files configure containers (FileSpec.confines)
 CONFINING_DIRS = ("/etc/systemd/nspawn", "/etc/systemd/network")
 
@@ -46,6 +47,18 @@ class Action(NamedTuple):
     kind: ActionKind
     unit: str
     machine: str | None = None
+
+    @property
+    def container_unit(self) -> bool:
+        """Its health is the container's: ``container``, or ``host:systemd-nspawn@<m>``."""
+        return self.kind is ActionKind.CONTAINER or self.kind in (
+            ActionKind.HOST, ActionKind.HOST_RELOAD) and self.unit.startswith(NSPAWN_UNIT)
+
+    @property
+    def from_container(self) -> bool:
+        """A failed health check whose signal the container controls (itself or a unit in
+        it): it does not roll back the files that confine a container (renderer.apply)."""
+        return self.container_unit or self.kind in (ActionKind.UNIT, ActionKind.DAEMON_RELOAD)
 
     @property
     def first(self) -> bool:
@@ -141,8 +154,8 @@ class FileSpec(NamedTuple):
             return False
         parent = str(self.dest.parent)
         return parent in CONFINING_DIRS or (
-            parent.startswith("/etc/systemd/system/systemd-nspawn@") and parent.endswith(
-                ".service.d")) or any(a.kind is ActionKind.CONTAINER for a in self.actions)
+            parent.startswith(f"/etc/systemd/system/{NSPAWN_UNIT}") and parent.endswith(
+                ".service.d")) or any(a.container_unit for a in self.actions)
 
     @property
     def rollback(self) -> bool:
