@@ -117,8 +117,7 @@ def decide(plan: ServicePlan, state: ServiceState, at: str) -> list[Pending]:
         if record is None:
             state.units[action_key(action)] = UnitRecord(current, at)  # adopt, nothing written
             continue
-        if record.held and record.hash == current and (confining(plan, keys) or _held(
-                state, container_of(action))):
+        if record.held and record.hash == current:
             pending.append(Pending(action, f"held down since {shown(record.at)}", True, True))
             continue
         if record.hash == current and not record.down:
@@ -133,12 +132,6 @@ def decide(plan: ServicePlan, state: ServiceState, at: str) -> list[Pending]:
             reason = "restart pending: config differs from the last successful restart"
         pending.append(Pending(action, reason, record.down))
     return pending
-
-
-def _held(state: ServiceState, container: Action | None) -> bool:
-    """A unit absorbed by a held container is held with it."""
-    record = None if container is None else state.units.get(action_key(container))
-    return record is not None and record.held
 
 
 def confining(plan: ServicePlan, keys: tuple[str, ...]) -> list[str]:

@@ -228,3 +228,25 @@ def test_a_host_restart_of_the_container_unit_is_the_containers_signal(scratch, 
     assert result.code == 4 and "kept 1 file(s)" in result.err, result.err
     assert (synth.host / "etc/systemd/system/systemd-nspawn@web.service.d/x.conf").read_text() \
         == "2\n"
+
+
+def test_two_services_of_one_held_container_do_not_restart_it(scratch, systemctl):
+    """The other service's rolled-back files are written again next run; it holds too."""
+    services = web()
+    services["app"] = [{"dest": "/etc/app.conf", "machine": "web", "restart": "container",
+                        "text": "app={{ lookup('w') }}\n"}]
+    synth = scratch(services, data={"w": 1, "pu": "no"})
+    every = ("--all", *synth.options(restart=True))
+    assert render("--systemctl", str(systemctl().script), *every).code == 2
+    synth.set_data({"w": 2, "pu": "yes"})
+    fake = systemctl(fail=UNIT)
+    first = render("--systemctl", str(fake.script), "--health-timeout", "0", *every)
+    assert first.code == 4 and fake.calls() == [f"try-restart {UNIT}"], first.err
+    assert (synth.rootfs("web") / "etc/app.conf").read_text() == "app=1\n"
+    for code in (6, 4):
+        fake.forget()
+        result = render("--systemctl", str(fake.script), "--health-timeout", "0", *every)
+        assert result.code == code and fake.calls() == [], (result.out, result.err)
+        assert result.err.count("held down since") == 2, result.err
+    assert (synth.rootfs("web") / "etc/app.conf").read_text() == "app=2\n"
+    assert "the kept files of systemd-nspawn@web.service" in result.err
