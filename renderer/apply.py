@@ -274,8 +274,10 @@ def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
     else:
         message = "restarted fine, but another unit of this service failed"
     count = len(result.rolled_back)
-    message += f"; rolled back {count} file(s) written by this run" if count else \
-        "; no file written by this run to roll back"
+    if count:
+        message += f"; rolled back {count} file(s) written by this run"
+    elif not result.kept:
+        message += "; no file written by this run to roll back"
     if result.kept:
         message += f"; kept {len(result.kept)} file(s) that confine the container"
     if held:
