@@ -6,7 +6,10 @@ disk, a read-only mount or EACCES on any file leaves the whole service untouched
 What a write replaces is kept first (renderer.statefile). Restarts are decided from the recorded
 state (renderer.restarts), de-duplicated (two services sharing a container restart it once) and all
 run even when one fails, as consul-template does. A unit that does not come back healthy gets the
-files of this run restored and is restarted again; only a healthy restart is recorded. With
+files of this run restored and is restarted again; only a healthy restart is recorded. Not the
+files that confine a container (``FileSpec.rollback``) when the failed health check is a
+container's or a unit's in one: that signal comes from the container, which must not undo its own
+hardening. They are kept, the unit stays down and is recorded ``held`` (renderer.restarts). With
 ``--noop`` the same code runs against a DryRunSystem and restarts are only decided: they are
 reported as owed, as with ``--no-restart``.
 """
@@ -23,6 +26,9 @@ from renderer.services import Action
 from renderer.statefile import Store
 from renderer.system import Staged, System
 from renderer.targets import Roots
+
+KEPT_NOTE = "a container's health check does not undo its confinement " \
+    "(rollback_on_failure: true to allow)"
 
 
 class Options(NamedTuple):
@@ -49,6 +55,7 @@ class ServiceResult:
         self.restarts: list[RestartDone] = []
         self.owed: list[rs.Pending] = []          # decided, not run
         self.rolled_back: list[str] = []          # target keys put back
+        self.kept: list[str] = []                 # ... not put back: they confine a container
         self.errors: list[RenderError] = [] if plan.error is None else [plan.error]
 
     @property
@@ -57,8 +64,9 @@ class ServiceResult:
 
     @property
     def changed(self) -> bool:
-        """A service whose files were rolled back after a failed restart ends as it began."""
-        return bool(self.written or self.restarted) and not self.rolled_back
+        """A service whose files were rolled back after a failed restart ends as it began; one
+        whose container stays down under kept files reports the failure (exit 4), as then."""
+        return bool(self.written or self.restarted) and not (self.rolled_back or self.kept)
 
     @property
     def failed(self) -> bool:
@@ -107,7 +115,7 @@ def _undo_changes(result: ServiceResult) -> list[FileChange]:
     """The changes that put back what this run replaced in ``result``'s service."""
     undo = []
     for change in result.plan.changes:
-        if change.key not in result.written:
+        if change.key not in result.written or change.key in result.kept:
             continue
         before = change.before
         if before is None:
@@ -158,6 +166,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
         if not owner.result.failed:
             for item in rs.decide(owner.result.plan, owner.store.state, at):
                 pending.setdefault(item.action, []).append((owner, item))
+    _check_held(pending, system, at)
     # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
     order = sorted(pending, key=lambda a: not a.first)
     if not options.restart:
@@ -173,14 +182,22 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
                                      for a, owners in pending.items() for x, _ in owners
                                      if x is o)]
     for owner in broken:
+        _keep_confining(owner, pending, first)
         _write_files(_undo_changes(owner.result), system, roots, owner.result,
                      owner.result.rolled_back)
+    # A container that failed under a kept confining file stays down (as do the units it
+    # absorbed): starting it again would run it with half of its old files, for nothing.
+    held = {a for a, owners in pending.items() if a not in absorbed
+            and first[a].outcome is rs.Outcome.FAILED and a.from_container
+            and any(set(o.result.kept) & set(o.result.plan.config_sets[a]) for o, _ in owners)}
+    held.update(a for a, c in absorbed.items() if c in held)
     # Every unit of a rolled-back service that was running starts again with the old files. A
     # unit that failed with nothing to roll back (a retried restart) stays as it is: the record
     # marks it down and the next run starts it.
     again = {a: rs.restart(system, a, True, options.health_timeout)
              for a, owners in pending.items()
-             if a not in absorbed and first[a].outcome is not rs.Outcome.NOT_RUNNING
+             if a not in absorbed and a not in held
+             and first[a].outcome is not rs.Outcome.NOT_RUNNING
              and any(o in broken and o.result.rolled_back for o, _ in owners)}
     again.update({a: again[c] for a, c in absorbed.items() if c in again})
     for action, owners in pending.items():
@@ -190,14 +207,65 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
             result.restarts.append(RestartDone(action, item.reason, first[action],
                                                action in absorbed))
             keys = result.plan.config_sets[action]
-            hashed = (rs.previous_hash if owner in broken else rs.current_hash)(result.plan, keys)
-            rs.record(owner.store.state, action, final, hashed, at)
+            hashed = (rs.previous_hash if owner in broken and action not in held
+                      else rs.current_hash)(result.plan, keys)
+            rs.record(owner.store.state, action, final, hashed, at, action in held)
             if rs.Outcome.FAILED in (first[action].outcome, final.outcome):
-                result.fail(_restart_error(result, action, first[action], again.get(action)))
+                result.fail(_restart_error(result, action, first[action], again.get(action),
+                                           action in held))
+
+
+def _keep_confining(owner: _Live, pending: dict[Action, list[tuple[_Live, rs.Pending]]],
+                    first: dict[Action, rs.Attempt]) -> None:
+    """Marks kept the files of a broken service that confine a container, when a container's
+    health check (or a unit's inside one) failed. ``--rollback`` is the operator's own choice:
+    what it restores is rolled back as before."""
+    result = owner.result
+    if result.plan.restores or not any(
+            first[a].outcome is rs.Outcome.FAILED and a.from_container
+            for a, owners in pending.items() if any(x is owner for x, _ in owners)):
+        return
+    for change in result.plan.changes:
+        if change.key in result.written and not change.spec.rollback:
+            result.kept.append(change.key)
+            result.notes.append(f"kept {change.path}: {KEPT_NOTE}")
+
+
+def _check_held(pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: System,
+                at: str) -> None:
+    """A held unit is not restarted (nor owed): found active, someone started it with the kept
+    files and it is recorded healthy; otherwise its service fails again, with the same line.
+    Only a read: ``--noop`` decides the same. Found active after this run wrote some of its
+    files (rolled back by the run that held it), it restarts as for any change."""
+    for action in [a for a, owners in pending.items() if all(p.held for _, p in owners)]:
+        state = rs.current_state(system, action)
+        if set(state.split(", ")) == {"active"} and any(
+                set(o.result.written) & set(o.result.plan.config_sets[action])
+                for o, _ in pending[action]):
+            pending[action] = [(o, p._replace(reason="files changed", force=False, held=False))
+                               for o, p in pending[action]]
+            continue
+        for owner, item in pending.pop(action):
+            result = owner.result
+            keys = result.plan.config_sets[action]
+            if set(state.split(", ")) == {"active"}:
+                rs.record(owner.store.state, action, rs.Attempt(rs.Outcome.RESTARTED, state, ""),
+                          rs.current_hash(result.plan, keys), at)
+                result.notes.append(f"{action.describe()} is active again (started outside "
+                                    "render) with the kept files: recorded")
+                continue
+            container = rs.container_of(action)
+            kept = rs.confining(result.plan, keys) or \
+                [f"the kept files of {container.unit if container else action.unit}"]
+            result.fail(RestartError(
+                f"{item.reason} (unit is {state}): it failed its health check under "
+                f"{', '.join(kept)}, which render keeps; not "
+                "restarted until the config changes or it is started by hand",
+                path=action.describe()))
 
 
 def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
-                   again: rs.Attempt | None) -> RestartError:
+                   again: rs.Attempt | None, held: bool = False) -> RestartError:
     """One line: the unit, its state, what render did about it."""
     if first.outcome is rs.Outcome.FAILED:
         message = f"restart failed: unit is {first.state or 'failed'}"
@@ -206,9 +274,15 @@ def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
     else:
         message = "restarted fine, but another unit of this service failed"
     count = len(result.rolled_back)
-    message += f"; rolled back {count} file(s) written by this run" if count else \
-        "; no file written by this run to roll back"
-    if again is not None:
+    if count:
+        message += f"; rolled back {count} file(s) written by this run"
+    elif not result.kept:
+        message += "; no file written by this run to roll back"
+    if result.kept:
+        message += f"; kept {len(result.kept)} file(s) that confine the container"
+    if held:
+        message += "; left down until the config changes or it is started by hand"
+    elif again is not None:
         message += f"; restarted again: unit is {again.state or again.outcome.value}"
     elif not count:
         message += "; the next run restarts it again"

@@ -169,6 +169,7 @@ def _service_json(r: ServiceResult, noop: bool, pending: bool,
         })
     if not noop:
         document["rolled_back"] = [paths[key] for key in r.rolled_back]
+        document["kept"] = [paths[key] for key in r.kept]  # confining files a failure kept
     document["notes"] = r.notes
     document["errors"] = [{"message": e.message, "path": e.path, "line": e.line,
                            "kind": type(e).__name__} for e in r.errors]

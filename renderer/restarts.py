@@ -13,6 +13,11 @@ earlier restart left the unit down), then a poll of ActiveState through the Syst
 config, and it reads the new files when someone starts it. Actions that are not a
 ``try-restart`` of a unit (a reload, a daemon-reload) succeed when their command does.
 
+A container (or a unit in one) that failed its health check under a confining file render kept
+(apply: a host-side ``.nspawn``, networkd file, ...) is recorded ``held``: no later run restarts it
+while its config set is the one it failed with; a check that finds it active (started by hand)
+records it healthy, a config change restarts it as usual.
+
 A container restart that is due absorbs the restarts and daemon-reloads of units inside that
 container: they start with the container, with the new files, so they are not run separately.
 """
@@ -60,6 +65,7 @@ class Pending(NamedTuple):
     action: Action
     reason: str
     force: bool     # the record says render left the unit down: ``restart``, not ``try-restart``
+    held: bool = False  # down under a confining file render kept: not restarted (apply)
 
 
 # --- config sets --------------------------------------------------------------------------------
@@ -111,9 +117,14 @@ def decide(plan: ServicePlan, state: ServiceState, at: str) -> list[Pending]:
         if record is None:
             state.units[action_key(action)] = UnitRecord(current, at)  # adopt, nothing written
             continue
+        if record.held and record.hash == current:
+            pending.append(Pending(action, f"held down since {shown(record.at)}", True, True))
+            continue
         if record.hash == current and not record.down:
             continue
-        if record.down:
+        if record.held:
+            reason = f"config changed since render held it down at {shown(record.at)}"
+        elif record.down:
             reason = f"render's restart at {shown(record.at)} left it down"
         elif written.intersection(keys):
             reason = "files changed"
@@ -123,11 +134,20 @@ def decide(plan: ServicePlan, state: ServiceState, at: str) -> list[Pending]:
     return pending
 
 
-def record(state: ServiceState, action: Action, attempt: Attempt, hashed: str, at: str) -> None:
+def confining(plan: ServicePlan, keys: tuple[str, ...]) -> list[str]:
+    """The display paths of the files in a config set that a failed health check keeps."""
+    return [c.path for c in plan.files if c.key in keys and not c.spec.rollback]
+
+
+def record(state: ServiceState, action: Action, attempt: Attempt, hashed: str, at: str,
+           held: bool = False) -> None:
     """After the final attempt: ``hashed`` on success (or when the unit does not run), a
-    ``down`` mark when render's restart left the unit stopped (the next run starts it again)."""
+    ``down`` mark when render's restart left the unit stopped (the next run starts it again);
+    ``held``: down with the kept config set ``hashed``, not started again while it is current."""
     key = action_key(action)
-    if attempt.outcome is Outcome.FAILED:
+    if held:
+        state.units[key] = UnitRecord(hashed, at, down=True, held=True)
+    elif attempt.outcome is Outcome.FAILED:
         old = state.units.get(key)
         state.units[key] = UnitRecord(old.hash if old else "", at, down=True)
     else:
@@ -175,6 +195,16 @@ def wait_active(system: System, prefix: list[str], unit: str, timeout: float) ->
         if now >= deadline:
             return state
         time.sleep(min(0.2, deadline - now))
+
+
+def current_state(system: System, action: Action) -> str:
+    """What the unit(s) of ``action`` are now, without touching them (a held unit's check)."""
+    args = action.systemctl_args()
+    if "try-restart" in args:
+        index = args.index("try-restart")
+        return ", ".join(unit_state(system, args[:index], unit) for unit in args[index + 1:])
+    check = action.running_check()
+    return unit_state(system, *check) if check is not None else "unknown"
 
 
 def restart(system: System, action: Action, force: bool, timeout: float) -> Attempt:

@@ -66,6 +66,9 @@ class UnitRecord(NamedTuple):
     hash: str        # config_hash() the unit last (re)started with successfully
     at: str
     down: bool = False  # render's own restart left it stopped: start it again, not try-restart
+    # down because it failed under a confining file render kept (apply): not started again
+    # while ``hash`` (the config set it failed with) is still the current one
+    held: bool = False
 
 
 class ServiceState:
@@ -168,7 +171,8 @@ def parse(data: bytes | None, where: object) -> ServiceState:
         if document.get("format") not in (1, FORMAT):
             raise ValueError(f"unknown format {document.get('format')!r}")
         return ServiceState(
-            units={key: UnitRecord(str(u["hash"]), str(u["at"]), bool(u.get("down", False)))
+            units={key: UnitRecord(str(u["hash"]), str(u["at"]), bool(u.get("down", False)),
+                                     bool(u.get("held", False)))
                    for key, u in document.get("units", {}).items()},
             files={path: FileRecord(f["hash"] and str(f["hash"]), str(f["at"]), tuple(
                 Version(v["blob"], int(v["uid"]), int(v["gid"]), int(v["mode"]), str(v["at"]))
@@ -183,7 +187,8 @@ def parse(data: bytes | None, where: object) -> ServiceState:
 def dumps(state: ServiceState) -> bytes:
     document = {
         "format": FORMAT,
-        "units": {key: {"hash": u.hash, "at": u.at, **({"down": True} if u.down else {})}
+        "units": {key: {"hash": u.hash, "at": u.at, **({"down": True} if u.down else {}),
+                      **({"held": True} if u.held else {})}
                   for key, u in sorted(state.units.items())},
         "files": {key: {"hash": f.hash, "at": f.at, "versions": [
             {"blob": v.blob, "uid": v.uid, "gid": v.gid, "mode": v.mode, "at": v.at}

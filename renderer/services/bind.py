@@ -71,6 +71,7 @@ def _spec(entry: Entry, machine: str, service_machine: str, item: str | None,
         item=item,
         value=value,
         source=entry.source,
+        rollback_on_failure=entry.rollback_on_failure,
     )
 
 

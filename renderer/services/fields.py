@@ -107,6 +107,11 @@ def flag(value: Any, key: str, where: Where) -> bool:
     return value
 
 
+def optional_flag(value: Any, key: str, where: Where) -> bool | None:
+    """A flag whose absence means "the rule decides" (``rollback_on_failure``)."""
+    return None if value is None else flag(value, key, where)
+
+
 def choice(value: Any, key: str, choices: tuple[str, ...], where: Where) -> str:
     if value not in choices:
         raise where.fail(f"{key} must be one of {', '.join(choices)}, not {value!r}")

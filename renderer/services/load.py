@@ -31,7 +31,8 @@ from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
 from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
-              "secret", "validate", "oslo_namespaces", "follow_symlink", "machine", "each"}
+              "secret", "validate", "oslo_namespaces", "follow_symlink", "machine", "each",
+              "rollback_on_failure"}
 _INCLUDE_KEYS = {"include", "machine"}
 _SERVICE_KEYS = {"machine", "description", "files"}
 _SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
@@ -186,6 +187,8 @@ class _Reader:
             source=where.path,
             line=where.line,
             each=each,
+            rollback_on_failure=fields.optional_flag(raw.get("rollback_on_failure"),
+                                                     "rollback_on_failure", where),
         )
 
     def template(self, value: Any, where: Where) -> str:

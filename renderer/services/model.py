@@ -17,6 +17,9 @@ DEFINITION = "service.yaml"
 SHARED_DIR = "_lib"  # service_templates/_lib: macros, templates and includes shared by services
 UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".slice")
 DAEMON_RELOAD_UNIT = "daemon-reload"  # the "unit" of a DAEMON_RELOAD action: systemd itself
+NSPAWN_UNIT = "systemd-nspawn@"
+# host directories whose files configure containers (FileSpec.confines)
+CONFINING_DIRS = ("/etc/systemd/nspawn", "/etc/systemd/network")
 
 
 class Root(Enum):
@@ -44,6 +47,18 @@ class Action(NamedTuple):
     kind: ActionKind
     unit: str
     machine: str | None = None
+
+    @property
+    def container_unit(self) -> bool:
+        """Its health is the container's: ``container``, or ``host:systemd-nspawn@<m>``."""
+        return self.kind is ActionKind.CONTAINER or self.kind in (
+            ActionKind.HOST, ActionKind.HOST_RELOAD) and self.unit.startswith(NSPAWN_UNIT)
+
+    @property
+    def from_container(self) -> bool:
+        """A failed health check whose signal the container controls (itself or a unit in
+        it): it does not roll back the files that confine a container (renderer.apply)."""
+        return self.container_unit or self.kind in (ActionKind.UNIT, ActionKind.DAEMON_RELOAD)
 
     @property
     def first(self) -> bool:
@@ -129,6 +144,27 @@ class FileSpec(NamedTuple):
     item: str | None = None      # ``each`` entries: the key (or list item) this copy is for
     value: Any = None  # ... and its value in the data
     source: Path | None = None   # the file holding the entry: service.yaml or an included one
+    rollback_on_failure: bool | None = None  # as written; None: the rule of ``rollback``
+
+    @property
+    def confines(self) -> bool:
+        """A host-side file that configures a container: its ``.nspawn``, a networkd file, a
+        drop-in of its ``systemd-nspawn@`` unit, or any host file that restarts the container."""
+        if self.root is not Root.HOST:
+            return False
+        parent = str(self.dest.parent)
+        return parent in CONFINING_DIRS or (
+            parent.startswith(f"/etc/systemd/system/{NSPAWN_UNIT}") and parent.endswith(
+                ".service.d")) or any(a.container_unit for a in self.actions)
+
+    @property
+    def rollback(self) -> bool:
+        """Whether a failed health check of a container (or of a unit in one) puts this file
+        back. Not by default for a file that confines a container: the health signal comes
+        from the container, which must not veto its own hardening."""
+        if self.rollback_on_failure is not None:
+            return self.rollback_on_failure
+        return not self.confines
 
 
 class Entry(NamedTuple):
@@ -151,6 +187,7 @@ class Entry(NamedTuple):
     line: int | None
     machine: str | Ref | None = None  # None: the service's machine
     each: Ref | None = None
+    rollback_on_failure: bool | None = None  # None: FileSpec.rollback decides
 
     @property
     def needs_data(self) -> bool:
