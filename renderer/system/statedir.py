@@ -63,28 +63,64 @@ def _sticky_root(st: os.stat_result) -> bool:
 
 
 def open_checked(path: Path, create: bool) -> int | None:
-    """The state dir's fd after the strict-modes walk; None if it is missing and not ``create``."""
-    real = Path(os.path.realpath(path))
-    fd = os.open("/", _DIR)
+    """The state dir's fd after the strict-modes walk; None if it is missing and not ``create``.
+
+    Walked from ``/`` one component at a time. A symlink on the way is read from a directory
+    that was checked already and followed (at most 40, as the kernel does), so every directory
+    that decides where the walk goes is checked, and none is reopened by path after its check.
+    """
+    pending = list(reversed(Path(os.path.abspath(path)).parts[1:]))
+    trail: list[tuple[int, Path, bool]] = []  # (fd, shown, below a sticky dir) from / down
+    links = 0
     try:
-        _check_dir(os.fstat(fd), "/", last=real.parts == ("/",), below_sticky=False)
-        below_sticky = False
-        shown = Path("/")
-        parts = real.parts[1:]
-        for index, part in enumerate(parts):
+        trail.append((os.open("/", _DIR), Path("/"), False))
+        _check_dir(os.fstat(trail[0][0]), "/", last=not pending, below_sticky=False)
+        while pending:
+            part = pending.pop()
+            fd, shown, below_sticky = trail[-1]
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(trail) > 1:
+                    os.close(trail.pop()[0])
+                continue
             below_sticky = below_sticky or _sticky_root(os.fstat(fd))
-            shown = shown / part
-            child = _open_dir(fd, part, shown, create)
+            try:
+                target = os.readlink(part, dir_fd=fd)
+            except OSError:
+                target = None  # not a symlink (or missing): opened below, without following
+            if target is not None:
+                owner = os.stat(part, dir_fd=fd, follow_symlinks=False).st_uid
+                if owner not in ((os.geteuid(),) if below_sticky else (os.geteuid(), 0)):
+                    raise StateDirError(f"symlink on the way to the state dir is owned by uid "
+                                        f"{owner}; refusing to follow it (strict modes)",
+                                        path=shown / part)
+                links += 1
+                if links > 40:
+                    raise StateDirError("too many symlinks on the way to the state dir",
+                                        path=path)
+                pending.extend(reversed(target.split("/")))
+                if target.startswith("/"):
+                    while len(trail) > 1:
+                        os.close(trail.pop()[0])
+                continue
+            child = _open_dir(fd, part, shown / part, create)
             if child is None:
                 return None
-            os.close(fd)
-            fd = child
-            _check_dir(os.fstat(fd), shown, last=index == len(parts) - 1,
+            trail.append((child, shown / part, below_sticky))
+            _check_dir(os.fstat(child), shown / part,
+                       last=not any(p not in ("", ".") for p in pending),
                        below_sticky=below_sticky)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        top, shown, below_sticky = trail.pop()
+        try:  # again as the state dir itself: the walk may have ended on a ``..``
+            _check_dir(os.fstat(top), shown, last=True, below_sticky=below_sticky)
+        except BaseException:
+            os.close(top)
+            raise
+    finally:
+        for fd, _, _ in trail:
+            os.close(fd)
+    return top
 
 
 def _open_dir(parent: int, name: str, shown: object, create: bool) -> int | None:
