@@ -8,8 +8,9 @@ key and kept versions of config files. So before a run reads anything there:
   root-owned sticky directory (``/tmp``) may be world-writable, but then everything below it
   must be owned by the running user itself (in a sticky dir anyone can create an entry, and
   only the owner of an entry can rename or remove it). Anything else refuses the run with one
-  line (exit 4). A state dir that does not exist is fine for ``--noop`` (nothing to read);
-  a real run creates it 0700.
+  line (exit 4). A symlink on the way is followed only when it sits in a checked directory
+  and is owned by us (or root, outside a sticky dir). A state dir that does not exist is fine
+  for ``--noop`` (nothing to read); a real run creates it 0700.
 - **One descriptor.** The walk opens each component with ``O_DIRECTORY|O_NOFOLLOW`` from the
   fd of the checked parent, so swapping a component after it was checked cannot redirect the
   run; the state dir's fd is kept, and every state file is read, written, renamed and removed
