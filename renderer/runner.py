@@ -79,10 +79,11 @@ class Runner:
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
-            self.masker = Masker(host_key(self.system, create=not s.noop))
+            key = host_key(self.system, create=not s.noop)
+            self.masker = Masker(key)
             self.scope = build_scope(s.node, s.facts, list(s.variables))
             self.renderer = Renderer(s.templates, bytecode_cache(
-                self.system.cache_dir("cache/jinja", create=not s.noop), writable=not s.noop))
+                self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
             plans = [self.plan_one(name) for name in names]
             notes = self.sweep(plans)

@@ -175,13 +175,26 @@ def parse(data: bytes | None, where: object) -> ServiceState:
                                      bool(u.get("held", False)))
                    for key, u in document.get("units", {}).items()},
             files={path: FileRecord(f["hash"] and str(f["hash"]), str(f["at"]), tuple(
-                Version(v["blob"], int(v["uid"]), int(v["gid"]), int(v["mode"]), str(v["at"]))
+                Version(_blob(v["blob"]), int(v["uid"]), int(v["gid"]), int(v["mode"]),
+                        str(v["at"]))
                 for v in f.get("versions", ())))
                 for path, f in document.get("files", {}).items()},
             legacy=document["format"] == 1)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except RecursionError:
+        raise ApplyError("corrupt state file (nested too deeply); move it away to start afresh",
+                         path=where) from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise ApplyError(f"corrupt state file ({exc}); move it away to start afresh (the next "
                          "run then records what it finds)", path=where) from None
+
+
+def _blob(value: object) -> str | None:
+    """A kept version's name is a sha256, 64 lowercase hex digits, and nothing else: it becomes
+    a path in the state dir that render reads and deletes."""
+    if value is None or (isinstance(value, str) and len(value) == 64
+                         and all(c in "0123456789abcdef" for c in value)):
+        return value
+    raise ValueError(f"kept version {str(value)[:80]!r} is not a sha256")
 
 
 def dumps(state: ServiceState) -> bytes:

@@ -25,6 +25,7 @@ from renderer.targets import Roots, Target
 
 ABSENT = "absent"  # stands for a missing file in the hash of a config set
 KEY_NAME = "hmac.key"
+KEY_SIZE = 32
 
 
 def load(system: System, service: str) -> st.ServiceState:
@@ -33,10 +34,16 @@ def load(system: System, service: str) -> st.ServiceState:
 
 
 def host_key(system: System, create: bool) -> bytes:
-    """The per-host HMAC key for masked values; created on the first real run."""
+    """The per-host HMAC key for masked values and the template cache; created on the first
+    real run. One that is there but not what render writes (32 bytes in a private regular file
+    of ours: read_state checks the rest) is refused, never replaced: it may be someone's plant."""
     key = system.read_state(KEY_NAME)
-    if key is None or len(key) < 16:
-        key = os.urandom(32)
+    if key is not None and len(key) != KEY_SIZE:
+        raise ApplyError(f"host key is {len(key)} bytes, not {KEY_SIZE}; refusing to use or "
+                         "replace it (move it away to start afresh)",
+                         path=system.state_path(KEY_NAME))
+    if key is None:
+        key = os.urandom(KEY_SIZE)
         if create:
             system.write_state(KEY_NAME, key)
     return key

@@ -21,6 +21,7 @@ from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import SHARED_DIR, FileSpec, Service
+from renderer.system.statedir import Directory
 
 
 class Rendered(NamedTuple):
@@ -62,21 +63,17 @@ def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | No
     return found
 
 
-class _ReadOnlyCache(jinja2.FileSystemBytecodeCache):
-    """``--noop`` uses compiled templates from earlier runs but writes none."""
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        pass
-
-
-def bytecode_cache(directory: Path | None, writable: bool) -> jinja2.BytecodeCache | None:
+def bytecode_cache(directory: Directory | None, writable: bool,
+                   host_key: bytes) -> jinja2.BytecodeCache | None:
     """Compiled templates in render's state dir: compiling is most of a run's own work.
 
-    ``directory`` is one only render can write (System.cache_dir); a dry run only reads it."""
+    ``directory`` is System.cache_dir's checked fd; only files authenticated under ``host_key``
+    are loaded (renderer.bccache); a dry run only reads it."""
     if directory is None:
         return None
-    cls = jinja2.FileSystemBytecodeCache if writable else _ReadOnlyCache
-    return cls(str(directory))
+    from renderer.bccache import SignedBytecodeCache, cache_key
+
+    return SignedBytecodeCache(directory, cache_key(host_key), writable)
 
 
 class Renderer:

@@ -37,6 +37,7 @@ def build(case: Path, base: Path) -> Tree:
         shutil.copytree(case / "before", base, dirs_exist_ok=True)
     tree.state.mkdir(mode=0o700)
     (tree.state / "hmac.key").write_bytes(b"golden-test-key-" * 2)
+    (tree.state / "hmac.key").chmod(0o600)  # as render writes it: a readable key is refused
     return tree
 
 

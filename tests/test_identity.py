@@ -53,6 +53,7 @@ def test_upgrade_from_format_1_restarts_nothing_in_sync(tree: Tree, tmp_path: Pa
     (tree.state / "services").mkdir(parents=True)
     for name in ("keystone", "glance"):
         shutil.copy(UPGRADE / "services" / f"{name}.json", tree.state / "services")
+        (tree.state / "services" / f"{name}.json").chmod(0o600)  # as the old release wrote it
     state = tree.state / "services" / "keystone.json"
     assert json.loads(state.read_text())["format"] == 1
     # glance's files are in sync, but its container restart was never recorded as done: the

@@ -126,3 +126,61 @@ def test_lock_timeout_must_be_a_number_of_seconds(synth, run):
     for bad in ("-1", "soon", "inf", "nan"):
         result = run(*synth.options(), "api", "--lock-timeout", bad)
         assert result.code == 64 and "--lock-timeout" in result.err, (bad, result.err)
+
+
+def test_lock_file_deleted_under_a_holder_still_keeps_a_second_run_out(synth, tmp_path: Path,
+                                                                       run):
+    holder = _start_holder(synth, tmp_path)
+    try:
+        (synth.state / "lock").unlink()  # a cleanup job, or an operator, removes it
+        synth.set_data({"v": 2})
+        second = run(*synth.options(), "api", "--lock-timeout", "0.5")
+        assert second.code == 4 and f"holds the lock (PID {holder.pid})" in second.err, second
+        assert (synth.rootfs("api") / "etc/api/api.conf").read_text() == "1\n"
+    finally:
+        _release(holder, tmp_path)
+    assert run(*synth.options(), "api").code == 2
+
+
+def _flock(path: Path) -> subprocess.Popen:
+    """A real ``flock`` on the lock file alone, as a release before the directory lock took it."""
+    holder = subprocess.Popen(["flock", "--close", str(path), "sleep", "30"])
+    deadline = time.monotonic() + 10
+    while f" {holder.pid} " not in Path("/proc/locks").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return holder
+
+
+def test_lock_file_replaced_while_waiting_is_locked_again(synth, run):
+    """The waiter locks the file it opened; if that is no longer the file at ``lock`` when it
+    gets it, it opens and locks the one there now instead of running beside its holder."""
+    assert run(*synth.options(), "api").code == 2
+    first = _flock(synth.state / "lock")
+    replacement = second = None
+    try:
+        synth.set_data({"v": 2})
+        waiter = subprocess.Popen([sys.executable, "-m", "renderer", *synth.options(), "api",
+                                   "--lock-timeout", "30"], cwd=REPO, env=ENV,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # it has the directory's lock and waits on the first file
+        replacement = synth.state / "lock.new"
+        replacement.write_text("")
+        replacement.chmod(0o600)
+        second = _flock(replacement)
+        replacement.rename(synth.state / "lock")
+        first.kill()
+        first.wait()
+        time.sleep(0.5)
+        assert waiter.poll() is None  # the file it had locked was gone: it waits on the new one
+        assert (synth.rootfs("api") / "etc/api/api.conf").read_text() == "1\n"
+        second.kill()
+        second.wait()
+        out, err = waiter.communicate(timeout=30)
+        assert waiter.returncode == 2, (out, err)
+        assert (synth.rootfs("api") / "etc/api/api.conf").read_text() == "2\n"
+    finally:
+        for holder in (first, second):
+            if holder is not None:
+                holder.kill()
+                holder.wait()

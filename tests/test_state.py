@@ -74,13 +74,14 @@ def test_classify():
 def test_state_round_trip_and_corrupt_file_is_an_error(tmp_path: Path):
     state = st.ServiceState()
     state.units["container:-:u.service"] = st.UnitRecord("v1:h", "t", down=True)
-    st.push_version(state, "/p", st.Version("ab", 1, 2, 0o640, "t1"), keep=2)
+    ab, cd = "ab" * 32, "cd" * 32  # kept-version names are sha256s
+    st.push_version(state, "/p", st.Version(ab, 1, 2, 0o640, "t1"), keep=2)
     st.push_version(state, "/p", st.Version(None, 0, 0, 0, "t2"), keep=2)
-    st.push_version(state, "/p", st.Version("cd", 1, 2, 0o600, "t3"), keep=2)
+    st.push_version(state, "/p", st.Version(cd, 1, 2, 0o600, "t3"), keep=2)
     st.record_file(state, "/p", "h", "t3")
     again = st.parse(st.dumps(state), "x")
     assert again == state and [v.at for v in again.files["/p"].versions] == ["t2", "t3"]
-    assert again.blobs() == {"cd"}
+    assert again.blobs() == {cd}
     for bad in (b"{", b'{"format": 99}', b'{"format": 1, "units": {"k": {}}}', b"[]"):
         with pytest.raises(ApplyError, match="corrupt state file"):
             st.parse(bad, tmp_path / "s.json")

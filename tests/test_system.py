@@ -12,6 +12,7 @@ from renderer.errors import MissingDirectoryError, MissingRootError, UnsafePathE
 from renderer.system import TEMP_PREFIX
 from renderer.system.dryrun import DryRunSystem
 from renderer.system.real import RealSystem
+from renderer.system.statedir import StateDirError
 
 P = PurePosixPath
 
@@ -135,10 +136,11 @@ def test_systemctl_reports_failure(tmp_path: Path):
 
 def test_cache_dir_refused_when_others_can_write(system: RealSystem, tmp_path: Path):
     directory = system.cache_dir("cache/jinja", create=True)
-    assert directory == tmp_path / "state" / "cache" / "jinja"
-    assert directory.stat().st_mode & 0o777 == 0o700
-    directory.chmod(0o777)  # anyone could plant code there: never used
-    assert system.cache_dir("cache/jinja", create=True) is None
+    assert directory is not None and directory.path == tmp_path / "state" / "cache" / "jinja"
+    assert os.fstat(directory.fd).st_mode & 0o777 == 0o700
+    (tmp_path / "state" / "cache" / "jinja").chmod(0o777)  # anyone could plant code there
+    with pytest.raises(StateDirError, match="writable by others"):
+        system.cache_dir("cache/jinja", create=True)
     assert DryRunSystem(RealSystem(["true"], tmp_path / "other")).cache_dir("x", True) is None
     assert not (tmp_path / "other").exists()
 

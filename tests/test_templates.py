@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from conftest import load_bound
 
+from renderer.bccache import SignedBytecodeCache
 from renderer.errors import HieraRecursionError, LookupNotFound, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.system.dryrun import DryRunSystem
 from renderer.system.real import RealSystem
-from renderer.templates import Renderer, _ReadOnlyCache, bytecode_cache
+from renderer.templates import Renderer, bytecode_cache
 
 DATA = {"a::port": 11211, "a::hosts": ["h1", "h2"], "a::password": Sensitive("pw-1234")}
 
@@ -93,12 +94,14 @@ def test_runtime_error_in_template_has_line(tmp_path: Path):
 def test_bytecode_cache_written_by_real_runs_only(tmp_path: Path):
     state = tmp_path / "state"
     dry = DryRunSystem(RealSystem(["true"], state))
-    assert bytecode_cache(dry.cache_dir("cache/jinja", create=True), False) is None
+    assert bytecode_cache(dry.cache_dir("cache/jinja", create=True), False, b"k" * 32) is None
     assert not state.exists()  # noop creates nothing
     _, service = make(tmp_path, "x={{ lookup('a::port') }}\n")
     real = RealSystem(["true"], state)
-    renderer = Renderer(tmp_path, bytecode_cache(real.cache_dir("cache/jinja", True), True))
+    renderer = Renderer(tmp_path, bytecode_cache(real.cache_dir("cache/jinja", True), True,
+                                                 b"k" * 32))
     renderer.render_service(service, fake_lookup, Scope(), set())
     cache_dir = state / "cache" / "jinja"
     assert len(list(cache_dir.iterdir())) == 1 and cache_dir.stat().st_mode & 0o777 == 0o700
-    assert isinstance(bytecode_cache(dry.cache_dir("cache/jinja", True), False), _ReadOnlyCache)
+    cache = bytecode_cache(dry.cache_dir("cache/jinja", True), False, b"k" * 32)
+    assert isinstance(cache, SignedBytecodeCache) and not cache.writable

@@ -17,7 +17,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple, Protocol
 
-TEMP_PREFIX = ".render-tmp."
+from renderer.system.statedir import TEMP_PREFIX as TEMP_PREFIX
+from renderer.system.statedir import Directory
+
 UID_RANGE = 0x10000   # what nspawn gives a container with private users
 OVERFLOW_ID = 65534   # how a container sees an id outside its range
 
@@ -110,5 +112,5 @@ class System(Protocol):
     def state_path(self, name: str) -> Path:
         """Where a state file lives, for messages."""
 
-    def cache_dir(self, name: str, create: bool) -> Path | None:
-        """A directory in the state dir only we can write, or None (then go without)."""
+    def cache_dir(self, name: str, create: bool) -> Directory | None:
+        """A checked directory in the state dir, by fd (renderer.system.statedir), or None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from renderer.system import Actual, Staged, System
+from renderer.system.statedir import Directory
 
 
 class DryRunSystem:
@@ -50,7 +51,7 @@ class DryRunSystem:
     def state_path(self, name: str) -> Path:
         return self.wrapped.state_path(name)
 
-    def cache_dir(self, name: str, create: bool) -> Path | None:
+    def cache_dir(self, name: str, create: bool) -> Directory | None:
         return self.wrapped.cache_dir(name, create=False)  # a dry run creates nothing
 
     # --- mutations: recorded ----------------------------------------------------------------------

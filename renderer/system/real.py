@@ -29,9 +29,10 @@ from pathlib import Path, PurePosixPath
 from renderer import confine
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
-from renderer.lock import acquire
+from renderer.lock import acquire, release
 from renderer.system import TEMP_PREFIX, UID_RANGE, Actual, Staged
 from renderer.system.checks import refuse_special, shift, unshift
+from renderer.system.statedir import Directory, StateDir
 
 BIND_MOUNT_NOTE = "bind mount: rewritten in place, not atomically"
 
@@ -48,19 +49,23 @@ class RealSystem:
     def __init__(self, systemctl: list[str], state_dir: Path) -> None:
         self.systemctl_cmd = systemctl
         self.state_dir = state_dir
+        self.state = StateDir(state_dir)  # checked (strict modes) and opened on first use
         self._ids: dict[tuple[str, str], dict[str, int]] = {}
         self._bases: dict[str, int] = {}
-        self._lock: int | None = None
+        self._lock: tuple[int, int | None] | None = None
 
     # --- the run lock ---------------------------------------------------------------------------
 
     def lock(self, timeout: float, exclusive: bool) -> None:
-        """Hold ``<state-dir>/lock`` until ``unlock`` (see renderer.lock)."""
-        self._lock = acquire(self.state_dir, timeout, exclusive=exclusive)
+        """Check the state dir (strict modes), then hold its lock until ``unlock``
+        (renderer.lock). A dry run without a state dir has nothing to lock."""
+        top = self.state.top(create=exclusive)
+        if top is not None:
+            self._lock = (top.fd, acquire(top.fd, self.state_dir, timeout, exclusive=exclusive))
 
     def unlock(self) -> None:
         if self._lock is not None:
-            os.close(self._lock)
+            release(*self._lock)
             self._lock = None
 
     # --- reading ------------------------------------------------------------------------------
@@ -319,51 +324,17 @@ class RealSystem:
         return self.state_dir / name
 
     def read_state(self, name: str) -> bytes | None:
-        try:
-            return (self.state_dir / name).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise _oserror(exc, "cannot read state", self.state_dir / name) from exc
+        return self.state.read(name)
 
     def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
         """Atomically replace a file in the state dir (it and its subdirs created 0700)."""
-        parent = (self.state_dir / name).parent
-        try:
-            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _oserror(exc, "cannot create state dir", parent) from exc
-        self.commit(self.stage(self.state_dir, PurePosixPath("/") / name, data, os.getuid(),
-                               os.getgid(), mode))
+        self.state.write(name, data, mode)
 
     def remove_state(self, name: str) -> None:
-        try:
-            (self.state_dir / name).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _oserror(exc, "cannot remove state", self.state_dir / name) from exc
+        self.state.remove(name)
 
     def remove_state_temps(self) -> list[str]:
-        """Temp files of state writes a killed run left (``services/``, ``versions/*/`` and the
-        top); only ever called under the exclusive lock, so none is another run's."""
-        removed: list[str] = []
-        for directory in (self.state_dir, self.state_dir / "services",
-                          *sorted((self.state_dir / "versions").glob("*"))):
-            try:
-                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue  # not there yet (or not a directory render made): nothing to sweep
-            try:
-                names = confine.temps(fd, TEMP_PREFIX)
-                confine.remove(fd, names)
-            except OSError as exc:
-                raise _oserror(exc, "cannot remove stale temp files in", directory) from exc
-            finally:
-                os.close(fd)
-            removed.extend(str(directory / name) for name in names)
-        return removed
+        return self.state.remove_temps()
 
     def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
         """Remove a regular file render created (rolling back); never a link or a directory."""
@@ -378,20 +349,10 @@ class RealSystem:
         finally:
             os.close(dirfd)
 
-    def cache_dir(self, name: str, create: bool) -> Path | None:
-        """A directory in the state dir that only we can write, or None (then go without).
+    def cache_dir(self, name: str, create: bool) -> Directory | None:
+        """A checked directory in the state dir, opened once (None: there is none yet).
 
-        Caches in it hold code that will be executed (compiled templates), so a directory that
-        someone else owns or can write to is never used.
+        Caches in it hold code that will be executed (compiled templates): they read and write
+        only through its fd, and load only what they can authenticate (renderer.bccache).
         """
-        directory = self.state_dir / name
-        if create:
-            try:
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError:
-                return None
-        try:
-            st = directory.stat()
-        except OSError:
-            return None
-        return directory if st.st_uid == os.geteuid() and not st.st_mode & 0o022 else None
+        return self.state.cache(name, create)
