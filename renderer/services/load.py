@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import yaml
 
 import renderer.services.fields as fields
+from renderer.bounds import read_regular
 from renderer.errors import ServiceError
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
@@ -95,9 +96,9 @@ def load_service(templates: Path, name: str) -> ServiceDef:
 
 def _parse(where: Where) -> _Document:
     try:
-        raw = where.path.read_bytes()
-    except OSError as exc:
-        raise where.fail(f"cannot read: {exc.strerror}") from exc
+        raw = read_regular(where.path, ServiceError)  # a FIFO is refused, never waited on
+    except ServiceError as exc:
+        raise where.fail(exc.message) from exc
     loader = _LineLoader(decode(raw, where.path, ServiceError))
     data = parse_document(loader, where.path, ServiceError)
     if not isinstance(data, dict):
