@@ -120,7 +120,8 @@ class _Timeout(BaseException):
 
 @contextlib.contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """SIGALRM after ``seconds`` of wall time (only the main thread can take signals)."""
+    """SIGALRM after ``seconds`` of wall time (only the main thread can take signals). A timer
+    the embedding program had armed is put back with the time it has left."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -128,13 +129,19 @@ def _deadline(seconds: float) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
         raise _Timeout
 
+    import time
+
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
+    armed, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(armed - (time.monotonic() - start), 1e-3))
 
 
 def _bounded(parts: Iterator[str], limit: int, source: Path) -> str:
@@ -233,9 +240,14 @@ class Renderer:
             with _deadline(bounds.TEMPLATE_SECONDS):
                 text = _bounded(env.get_template(spec.template).generate(context),
                                 bounds.MAX_OUTPUT, source)
-        except _Timeout as exc:
-            raise error(f"rendering took over {bounds.TEMPLATE_SECONDS:g} s (a runaway loop?)",
-                        exc) from None
+        except _Timeout as exc:  # not rewritten by Jinja: map the line of its code back
+            path, line = _template_line(exc.__traceback__, self.templates)
+            template = env.get_template(spec.template)
+            line = template.get_corresponding_lineno(line) \
+                if line is not None and path == template.filename else None
+            raise TemplateError(f"rendering took over {bounds.TEMPLATE_SECONDS:g} s (a runaway "
+                                "loop?)", path=path or source, line=line,
+                                service=service.name) from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}",
                                 path=exc.filename or source, line=exc.lineno,
