@@ -7,7 +7,8 @@ are not UTF-8 are reported with the line they are on instead of a UnicodeDecodeE
 Aliases are bounded before anything is constructed: the parser shares one node per anchor, so a
 "billion laughs" file is small until something walks what it means. ``Loader`` counts the nodes
 the document stands for (each node visited once) and refuses more than ``ALIAS_NODES`` beyond its
-own, nesting deeper than ``MAX_DEPTH`` and an alias inside itself (renderer.bounds).
+own, nesting deeper than ``MAX_DEPTH`` and an alias inside itself (renderer.bounds). A file
+without a ``*`` has no alias and is not walked (libyaml caps its nesting at 1000).
 """
 
 from __future__ import annotations
@@ -67,8 +68,14 @@ def check_bounds(root: Any) -> None:
 class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     """Safe loader; subclasses (hiera) adjust typing to match Puppet."""
 
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        # no "*", no alias: the walk (as long as composing) is skipped for most files
+        self.aliased = not isinstance(stream, str) or "*" in stream
+
     def construct_document(self, node: Any) -> Any:
-        check_bounds(node)
+        if self.aliased:
+            check_bounds(node)
         return super().construct_document(node)
 
 

@@ -129,8 +129,8 @@ CRAFTED = ("root:x:0:0::/root:/bin/sh\n"
     ("arabic", "user 'arabic' does not exist in container bad"),
     ("huge", "user 'huge' does not exist in container bad"),
     ("max", "user 'max' does not exist in container bad"),
-    (1099511627776, "uid 1099511627776 is not a valid id (0-4294967294)"),
-    ("1099511627776", "uid 1099511627776 is not a valid id (0-4294967294)"),
+    (1099511627776, "service.yaml:2: owner 1099511627776 is not a valid id (0-4294967294)"),
+    ("1099511627776", "service.yaml:2: owner 1099511627776 is not a valid id (0-4294967294)"),
 ])
 def test_crafted_ids_fail_one_service_others_restart(scratch, systemctl, run, owner, message):
     synth = scratch({
@@ -152,6 +152,16 @@ def test_crafted_ids_fail_one_service_others_restart(scratch, systemctl, run, ow
     assert (synth.rootfs("good") / "etc/good/a.conf").stat().st_uid == 163
     assert [c for c in fake.calls() if "good" in c], fake.calls()
     assert not [c for c in fake.calls() if "bad" in c], fake.calls()
+
+
+def test_an_id_the_kernel_cannot_hold_is_refused_before_fchown():
+    from renderer.system.checks import shift
+
+    with pytest.raises(ApplyError, match="uid 1099511627776 is not a valid id"):
+        shift(2**40, 0, "uid", "/x")
+    with pytest.raises(ApplyError, match="gid -1 is not a valid id"):
+        shift(-1, 0, "gid", "/x")
+    assert shift(163, 0, "uid", "/x") == 163
 
 
 def test_parse_id_is_ascii_and_below_the_kernel_limit():
@@ -287,7 +297,7 @@ def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
 
     with pytest.raises(HieraDataError, match="refers to a node that contains it"):
         parse_yaml("a: &a [*a]\n", tmp_path / "x.yaml")
-    deep = "a:\n" + "".join(f"{'  ' * n}- \n" for n in range(1, 300)) + "\n"
+    deep = "b: &x 1\nc: *x\na:\n" + "".join(f"{'  ' * n}- \n" for n in range(1, 300))
     with pytest.raises(HieraDataError, match="nested more than 200 deep"):
         parse_yaml(deep, tmp_path / "x.yaml")
     assert parse_yaml("a: &x {b: 1}\nc: *x\n", tmp_path / "x.yaml") == \
