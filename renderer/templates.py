@@ -85,7 +85,9 @@ class _Loader(jinja2.FileSystemLoader):
             if os.path.lexists(filename) and not os.path.isdir(filename):
                 break
         else:
-            raise jinja2.TemplateNotFound(template)
+            plural = "path" if len(self.searchpath) == 1 else "paths"
+            raise jinja2.TemplateNotFound(template, f"{template!r} not found in search {plural}: "
+                                          f"{', '.join(repr(p) for p in self.searchpath)}")
         raw = bounds.read_regular(filename, TemplateError)
         try:
             contents = raw.decode(self.encoding)

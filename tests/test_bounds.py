@@ -103,6 +103,9 @@ def test_sparse_passwd_fails_its_service_in_one_line(scratch):
         "resolved in it"], err
     assert rss < baseline + 24 * 1024, (rss, baseline)
     assert not (synth.rootfs("svc") / "etc/svc/a.conf").exists()
+    assert (synth.rootfs("other") / "etc/other/b.conf").exists()
+    again = run_measured(*synth.options(), "--all")
+    assert again[0] == 4 and again[2] == err, again
 
 
 def test_read_bounded_stops_at_the_limit(tmp_path):
