@@ -110,12 +110,9 @@ def test_sparse_passwd_fails_its_service_in_one_line(scratch):
 def test_read_bounded_stops_at_the_limit(tmp_path):
     path = tmp_path / "grows"
     path.write_bytes(b"x" * 100)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        assert bounds.read_bounded(fd, 10, limit=50) is None  # grew past its fstat: not kept
-    finally:
-        os.close(fd)
-    assert bounds.size_text(64 * MiB) == "64.0 MiB" and bounds.size_text(10) == "10 bytes"
+    with open(path, "rb") as handle:  # grew past its fstat: not kept
+        assert bounds.read_bounded(handle.fileno(), 10, limit=50) is None
+    assert (bounds.size_text(64 * MiB), bounds.size_text(10)) == ("64.0 MiB", "10 bytes")
 
 
 # --- ids --------------------------------------------------------------------------------------
