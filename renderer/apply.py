@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 from renderer import restarts as rs
 from renderer import state as st
-from renderer.errors import RenderError, RestartError
+from renderer.bounds import MAX_FILE, size_text
+from renderer.errors import InternalError, RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
 from renderer.services import Action
 from renderer.statefile import Store
@@ -103,19 +104,32 @@ def _write_files(changes: list[FileChange], system: System, roots: Roots,
                 system.remove_file(roots.root_of(change.target), change.spec.dest,
                                    change.spec.follow_symlink)
                 done.append(change.key)
-    except RenderError as exc:
+    except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
         for _, item in staged[handed:]:
             system.discard(item)
-        result.fail(exc)
+        result.fail(as_error(exc))
         return False
     return True
 
 
+def as_error(exc: BaseException) -> RenderError:
+    """A RenderError as it is; anything else is a bug, confined to its service."""
+    return exc if isinstance(exc, RenderError) else InternalError.from_exception(exc)
+
+
+def _oversize_note(change: FileChange) -> str:
+    size = size_text(change.before.oversize) if change.before else ""
+    return (f"{change.path}: was {size} (over the {size_text(MAX_FILE)} limit): "
+            "replaced, not kept, not diffed")
+
+
 def _undo_changes(result: ServiceResult) -> list[FileChange]:
-    """The changes that put back what this run replaced in ``result``'s service."""
+    """The changes that put back what this run replaced in ``result``'s service (not a file
+    that was over the size limit: it was never read, so it cannot be put back)."""
     undo = []
     for change in result.plan.changes:
-        if change.key not in result.written or change.key in result.kept:
+        if change.key not in result.written or change.key in result.kept \
+                or change.before and change.before.oversize:
             continue
         before = change.before
         if before is None:
@@ -139,23 +153,33 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots,
         live.append(_Live(result, store))
         if not plan.changes:
             continue
+        result.notes.extend(_oversize_note(c) for c in plan.changes
+                            if c.before is not None and c.before.oversize)
         try:
             if not plan.restores:
                 store.keep(system, ((c.key, c.before) for c in plan.changes), options.keep, at)
             rs.owe_restarts(plan, store.state, at)
             store.save(system)  # before the write: a killed run still owes its restarts
-        except RenderError as exc:
-            result.fail(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
+            result.fail(as_error(exc))
             continue
         _write_files(list(plan.changes), system, roots, result, result.written)
     _restart(live, system, roots, options, at)
     for result, store in live:
-        _record_files(result, store.state, at)
         try:
+            _record_files(result, store.state, at)
             store.save(system)
-        except RenderError as exc:
-            result.fail(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
+            result.fail(as_error(exc))
     return results
+
+
+def _attempt(system: System, action: Action, force: bool, timeout: float) -> rs.Attempt:
+    """One restart; a bug while making it fails that unit, and every other still restarts."""
+    try:
+        return rs.restart(system, action, force, timeout)
+    except Exception as exc:  # noqa: BLE001
+        return rs.Attempt(rs.Outcome.FAILED, "", str(as_error(exc)))
 
 
 def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
@@ -175,7 +199,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
                 owner.result.owed.append(item)
         return
     absorbed = {a: c for a in order if (c := rs.container_of(a)) in pending}
-    first = {a: rs.restart(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
+    first = {a: _attempt(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
              for a in order if a not in absorbed}
     first.update({a: first[c] for a, c in absorbed.items()})
     broken = [o for o in live if any(first[a].outcome is rs.Outcome.FAILED
@@ -194,7 +218,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
     # Every unit of a rolled-back service that was running starts again with the old files. A
     # unit that failed with nothing to roll back (a retried restart) stays as it is: the record
     # marks it down and the next run starts it.
-    again = {a: rs.restart(system, a, True, options.health_timeout)
+    again = {a: _attempt(system, a, True, options.health_timeout)
              for a, owners in pending.items()
              if a not in absorbed and a not in held
              and first[a].outcome is not rs.Outcome.NOT_RUNNING

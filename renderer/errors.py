@@ -83,9 +83,12 @@ class InternalError(RenderError):
 
 
 def error_line(error: RenderError) -> str:
-    """The one line an operator sees: ``render: <service>: <path>:<line>: <message>``."""
+    """The one line an operator sees: ``render: <service>: <path>:<line>: <message>``, with
+    control characters escaped (a path from a container cannot forge a second line)."""
+    from renderer.names import printable
+
     service = f"{error.service}: " if error.service else ""
-    return f"render: {service}{error}"
+    return printable(f"render: {service}{error}")
 
 
 # --- hieradata ---------------------------------------------------------------------------------

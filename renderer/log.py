@@ -16,4 +16,7 @@ def warning(name: str, message: str, *args: object) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("render: warning: %(message)s"))
         root.addHandler(handler)
-    logging.getLogger(name).warning(message, *args)
+    from renderer.names import printable  # a path in a warning cannot forge a log line
+
+    logging.getLogger(name).warning(message, *(printable(a) if isinstance(a, str) else a
+                                               for a in args))

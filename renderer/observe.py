@@ -61,7 +61,7 @@ def _resolve_id(name: str | None, database: str, fallback: int, system: System, 
     if name is None:
         return fallback
     if name.isascii() and name.isdigit():
-        return int(name)
+        return int(name)  # checked against MAX_ID by shift() below
     root = roots.root_of(target)
     table = system.ids(root, database)
     if name not in table:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from renderer.bounds import read_regular
 from renderer.errors import OverrideError, RenderError, ValidationError
 from renderer.hiera import Hiera, Sensitive
 from renderer.scope import Scope
@@ -33,8 +34,8 @@ from renderer.templates import Rendered
 SEPARATOR = "::config::"
 ABSENT = "<SERVICE DEFAULT>"
 OPTION_DATA = Path("_lib") / "oslo_options.json"
-_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_SECTION = re.compile(r"^[^\[\]\s](?:[^\[\]\r\n]*[^\[\]\s])?$")
+_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")  # \Z: "$" lets a final newline in
+_SECTION = re.compile(r"^[^\[\]\s](?:[^\[\]\r\n]*[^\[\]\s])?\Z")
 
 
 class OptionData:
@@ -49,8 +50,10 @@ class OptionData:
             try:
                 import json
 
-                self._namespaces = json.loads(self.path.read_text())["namespaces"]
-            except (OSError, ValueError, KeyError) as exc:
+                self._namespaces = json.loads(read_regular(self.path, RenderError))["namespaces"]
+            except RenderError:
+                raise
+            except (ValueError, KeyError) as exc:
                 raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
         return self._namespaces
 
@@ -240,8 +243,9 @@ def _line(path: str, keys: tuple[str, ...]) -> int | None:
     import yaml
 
     try:
-        node = yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
+        node = yaml.compose(read_regular(path, RenderError).decode("utf-8", "replace"),
+                            Loader=yaml.SafeLoader)
+    except (RenderError, yaml.YAMLError):
         return None
     line = None
     for key in keys:

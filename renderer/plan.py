@@ -115,6 +115,8 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
 
     if actual is None:
         return change(Change.CREATE)
+    if actual.oversize:  # never read (renderer.bounds): replaced, not kept, not diffed
+        return change(Change.UPDATE, ("content",), actual)._replace(diffable=False)
     reasons = []
     if actual.data != data:
         reasons.append("content")

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from renderer.apply import ServiceResult
 from renderer.errors import error_line
 from renderer.masking import Masker
+from renderer.names import printable
 from renderer.plan import Change, FileChange
 from renderer.restarts import Outcome
 
@@ -46,10 +47,15 @@ def diff_lines(change: FileChange, masker: Masker) -> tuple[str, ...]:
     old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
         if old is not None else []
     new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True))
-    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else change.path,
-                                 change.path)
+    path = printable(change.path)
+    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path)
     return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                  for line in lines)
+
+
+def _say(line: str, out: TextIO) -> None:
+    """Print one report line; names in it (paths from a container) cannot break it."""
+    print(printable(line), file=out)
 
 
 def _print_errors(results: list[ServiceResult], err: TextIO) -> None:
@@ -67,12 +73,12 @@ def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
             verb = "not written"
         else:
             verb = would + VERBS[change.kind]
-        print(f"{result.plan.service}: {verb} {change.path} ({why(change)})", file=out)
+        _say(f"{result.plan.service}: {verb} {change.path} ({why(change)})", out)
     paths = {c.key: c.path for c in result.plan.files}
     for key in result.rolled_back:
-        print(f"{result.plan.service}: rolled back {paths[key]}", file=out)
+        _say(f"{result.plan.service}: rolled back {paths[key]}", out)
     for note in result.notes:
-        print(f"{result.plan.service}: note: {note}", file=out)
+        _say(f"{result.plan.service}: note: {note}", out)
 
 
 def _restart_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
@@ -81,13 +87,13 @@ def _restart_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
         unit = done.action.describe()
         if done.attempt.outcome is Outcome.RESTARTED:
             also = "; with its container" if done.absorbed else ""
-            print(f"{service}: restart {unit} ({done.reason}{also})", file=out)
+            _say(f"{service}: restart {unit} ({done.reason}{also})", out)
         elif done.attempt.outcome is Outcome.NOT_RUNNING:
-            print(f"{service}: {unit} is not running ({done.attempt.state}): "
-                  "left stopped; it reads the new files when started", file=out)
+            _say(f"{service}: {unit} is not running ({done.attempt.state}): "
+                 "left stopped; it reads the new files when started", out)
     for item in result.owed:
         verb = "would restart" if pending else "restart owed:"
-        print(f"{service}: {verb} {item.action.describe()} ({item.reason})", file=out)
+        _say(f"{service}: {verb} {item.action.describe()} ({item.reason})", out)
 
 
 def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
@@ -123,7 +129,7 @@ def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, 
     for result in results:
         _file_lines(result, out, would, diff, masker)
         _restart_lines(result, out, pending)
-    print(_summary(results, noop, pending), file=out)
+    _say(_summary(results, noop, pending), out)
 
 
 def _file_json(change: FileChange, result: ServiceResult, noop: bool,

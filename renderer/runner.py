@@ -170,8 +170,8 @@ class Runner:
                 try:
                     self.system.remove_temps(self.roots.root_of(change.target), change.spec.dest,
                                              list(change.temps), change.spec.follow_symlink)
-                except RenderError:
-                    continue  # the write to that directory reports it
+                except Exception:  # noqa: BLE001 - the write to that directory reports it
+                    continue
                 parent = change.path.rsplit("/", 1)[0]
                 notes.setdefault(service_plan.service, []).extend(
                     f"{verb} stale temp file {parent}/{name}" for name in change.temps)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from renderer.bounds import read_regular
 from renderer.errors import UsageError
 
 
@@ -128,10 +129,7 @@ def load_facts_file(path: str) -> dict[str, Any]:
     FactsLoader.add_constructor(PLAIN_TAG, FactsLoader.construct_plain)
     FactsLoader.add_multi_constructor(
         "!ruby/", lambda loader, suffix, node: loader.construct_mapping(node, deep=True))
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror}", path=path) from exc
+    raw = read_regular(path, UsageError)  # a FIFO is refused, never waited on
     text = decode(raw, Path(path), UsageError).removeprefix("\ufeff")
     data: Any = None
     if not path.endswith((".yaml", ".yml")):

@@ -70,6 +70,8 @@ class Store:
              at: str) -> None:
         """Store what is about to be replaced: ``(target key, actual or None)`` pairs."""
         for key, before in replaced:
+            if before is not None and before.oversize:
+                continue  # never read (renderer.bounds): nothing to keep
             if before is None:
                 version = st.Version(None, 0, 0, 0, at)
             else:

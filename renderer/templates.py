@@ -6,17 +6,28 @@ Templates see the service's data through ``lookup(key, default=..., merge=...)``
 ``facts``, ``trusted``, ``service`` and ``machine`` (the file's machine), and for a file repeated
 with ``each``, ``item`` and ``value``. A value hieradata marks Sensitive is unwrapped
 for the template and remembered, so every later output can mask it.
+
+Rendering is bounded (renderer.bounds): ``range()`` gives at most MAX_RANGE items, a file's
+output stops at MAX_OUTPUT characters and its rendering at TEMPLATE_SECONDS, so a runaway
+``{% for %}`` fails its service in one line instead of hanging the run. Template files must be
+regular files (a FIFO is refused, not waited on).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import posixpath
+import signal
+import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jinja2
 
+from renderer import bounds
 from renderer.errors import LookupNotFound, RenderError, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
@@ -63,6 +74,91 @@ def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | No
     return found
 
 
+class _Loader(jinja2.FileSystemLoader):
+    """FileSystemLoader that reads only regular files, opened with O_NONBLOCK (a FIFO named like
+    a template is refused in one line; Jinja's own loader would block on it or skip it)."""
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = jinja2.loaders.split_template_path(template)
+        for searchpath in self.searchpath:
+            filename = posixpath.join(searchpath, *pieces)
+            if os.path.lexists(filename) and not os.path.isdir(filename):
+                break
+        else:
+            plural = "path" if len(self.searchpath) == 1 else "paths"
+            raise jinja2.TemplateNotFound(template, f"{template!r} not found in search {plural}: "
+                                          f"{', '.join(repr(p) for p in self.searchpath)}")
+        raw = bounds.read_regular(filename, TemplateError)
+        try:
+            contents = raw.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise TemplateError(f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", path=filename,
+                                line=line) from exc
+        mtime = os.path.getmtime(filename)
+
+        def uptodate() -> bool:
+            try:
+                return os.path.getmtime(filename) == mtime
+            except OSError:
+                return False
+
+        return contents, os.path.normpath(filename), uptodate
+
+
+def _range(*args: int) -> range:
+    """``range`` with at most MAX_RANGE items (as Jinja's sandbox bounds it)."""
+    items = range(*args)
+    if items.stop - items.start > bounds.MAX_RANGE * abs(items.step) or \
+            len(items) > bounds.MAX_RANGE:
+        raise TemplateError(f"range() of more than {bounds.MAX_RANGE} items")
+    return items
+
+
+class _Timeout(BaseException):
+    """Raised by SIGALRM inside a template; a BaseException so no ``except Exception`` on the
+    way (Jinja's, hiera's) turns it into something else."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """SIGALRM after ``seconds`` of wall time (only the main thread can take signals). A timer
+    the embedding program had armed is put back with the time it has left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    import time
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    start = time.monotonic()
+    armed, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(armed - (time.monotonic() - start), 1e-3))
+
+
+def _bounded(parts: Iterator[str], limit: int, source: Path) -> str:
+    """The output of ``Template.generate``, stopped once it is over ``limit`` characters."""
+    chunks, size = [], 0
+    for part in parts:
+        size += len(part)
+        if size > limit:
+            raise TemplateError(f"output over the {bounds.size_text(limit)} limit "
+                                "(a runaway loop?)", path=source)
+        chunks.append(part)
+    return "".join(chunks)
+
+
 def bytecode_cache(directory: Directory | None, writable: bool,
                    host_key: bytes) -> jinja2.BytecodeCache | None:
     """Compiled templates in render's state dir: compiling is most of a run's own work.
@@ -88,7 +184,7 @@ class Renderer:
         env = self._envs.get(service.directory)
         if env is None:
             env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader([service.directory, self.templates / SHARED_DIR]),
+                loader=_Loader([service.directory, self.templates / SHARED_DIR]),
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 trim_blocks=True,
@@ -97,6 +193,7 @@ class Renderer:
                 extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
                 bytecode_cache=self._cache,
             )
+            env.globals["range"] = _range
             self._envs[service.directory] = env
         return env
 
@@ -139,7 +236,17 @@ class Renderer:
             return TemplateError(message, path=path or source, line=line, service=service.name)
 
         try:
-            text = env.get_template(spec.template).render(context)
+            with _deadline(bounds.TEMPLATE_SECONDS):
+                text = _bounded(env.get_template(spec.template).generate(context),
+                                bounds.MAX_OUTPUT, source)
+        except _Timeout as exc:  # not rewritten by Jinja: map the line of its code back
+            path, line = _template_line(exc.__traceback__, self.templates)
+            template = env.get_template(spec.template)
+            line = template.get_corresponding_lineno(line) \
+                if line is not None and path == template.filename else None
+            raise TemplateError(f"rendering took over {bounds.TEMPLATE_SECONDS:g} s (a runaway "
+                                "loop?)", path=path or source, line=line,
+                                service=service.name) from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}",
                                 path=exc.filename or source, line=exc.lineno,

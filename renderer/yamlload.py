@@ -3,6 +3,12 @@
 Uses libyaml (``CSafeLoader``) when PyYAML was built with it: parsing is most of the cost of a
 lookup-heavy run. Errors become HieraDataError with ``file:line:column`` (1-based), and bytes that
 are not UTF-8 are reported with the line they are on instead of a UnicodeDecodeError traceback.
+
+Aliases are bounded before anything is constructed: the parser shares one node per anchor, so a
+"billion laughs" file is small until something walks what it means. ``Loader`` counts the nodes
+the document stands for (each node visited once) and refuses more than ``ALIAS_NODES`` beyond its
+own, nesting deeper than ``MAX_DEPTH`` and an alias inside itself (renderer.bounds). A file
+without a ``*`` has no alias and is not walked (libyaml caps its nesting at 1000).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from renderer.bounds import ALIAS_NODES, MAX_DEPTH
 from renderer.errors import HieraDataError, RenderError
 
 try:
@@ -20,8 +27,56 @@ except AttributeError:  # PyYAML without libyaml
     _BaseLoader = yaml.SafeLoader
 
 
+class BoundsError(yaml.MarkedYAMLError):
+    """A document whose aliases expand beyond the bounds."""
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def check_bounds(root: Any) -> None:
+    """Refuse a node graph that expands beyond the bounds; linear in its distinct nodes."""
+    sizes: dict[int, int] = {}
+    ancestors: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            ancestors.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            continue
+        if key in sizes:
+            continue
+        if key in ancestors:
+            raise BoundsError(None, None, "an alias refers to a node that contains it",
+                              node.start_mark)
+        if depth > MAX_DEPTH:
+            raise BoundsError(None, None, f"nested more than {MAX_DEPTH} deep", node.start_mark)
+        ancestors.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node)
+                     if id(child) not in sizes)
+    if sizes[id(root)] - len(sizes) > ALIAS_NODES:
+        raise BoundsError(None, None, f"aliases expand the document by more than {ALIAS_NODES} "
+                          "nodes (an alias bomb?)", root.start_mark)
+
+
 class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     """Safe loader; subclasses (hiera) adjust typing to match Puppet."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        # no "*", no alias: the walk (as long as composing) is skipped for most files
+        self.aliased = not isinstance(stream, str) or "*" in stream
+
+    def construct_document(self, node: Any) -> Any:
+        if self.aliased:
+            check_bounds(node)
+        return super().construct_document(node)
 
 
 def decode(raw: bytes, path: Path, error: type[RenderError] = HieraDataError) -> str:

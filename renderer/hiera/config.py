@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from renderer.bounds import read_regular
 from renderer.errors import HieraConfigError
 from renderer.hiera.interpolate import method_call
 from renderer.hiera.psych import PsychLoader, Rejected
@@ -107,10 +108,7 @@ def _items(node: Any) -> list[Any]:
 
 def load_config(path: Path) -> HieraConfig:
     """Read and validate ``path``; every problem is a HieraConfigError naming the file and line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise HieraConfigError(f"cannot read: {exc.strerror}", path=path) from exc
+    raw = read_regular(path, HieraConfigError)  # a FIFO is refused, never waited on
     try:
         root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
                                     HieraConfigError)

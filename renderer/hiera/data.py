@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from renderer.bounds import read_regular
 from renderer.errors import HieraDataError
 from renderer.hiera.psych import PsychLoader, Rejected, Symbol
 from renderer.hiera.ruby import FloatKey
@@ -63,10 +64,7 @@ def _rich_data_problem(value: Any) -> str | None:
 
 def load_data_file(path: str) -> DataFile:
     """Parse one YAML data file the way Puppet's ``yaml_data`` does."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise HieraDataError(f"cannot read: {exc.strerror}", path=path) from exc
+    raw = read_regular(path, HieraDataError)  # a FIFO a glob level matches is refused
     text = decode(raw, Path(path))
     try:
         _, data = compose_yaml(text, Path(path), PsychLoader)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
+from renderer.bounds import MAX_ID
 from renderer.errors import ServiceError
 from renderer.names import is_name
 from renderer.services.model import ActionKind, Ref, Restart, Root
@@ -83,6 +84,9 @@ def owner(value: Any, key: str, where: Where) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise where.fail(f"{key} must be a name or a numeric id, not {value!r}")
+    if (isinstance(value, int) or value.isascii() and value.isdigit()) \
+            and not 0 <= int(value) < MAX_ID:
+        raise where.fail(f"{key} {value} is not a valid id (0-{MAX_ID - 1})")
     return str(value)
 
 

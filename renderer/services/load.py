@@ -17,6 +17,7 @@ errors point into it, and it may not include another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 import yaml
 
 import renderer.services.fields as fields
+from renderer.bounds import read_regular
 from renderer.errors import ServiceError
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
@@ -87,18 +89,24 @@ def load_service(templates: Path, name: str) -> ServiceDef:
         raise ServiceError(f"service name {name!r} is reserved for the subcommand "
                            f"`render {name}`", service=name)
     path = templates / name / DEFINITION
-    if not path.is_file():
+    if not _present(path):
         known = ", ".join(list_services(templates)) or "none"
         raise ServiceError(f"unknown service {name!r} (known: {known})", path=templates,
                            service=name)
     return _Reader(templates, name).service(_parse(Where(path, name)))
 
 
+def _present(path: Path) -> bool:
+    """There, and not a directory: whether it is a regular file is checked when it is read
+    (a FIFO is refused in one line naming it, not reported as missing)."""
+    return os.path.lexists(path) and not os.path.isdir(path)
+
+
 def _parse(where: Where) -> _Document:
     try:
-        raw = where.path.read_bytes()
-    except OSError as exc:
-        raise where.fail(f"cannot read: {exc.strerror}") from exc
+        raw = read_regular(where.path, ServiceError)  # a FIFO is refused, never waited on
+    except ServiceError as exc:
+        raise where.fail(exc.message) from exc
     loader = _LineLoader(decode(raw, where.path, ServiceError))
     data = parse_document(loader, where.path, ServiceError)
     if not isinstance(data, dict):
@@ -156,7 +164,7 @@ class _Reader:
             raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
         if name not in self.included:
             path = self.shared / f"{name}.yaml"
-            if not path.is_file():
+            if not _present(path):
                 raise where.fail(f"include {name!r}: {path} not found")
             doc = _parse(Where(path, self.name))
             fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
@@ -193,7 +201,7 @@ class _Reader:
 
     def template(self, value: Any, where: Where) -> str:
         """A service's templates are found in its folder, then in _lib (included entries too)."""
-        if not isinstance(value, str) or not ((self.directory / value).is_file()
-                                              or (self.shared / value).is_file()):
+        if not isinstance(value, str) or not (_present(self.directory / value)
+                                              or _present(self.shared / value)):
             raise where.fail(f"template {value!r} not found in {self.directory} or {SHARED_DIR}/")
         return value

@@ -31,6 +31,7 @@ class Actual(NamedTuple):
     uid: int
     gid: int
     mode: int  # permission bits only
+    oversize: int = 0  # > 0: the file's size, over renderer.bounds.MAX_FILE; ``data`` unread
 
 
 class Staged:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import stat
 
+from renderer.bounds import MAX_FILE, MAX_ID, parse_id, size_text
 from renderer.errors import ApplyError, UnsafePathError
-from renderer.system import OVERFLOW_ID, UID_RANGE
+from renderer.system import OVERFLOW_ID, UID_RANGE, Actual
 
 
 def shift(value: int, base: int, what: str, display: str) -> int:
     """A root's id as the host stores it; ids beyond a private-users range cannot exist.
 
-    Called while observing (both modes) and again while staging."""
+    Called while observing (both modes) and again while staging. An id the kernel cannot hold
+    (2**40 in data) is refused here, before ``fchown`` would raise OverflowError."""
+    if not 0 <= value < MAX_ID:
+        raise ApplyError(f"{what} {value} is not a valid id (0-{MAX_ID - 1})", path=display)
     if base and not 0 <= value < UID_RANGE:
         raise ApplyError(f"{what} {value} is outside the container's private range "
                          f"(0-{UID_RANGE - 1})", path=display)
@@ -41,3 +45,20 @@ def refuse_special(st: os.stat_result, dirfd: int, name: str, display: str) -> N
 
 def unshift(value: int, base: int) -> int:
     return value - base if base <= value < base + UID_RANGE else OVERFLOW_ID
+
+
+def parse_ids(actual: Actual | None, display: str) -> dict[str, int]:
+    """Name -> id of a passwd or group file. A line whose id is not ASCII digits below MAX_ID
+    is ignored (as glibc skips a malformed line); a file over MAX_FILE fails the lookup: a
+    table read in part could resolve a name to the wrong id."""
+    if actual is None:
+        return {}
+    if actual.oversize:
+        raise ApplyError(f"is {size_text(actual.oversize)}, over the {size_text(MAX_FILE)} "
+                         "limit: owners cannot be resolved in it", path=display)
+    table: dict[str, int] = {}
+    for line in actual.data.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and (value := parse_id(fields[2])) is not None:
+            table.setdefault(fields[0], value)
+    return table

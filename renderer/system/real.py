@@ -27,11 +27,12 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from renderer import confine
+from renderer.bounds import MAX_FILE, read_bounded
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 from renderer.lock import acquire, release
 from renderer.system import TEMP_PREFIX, UID_RANGE, Actual, Staged
-from renderer.system.checks import refuse_special, shift, unshift
+from renderer.system.checks import parse_ids, refuse_special, shift, unshift
 from renderer.system.statedir import Directory, StateDir
 
 BIND_MOUNT_NOTE = "bind mount: rewritten in place, not atomically"
@@ -153,8 +154,7 @@ class RealSystem:
         base = self.uid_base(root)
         if actual is None or not base:
             return actual
-        return Actual(actual.data, unshift(actual.uid, base), unshift(actual.gid, base),
-                      actual.mode)
+        return actual._replace(uid=unshift(actual.uid, base), gid=unshift(actual.gid, base))
 
     def _read_at(self, dirfd: int, name: str, display: str) -> Actual | None:
         try:
@@ -173,10 +173,9 @@ class RealSystem:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePathError("destination is not a regular file", path=display)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return Actual(b"".join(chunks), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+            data = read_bounded(fd, st.st_size)  # fstat first: a sparse 64 MiB file costs nothing
+            return Actual(data or b"", st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode),
+                          0 if data is not None else max(st.st_size, MAX_FILE + 1))
         finally:
             os.close(fd)
 
@@ -192,12 +191,7 @@ class RealSystem:
                 actual = self.read_file(root, PurePosixPath("/etc") / kind, follow=True)
             except MissingDirectoryError:
                 actual = None
-            table: dict[str, int] = {}
-            for line in (actual.data.decode("utf-8", "replace") if actual else "").splitlines():
-                fields = line.split(":")
-                if len(fields) >= 3 and fields[2].isdigit():
-                    table.setdefault(fields[0], int(fields[2]))
-            self._ids[key] = table
+            self._ids[key] = parse_ids(actual, f"{root}/etc/{kind}")
         return self._ids[key]
 
     # --- writing ------------------------------------------------------------------------------
@@ -224,10 +218,10 @@ class RealSystem:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        except (OSError, ApplyError) as exc:
+        except BaseException as exc:  # never leave a temp file, whatever failed
             self._unlink_quietly(dirfd, temp)
             os.close(dirfd)
-            if isinstance(exc, ApplyError):
+            if not isinstance(exc, OSError):
                 raise
             raise _oserror(exc, "cannot write", display) from exc
         return Staged(display, dirfd, name, temp, data, owner=owner)
