@@ -118,7 +118,7 @@ class FileSpec(NamedTuple):
     mode: int | None
     actions: tuple[Action, ...]
     create_dirs: bool
-    secret: bool                 # force "holds secrets" (0640 default mode, masked diff)
+    secret: bool                 # force "holds secrets" (0640 default mode, every value masked)
     validate: str                # syntax check before writing: none, ini, systemd
     line: int | None             # where the entry is in ``source``, for messages
     # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
@@ -129,6 +129,8 @@ class FileSpec(NamedTuple):
     item: str | None = None      # ``each`` entries: the key (or list item) this copy is for
     value: Any = None  # ... and its value in the data
     source: Path | None = None   # the file holding the entry: service.yaml or an included one
+    # options secret whatever their name (``option`` or ``section.option``, lower case)
+    secret_options: tuple[str, ...] = ()
 
 
 class Entry(NamedTuple):
@@ -151,6 +153,7 @@ class Entry(NamedTuple):
     line: int | None
     machine: str | Ref | None = None  # None: the service's machine
     each: Ref | None = None
+    secret_options: tuple[str, ...] = ()
 
     @property
     def needs_data(self) -> bool:
