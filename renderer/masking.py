@@ -199,9 +199,15 @@ class Masker:
         return self._mask_known(self._mask_url(line, tag), tag)
 
     def mask_text(self, text: str, tag: Callable[[str], str] | None = None) -> str:
-        """A message (an error, a note, explain output): every line through mask_line."""
-        return "".join(self.mask_line(line, None, tag)
-                       for line in text.splitlines(keepends=True)) if text else text
+        """A message (an error, a note, explain output): every line through mask_line; a line
+        of a multi-line secret is masked where it stands, so the rest of the message reads."""
+        if not text:
+            return text
+        tag = tag or self.tag
+        for fragment in sorted(self._fragments, key=len, reverse=True):
+            if fragment in text:
+                text = text.replace(fragment, tag(fragment))
+        return "".join(self.mask_line(line, None, tag) for line in text.splitlines(keepends=True))
 
     def mask_lines(self, lines: Iterable[str], tag: Callable[[str], str] | None = None,
                    names: Iterable[str] = (), whole: bool = False) -> list[str]:
