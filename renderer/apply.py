@@ -326,11 +326,17 @@ def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> Non
                 st.record_file(state, key,
                                st.file_hash(before.data, before.uid, before.gid, before.mode), at)
         elif key in result.written and change.kind is not Change.REMOVE:
-            st.record_file(state, key, change.hash, at)
+            # a restored version (not diffable: its secrets are unknown) keeps the names
+            st.record_file(state, key, change.hash, at,
+                           change.secret_names if change.diffable else None)
         elif change.kind is Change.NONE:
             record = state.files.get(key)
             if record is None or record.hash is None:
-                st.record_file(state, key, change.hash, at)
+                st.record_file(state, key, change.hash, at, change.secret_names)
+            elif change.diffable and set(record.secret_options) != change.secret_names:
+                # e.g. after an upgrade, whose records have no names yet
+                state.files[key] = record._replace(
+                    secret_options=tuple(sorted(change.secret_names)))
     if not result.failed:
         keys = {c.key for c in result.plan.files}
         for key, version in result.plan.restores:

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     for option, env, default, text in ROOT_OPTIONS:
         parser.add_argument(option, metavar="DIR", default=from_env(env, default),
                             help=f"{text} [env {env}; default {default}]")
+    parser.add_argument("--key-source", metavar="FILE", default=from_env("RENDER_KEY_SOURCE", None),
+                        help="a root-only file the masking key is derived from while the state "
+                        "dir has no hmac.key (--noop writes none) [env RENDER_KEY_SOURCE; default "
+                        "<host-root>/etc/ssh/ssh_host_ed25519_key]")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     parser.add_argument("--lock-timeout", type=seconds, default=60.0, metavar="SECONDS",
@@ -94,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Choose the System, run, report."""
     from renderer import report
     from renderer.runner import Runner, Settings
+    from renderer.statefile import DEFAULT_KEY_SOURCE
     from renderer.system.dryrun import DryRunSystem
     from renderer.system.real import RealSystem
     from renderer.targets import Roots
@@ -106,10 +111,16 @@ def run(args: argparse.Namespace) -> int:
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,
         health_timeout=args.health_timeout, keep=args.keep_versions,
-        lock_timeout=args.lock_timeout)
+        lock_timeout=args.lock_timeout,
+        key_source=Path(args.key_source) if args.key_source else
+        Path(args.host_root) / DEFAULT_KEY_SOURCE)
     real = RealSystem(shlex.split(args.systemctl), Path(args.state_dir))
     runner = Runner(settings, DryRunSystem(real) if args.noop else real)
-    results = runner.run()
+    try:
+        results = runner.run()
+    except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
+        print(runner.masker.mask_text(error_line(exc)), file=sys.stderr)
+        return exc.exit_code
     pending = args.noop and not args.no_restart  # restarts a real run would make
     if args.format == "json":
         report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, pending=pending,

@@ -17,6 +17,9 @@ Lookups made on the way (``lookup_options``, ``%{lookup('k')}``) nest inside the
 them. Secrets never show: a key that ``lookup_options`` converts to Sensitive, a key whose name
 looks secret (``*password``, ``*secret*``, ...; see ``renderer.masking``) and Sensitive values print
 as ``Sensitive [value redacted]``, and a password inside a URL is masked wherever it appears.
+Every line printed also goes through a masker that learns each secret value as it is found, so a
+secret interpolated into another key's value (found first: the inner lookup nests) or quoted by
+an error is masked too, line by line for a multi-line one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import re
 from typing import Any, TextIO
 
 from renderer.hiera.ruby import JSONError, to_json
-from renderer.hiera.sensitive import REDACTED
+from renderer.hiera.sensitive import REDACTED, Sensitive
+from renderer.masking import Masker, secret_strings
 
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"]*:)[^\s\"]*@")
 _URL_NAME = re.compile(r"(connection|url)$")
@@ -58,9 +62,21 @@ class Explainer:
         self.depth = 0
         self.levels: list[str | None] = []  # the level last printed, per open search
         self.secrets: list[bool] = []
+        self.masker = Masker(b"")
+
+    def mask(self, text: str) -> str:
+        return self.masker.mask_text(text, tag=lambda value: REDACTED)
+
+    def learn(self, value: Any) -> None:
+        """Remember a secret value, so any later line quoting it is masked."""
+        while isinstance(value, Sensitive):
+            value = value.value
+        if isinstance(value, dict):
+            value = {k: v.value if isinstance(v, Sensitive) else v for k, v in value.items()}
+        self.masker.add(secret_strings(value))
 
     def line(self, indent: int, text: str) -> None:
-        self.out.write("  " * (self.depth + indent) + text + "\n")
+        self.out.write("  " * (self.depth + indent) + self.mask(text) + "\n")
 
     def __call__(self, event: str, details: dict) -> None:
         getattr(self, f"on_{event}")(details)
@@ -90,6 +106,8 @@ class Explainer:
             self.line(2, f'No such key: "{details["key"]}"')
         else:
             secret = details["secret"] or bool(self.secrets and self.secrets[-1])
+            if secret:
+                self.learn(details["value"])
             self.line(2, f'Found key: "{details["key"]}" value: '
                          f'{shown(details["value"], secret)}')
 
@@ -106,6 +124,8 @@ class Explainer:
                 self.line(0, "Applying convert_to lookup_option with arguments "
                              f"{to_json(details['convert_to'])}")
             value = details["value"]
+            if secret:
+                self.learn(value)
             self.line(0, f'Result for "{details["key"]}": {shown(value, secret)}')
         self.depth -= 1
         self.levels.pop()

@@ -137,6 +137,7 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
 def _report(explainer: Any, out: TextIO, err: TextIO, message: str) -> None:
     if explainer is not None:
         explainer.unwind()
+        message = explainer.mask(message)  # it knows the secrets found before the failure
         out.write(message + "\n")
     err.write(message + "\n")
 

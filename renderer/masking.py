@@ -7,11 +7,23 @@ weak password could be brute-forced from offline.
 
 A value is secret when
 1. hieradata marks its key ``convert_to: Sensitive`` (the Puppet way): every occurrence of that
-   value is masked wherever it appears, or
+   value is masked wherever it appears. A multi-line value (a PEM key) is known line by line: a
+   line carrying one of its lines (at least ``_MIN_FRAGMENT`` characters, PEM armour excepted) is
+   masked whole;
 2. its option name matches SECRET_PATTERNS (matched against ``section.option``, lower case) and not
    NOT_SECRET. For URL options (``connection``, ``transport_url``, ``*_url``) only the password in
-   the URL is masked, so a changed host stays readable.
+   the URL is masked, so a changed host stays readable;
+3. it is the value of an option that is secret in the new file, recorded as secret by the last run
+   (the state keeps the names, never the values), or declared in service.yaml
+   (``secret_options``), on *both* sides of a diff: the old value of a rotated secret is not known
+   to the masker, its option is. ``secret: true`` masks every value of the file.
 Passwords inside any ``scheme://user:password@host`` are masked on every line, whatever the key.
+
+An option's name (``option_name``) is ``section.option`` in lower case for ``key = value`` and
+``key: value`` lines (``default`` before any ``[section]``); for other lines its first word, and
+the second when that is a plain word (haproxy's ``stats auth``); a line of one word (a line of a
+PEM key, an indented continuation) is named ``section.+``: every such line of the section shares
+the name, so a rotated key that changed length or armour is still masked whole.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 REDACTED = "<redacted>"
 
@@ -28,6 +41,7 @@ SECRET_PATTERNS: tuple[str, ...] = (
     r"(^|[._])(private_|auth_|api_)?keys?$",  # key, memcache_secret_key, auth_key, api_key
     r"(^|[._])tokens?($|[._])",      # admin_token, token, and the whole [token] section ...
     r"credential",
+    r"_auth$",                       # wsrep_sst_auth (user:password), sasl_auth, ...
     r"(^|[._])connection$",          # [database] connection, slave_connection
     r"(^|[._])transport_url$",
     r"(^|[._])[a-z0-9]*_?url$",      # any URL: only credentials inside it are masked
@@ -40,6 +54,13 @@ NOT_SECRET: tuple[str, ...] = (
     "token.allow_rescope_scoped_token", "token.infer_roles", "token.enforce_token_bind",
     "*.token_cache_time", "*.service_token_roles", "*.service_token_roles_required",
     "*.send_service_user_token", "*.key_repository", "*.max_active_keys", "*.max_token_size",
+    # limits and feature switches named after what they limit or enable
+    "*.max_*", "*.enabled_*",
+    # auth_* options that name a mechanism or a place, never a credential
+    "*.auth_url", "*.auth_type", "*.auth_strategy", "*.auth_version", "*.auth_section",
+    "*.auth_uri", "*.auth_protocol", "*.auth_host", "*.auth_port", "*.auth_plugin",
+    "*.auth_method", "*.auth_methods", "*.auth_mechanism", "*.auth_mechanisms",
+    "*.www_authenticate_uri", "*.use_auth", "*.no_auth", "*.skip_auth", "*.require_auth",
 )
 
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in SECRET_PATTERNS))
@@ -50,7 +71,10 @@ _ASSIGN_RE = re.compile(
     r"""(?P<value>.*?)(?P<post>["']?\s*,?\s*)$""")
 # scheme://user:password@ and, for multi-host transport URLs, the greedy span up to the last '@'.
 _URL_CREDS_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^\s]*)@")
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z_-]*\Z")
+_ARMOUR_RE = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----\Z")
 _MIN_SUBSTRING = 4
+_MIN_FRAGMENT = 12  # a line of a multi-line secret shorter than this is not looked for alone
 
 
 def is_secret_option(section: str | None, option: str) -> bool:
@@ -60,16 +84,66 @@ def is_secret_option(section: str | None, option: str) -> bool:
     return not any(fnmatch.fnmatchcase(qualified, pattern) for pattern in NOT_SECRET)
 
 
+def secret_strings(value: Any) -> list[str]:
+    """Every scalar inside a (Sensitive) value, as it would appear in text."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*secret_strings(k), *secret_strings(v))]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in secret_strings(item)]
+    if value is None or isinstance(value, bool):
+        return []
+    return [str(value)]
+
+
+def option_name(line: str, section: str | None) -> str | None:
+    """The stable name of the option a line sets (see the module docstring); None for a blank
+    line or a section header."""
+    where = (section or "default").lower()
+    match = _ASSIGN_RE.match(line)
+    if match and match["value"].strip("="):  # not a base64 line's padding
+        return f"{where}.{match['key'].lower()}"
+    words = line.split()
+    if not words or _SECTION_RE.match(line):
+        return None
+    if len(words) == 1:
+        return f"{where}.+"
+    if _WORD_RE.match(words[1]):
+        return f"{where}.{words[0].lower()} {words[1].lower()}"
+    return f"{where}.{words[0].lower()}"
+
+
+def declared(names: Iterable[str], name: str | None) -> bool:
+    """Whether ``name`` (``section.option``) is among ``names``; a name without a section
+    (``kek``) stands for that option in every section."""
+    if name is None:
+        return False
+    option = name.split(".", 1)[1]
+    return any(n == name or n == option for n in names)
+
+
 class Masker:
     """Masks known secret values and secret-looking options, line by line."""
 
     def __init__(self, key: bytes, values: Iterable[str] = ()) -> None:
         self._key = key
         self._values: set[str] = set()
+        self._fragments: set[str] = set()
+        self._short: set[str] = set()
+        self._by_length: list[str] = []
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
-        self._values.update(v for v in values if v)
+        for value in values:
+            if not value:
+                continue
+            self._values.add(value)
+            if "\n" in value or "\r" in value:
+                for part in value.splitlines():
+                    part = part.strip()
+                    if len(part) >= _MIN_FRAGMENT and not _ARMOUR_RE.match(part):
+                        self._fragments.add(part)
+                    elif part and not _ARMOUR_RE.match(part):
+                        self._short.add(part)  # masked where it is a whole line
         self._by_length = sorted(self._values, key=len, reverse=True)
 
     def tag(self, value: str) -> str:
@@ -88,15 +162,31 @@ class Masker:
                 text = text.replace(value, tag(value))
         return text
 
+    def _mask_fragments(self, line: str, tag: Callable[[str], str]) -> str | None:
+        """A line carrying a line of a multi-line secret, masked whole (indent and end kept)."""
+        if line.strip() not in self._short and \
+                not any(fragment in line for fragment in self._fragments):
+            return None
+        return _whole(line, tag)
+
     def mask_line(self, line: str, section: str | None = None,
-                  tag: Callable[[str], str] | None = None) -> str:
+                  tag: Callable[[str], str] | None = None, secret: bool = False) -> str:
+        """One line; ``secret``: its option is secret whatever its value (both sides)."""
         tag = tag or self.tag
+        if self._fragments or self._short:
+            whole = self._mask_fragments(line, tag)
+            if whole is not None:
+                return whole
         match = _ASSIGN_RE.match(line)
         if match and match["value"]:
             key, value = match["key"], match["value"]
+            # a URL with credentials keeps its host readable, whatever the option's name
+            url_option = _URL_CREDS_RE.search(value) is not None
             if value in self._values:
                 masked = tag(value)  # short Sensitive values are caught here only
-            elif not is_secret_option(section, key):
+            elif secret:
+                masked = self._mask_url(value, tag) if url_option else tag(value)
+            elif not secret and not is_secret_option(section, key):
                 masked = value
             elif _URL_OPTION_RE.search(key.lower()):
                 # only the password inside a URL is secret; a URL without one stays readable
@@ -104,21 +194,87 @@ class Masker:
             else:
                 masked = tag(value)
             line = line[:match.start("value")] + masked + line[match.end("value"):]
+        elif secret and line.strip() and not _SECTION_RE.match(line):
+            line = _after_name(line, tag)
         return self._mask_known(self._mask_url(line, tag), tag)
 
-    def mask_lines(self, lines: Iterable[str],
-                   tag: Callable[[str], str] | None = None) -> list[str]:
-        """Mask every line, tracking ``[section]`` headers so options are judged in context."""
+    def mask_text(self, text: str, tag: Callable[[str], str] | None = None) -> str:
+        """A message (an error, a note, explain output): every line through mask_line; a line
+        of a multi-line secret is masked where it stands, so the rest of the message reads."""
+        if not text:
+            return text
+        tag = tag or self.tag
+        for fragment in sorted(self._fragments, key=len, reverse=True):
+            if fragment in text:
+                text = text.replace(fragment, tag(fragment))
+        return "".join(self.mask_line(line, None, tag) for line in text.splitlines(keepends=True))
+
+    def mask_lines(self, lines: Iterable[str], tag: Callable[[str], str] | None = None,
+                   names: Iterable[str] = (), whole: bool = False) -> list[str]:
+        """Mask every line, tracking ``[section]`` headers so options are judged in context.
+
+        ``names``: options secret whatever their value (on both sides of a diff); ``whole``: every
+        value of the file is secret (``secret: true``)."""
+        names = frozenset(names)
         section: str | None = None
         masked = []
         for line in lines:
             header = _SECTION_RE.match(line)
             if header:
                 section = header.group(1).strip()
-            masked.append(self.mask_line(line, section, tag))
+                masked.append(line)
+                continue
+            secret = whole or (bool(names) and declared(names, option_name(line, section)))
+            masked.append(self.mask_line(line, section, tag, secret))
         return masked
+
+    def secret_names(self, text: str, names: Iterable[str] = ()) -> frozenset[str]:
+        """The options of ``text`` that hold a secret now, with those ``names`` declares (the
+        state records them; never a value)."""
+        section: str | None = None
+        found = set()
+        names = frozenset(names)
+
+        def flag(value: str) -> str:
+            return "\0"
+
+        for line in text.splitlines(keepends=True):
+            header = _SECTION_RE.match(line)
+            if header:
+                section = header.group(1).strip()
+                continue
+            name = option_name(line, section)
+            if name is None:
+                continue
+            masked = self.mask_line(line, section, flag)
+            if masked != line and option_name(masked, section) != name:
+                name = f"{(section or 'default').lower()}.+"  # the name itself was secret
+            if masked != line or declared(names, name):
+                found.add(name)
+        return frozenset(found)
 
     def holds_secret(self, text: str) -> bool:
         """True when masking would hide something: such a new file defaults to mode 0640."""
-        lines = text.splitlines(keepends=True)
-        return self.mask_lines(lines, tag=lambda value: "\0") != lines
+        return bool(self.secret_names(text))
+
+
+def _whole(line: str, tag: Callable[[str], str]) -> str:
+    body = line.rstrip("\r\n")
+    stripped = body.strip()
+    if not stripped:
+        return line
+    start = body.index(stripped)
+    return body[:start] + tag(stripped) + line[len(body):]
+
+
+def _after_name(line: str, tag: Callable[[str], str]) -> str:
+    """A secret line that is not ``key = value``: its name (one or two words) stays."""
+    body = line.rstrip("\r\n")
+    words = body.split()
+    keep = 2 if len(words) > 2 and _WORD_RE.match(words[1]) else 1
+    if len(words) <= keep:
+        return _whole(line, tag)
+    match = re.match(r"\s*" + r"\s+".join(re.escape(w) for w in words[:keep]) + r"\s+", body)
+    if match is None:
+        return _whole(line, tag)
+    return body[:match.end()] + tag(body[match.end():].rstrip()) + line[len(body.rstrip()):]

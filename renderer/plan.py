@@ -49,6 +49,10 @@ class FileChange(NamedTuple):
     before: Actual | None = None  # what is replaced (kept as a version, restored on rollback)
     diffable: bool = True         # False for a restored version: its secrets are not known
     temps: tuple[str, ...] = ()   # stale temp files next to it, removed under the lock
+    # options holding a secret in ``data`` (recorded once it is there), and those masked on both
+    # sides of the diff: these and the ones the last run recorded (renderer.masking)
+    secret_names: frozenset[str] = frozenset()
+    masked_names: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -98,7 +102,7 @@ def desired_mode(spec: FileSpec, actual: Actual | None, holds_secret: bool) -> i
 
 
 def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecord | None,
-              holds_secret: bool) -> FileChange:
+              holds_secret: bool, secret_names: frozenset[str] = frozenset()) -> FileChange:
     """Compare one desired file with what was observed."""
     actual = observed.actual
     uid, gid = observed.uid, observed.gid
@@ -111,7 +115,10 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
     def change(kind: Change, reasons: tuple[str, ...] = (), before: Actual | None = None
                ) -> FileChange:
         return FileChange(spec, observed.target, observed.path, kind, reasons, data, uid, gid,
-                          mode, desired, origin, origin_text, before, temps=observed.temps)
+                          mode, desired, origin, origin_text, before, temps=observed.temps,
+                          secret_names=secret_names, masked_names=masked)
+
+    masked = secret_names | frozenset(record.secret_options if record else ())
 
     if actual is None:
         return change(Change.CREATE)

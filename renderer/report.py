@@ -37,16 +37,20 @@ def why(change: FileChange) -> str:
 
 
 def diff_lines(change: FileChange, masker: Masker) -> tuple[str, ...]:
-    """A unified diff of a content change, secrets masked on both sides."""
+    """A unified diff of a content change, secrets masked on both sides: an option secret in
+    the new file, in the last run's record or declared secret (``secret: true``: every value)
+    is masked in the old file too, whose values the masker does not know."""
     if not change.diffable or change.kind not in (Change.CREATE, Change.UPDATE) \
             or (change.kind is Change.UPDATE and "content" not in change.reasons):
         return ()
     import difflib  # only a run that prints a difference pays for it
 
     old = change.before.data if change.before is not None else None
-    old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True)) \
-        if old is not None else []
-    new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True))
+    names, whole = change.masked_names, change.spec.secret
+    old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True),
+                                 names=names, whole=whole) if old is not None else []
+    new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True),
+                                 names=names, whole=whole)
     path = printable(change.path)
     lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path)
     return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
@@ -58,10 +62,10 @@ def _say(line: str, out: TextIO) -> None:
     print(printable(line), file=out)
 
 
-def _print_errors(results: list[ServiceResult], err: TextIO) -> None:
+def _print_errors(results: list[ServiceResult], err: TextIO, masker: Masker) -> None:
     for result in results:
         for error in result.errors:
-            print(error_line(error), file=err)
+            print(masker.mask_text(error_line(error)), file=err)
 
 
 def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
@@ -73,12 +77,13 @@ def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
             verb = "not written"
         else:
             verb = would + VERBS[change.kind]
-        _say(f"{result.plan.service}: {verb} {change.path} ({why(change)})", out)
+        _say(masker.mask_text(f"{result.plan.service}: {verb} {change.path} ({why(change)})"),
+             out)
     paths = {c.key: c.path for c in result.plan.files}
     for key in result.rolled_back:
         _say(f"{result.plan.service}: rolled back {paths[key]}", out)
     for note in result.notes:
-        _say(f"{result.plan.service}: note: {note}", out)
+        _say(masker.mask_text(f"{result.plan.service}: note: {note}"), out)
 
 
 def _restart_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
@@ -122,7 +127,7 @@ def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
 
 def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
          pending: bool, quiet: bool, masker: Masker) -> None:
-    _print_errors(results, err)
+    _print_errors(results, err, masker)
     if quiet:
         return
     would = "would " if noop else ""
@@ -176,15 +181,16 @@ def _service_json(r: ServiceResult, noop: bool, pending: bool,
     if not noop:
         document["rolled_back"] = [paths[key] for key in r.rolled_back]
         document["kept"] = [paths[key] for key in r.kept]  # confining files a failure kept
-    document["notes"] = r.notes
-    document["errors"] = [{"message": e.message, "path": e.path, "line": e.line,
+    document["notes"] = [masker.mask_text(note) for note in r.notes]
+    document["errors"] = [{"message": masker.mask_text(e.message),
+                           "path": e.path and masker.mask_text(str(e.path)), "line": e.line,
                            "kind": type(e).__name__} for e in r.errors]
     return document
 
 
 def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
             pending: bool, masker: Masker) -> None:
-    _print_errors(results, err)
+    _print_errors(results, err, masker)
     document = {
         "noop": noop,
         "exit_code": exit_code(results, pending),

@@ -60,7 +60,9 @@ def _restore(spec: FileSpec, actual: Actual | None, version: st.Version | None,
             (version.uid, version.gid), version.mode
     fixed = spec._replace(owner=str(owner[0]), group=str(owner[1]), mode=mode)
     observed = observe_file(fixed, service, roots, system)
-    change = plan_file(fixed, data, observed, state.files.get(observed.target.key), False)
+    record = state.files.get(observed.target.key)
+    change = plan_file(fixed, data, observed, record, False,  # the recorded secret names stay
+                       frozenset(record.secret_options) if record else frozenset())
     if version is None:
         return change
     # No diff: without rendering, the masker does not know which values hieradata marks

@@ -62,6 +62,7 @@ class Settings(NamedTuple):
     health_timeout: float = 30.0
     keep: int = 5
     lock_timeout: float = 60.0
+    key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
 
 
 class Runner:
@@ -79,7 +80,7 @@ class Runner:
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
-            key = host_key(self.system, create=not s.noop)
+            key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
             self.scope = build_scope(s.node, s.facts, list(s.variables))
             self.renderer = Renderer(s.templates, bytecode_cache(
@@ -109,7 +110,7 @@ class Runner:
             rendered = self.render(service, scope, secrets)
             rendered = self.override(service, rendered, scope, secrets)
             self.masker.add(secrets)
-            validate(rendered)
+            validate(rendered, self.masker)
             observed = self.observe(service, rendered)
             return self.plan(service, rendered, observed, state)
         except RenderError as exc:
@@ -211,9 +212,11 @@ def observe(service: Service, rendered: list[Rendered], roots: Roots,
 def plan(service: Service, rendered: list[Rendered], observed: list[Observed],
          state: ServiceState, roots: Roots, masker: Masker) -> ServicePlan:
     migrate_files(state, (o.target for o in observed), roots)
-    files = [plan_file(r.spec, r.data, o, state.files.get(o.target.key),
-                       masker.holds_secret(r.data.decode("utf-8", "replace")))
-             for r, o in zip(rendered, observed, strict=True)]
+    files = []
+    for r, o in zip(rendered, observed, strict=True):
+        names = masker.secret_names(r.data.decode("utf-8", "replace"), r.spec.secret_options)
+        files.append(plan_file(r.spec, r.data, o, state.files.get(o.target.key),
+                               bool(names), names))
     return migrated(plan_service(service.name, service.machine, files, state), roots)
 
 

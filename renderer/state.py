@@ -11,7 +11,8 @@ Per service, one small JSON file in the state dir (``services/<service>.json``) 
   ``host:-:<path>``, never by how the roots are spelled), the hash of what render last wrote there
   (or found in sync) and when,
   so a pending change can be told apart as an edit outside render or a hieradata/template change;
-  and the last N versions it replaced (the bytes live in ``versions/<service>/<sha256>``, 0600).
+  the last N versions it replaced (the bytes live in ``versions/<service>/<sha256>``, 0600); and
+  ``secret_options``, the names of the options that held secrets (only when there are any).
 
 Everything here is pure: parsing, hashing and classification. Reading and writing the files goes
 through the System (``read_state``/``write_state``), so ``--noop`` runs the same code and only
@@ -60,6 +61,10 @@ class FileRecord(NamedTuple):
     hash: str | None                     # file_hash() of what render last wrote or found in
     at: str                              # sync; None: only versions are known so far
     versions: tuple[Version, ...] = ()   # oldest first
+    # the names (never the values) of the options that held a secret in what render last wrote
+    # (renderer.masking.option_name), so the next diff masks them on the old side even once the
+    # option is gone; optional in the file, so records written before it load as they are
+    secret_options: tuple[str, ...] = ()
 
 
 class UnitRecord(NamedTuple):
@@ -177,7 +182,7 @@ def parse(data: bytes | None, where: object) -> ServiceState:
             files={path: FileRecord(f["hash"] and str(f["hash"]), str(f["at"]), tuple(
                 Version(_blob(v["blob"]), int(v["uid"]), int(v["gid"]), int(v["mode"]),
                         str(v["at"]))
-                for v in f.get("versions", ())))
+                for v in f.get("versions", ())), _names(f.get("secret_options", [])))
                 for path, f in document.get("files", {}).items()},
             legacy=document["format"] == 1)
     except RecursionError:
@@ -197,6 +202,12 @@ def _blob(value: object) -> str | None:
     raise ValueError(f"kept version {str(value)[:80]!r} is not a sha256")
 
 
+def _names(names: Any) -> tuple[str, ...]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("secret_options is not a list of names")
+    return tuple(names)
+
+
 def dumps(state: ServiceState) -> bytes:
     document = {
         "format": FORMAT,
@@ -205,7 +216,9 @@ def dumps(state: ServiceState) -> bytes:
                   for key, u in sorted(state.units.items())},
         "files": {key: {"hash": f.hash, "at": f.at, "versions": [
             {"blob": v.blob, "uid": v.uid, "gid": v.gid, "mode": v.mode, "at": v.at}
-            for v in f.versions]} for key, f in sorted(state.files.items())},
+            for v in f.versions], **({"secret_options": sorted(f.secret_options)}
+                                     if f.secret_options else {})}
+            for key, f in sorted(state.files.items())},
     }
     return (json.dumps(document, indent=1) + "\n").encode()
 
@@ -221,9 +234,14 @@ def push_version(state: ServiceState, key: str, version: Version, keep: int) -> 
         FileRecord(None, version.at, versions)
 
 
-def record_file(state: ServiceState, key: str, hashed: str, at: str) -> None:
-    record = state.files.get(key)
-    state.files[key] = record._replace(hash=hashed, at=at) if record else FileRecord(hashed, at)
+def record_file(state: ServiceState, key: str, hashed: str, at: str,
+                secret_options: Iterable[str] | None = None) -> None:
+    """``secret_options``: the secret option names of what is now there (None: unchanged)."""
+    record = state.files.get(key) or FileRecord(hashed, at)
+    record = record._replace(hash=hashed, at=at)
+    if secret_options is not None:
+        record = record._replace(secret_options=tuple(sorted(secret_options)))
+    state.files[key] = record
 
 
 def drop_versions_from(state: ServiceState, key: str, version: Version) -> None:

@@ -33,20 +33,63 @@ def load(system: System, service: str) -> st.ServiceState:
     return st.parse(system.read_state(name), system.state_path(name))
 
 
-def host_key(system: System, create: bool) -> bytes:
-    """The per-host HMAC key for masked values and the template cache; created on the first
-    real run. One that is there but not what render writes (32 bytes in a private regular file
-    of ours: read_state checks the rest) is refused, never replaced: it may be someone's plant."""
+DEFAULT_KEY_SOURCE = "etc/ssh/ssh_host_ed25519_key"  # under the host root
+_KEY_SOURCE_MAX = 1 << 20
+_KEY_LABEL = b"render hmac.key v1"
+
+
+def host_key(system: System, create: bool, source: str | os.PathLike[str] | None = None) -> bytes:
+    """The per-host HMAC key for masked values (``hmac.key`` in the state dir).
+
+    Without one it is derived, so that a host that only ever runs ``--noop`` (which writes
+    nothing) masks a value the same way on every run: HMAC-SHA256 over ``source``, a file only
+    root can read that stays as long as the host (its SSH host private key by default). The first
+    real run stores that same key, so masks do not change when such a host gets a real run, and
+    stay the same if the SSH key is rotated later. One that is there but not what render writes
+    (32 bytes in a private regular file of ours: read_state checks the rest) is refused, never
+    replaced: it may be someone's plant. With no usable source (missing, not a regular
+    file, not owned by this user, readable by group or others) the key is random: stored by a real
+    run, so only ``--noop`` runs before the first real one mask differently each time.
+    """
     key = system.read_state(KEY_NAME)
     if key is not None and len(key) != KEY_SIZE:
         raise ApplyError(f"host key is {len(key)} bytes, not {KEY_SIZE}; refusing to use or "
                          "replace it (move it away to start afresh)",
                          path=system.state_path(KEY_NAME))
     if key is None:
-        key = os.urandom(KEY_SIZE)
+        seed = read_key_source(source) if source is not None else None
+        if seed:
+            import hashlib
+            import hmac
+
+            key = hmac.new(_KEY_LABEL, seed, hashlib.sha256).digest()
+        else:
+            key = os.urandom(KEY_SIZE)
         if create:
             system.write_state(KEY_NAME, key)
     return key
+
+
+def read_key_source(path: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of a root-only regular file, or None: never follows a symlink, never blocks
+    on a FIFO, never reads a file another user could have written or read."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() \
+                or info.st_mode & 0o077 or not 0 < info.st_size <= _KEY_SOURCE_MAX:
+            return None
+        data = os.read(fd, _KEY_SOURCE_MAX + 1)
+        return data if 0 < len(data) <= _KEY_SOURCE_MAX else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def blob(system: System, service: str, blob: str) -> bytes:

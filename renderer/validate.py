@@ -2,7 +2,8 @@
 
 A file that its service would refuse to read must never reach the disk, because the restart that
 follows would take the service down. Each file declares its syntax in service.yaml
-(``validate: ini | systemd``); errors carry the template's rendered file and line.
+(``validate: ini | systemd``); errors carry the template's rendered file and line, and quote the
+line only masked (``mask``: the run's masker, which knows this service's Sensitive values by then).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from renderer.errors import ValidationError
+from renderer.masking import Masker
 from renderer.templates import Rendered
 
 _SECTION = re.compile(r"^\[[^\[\]]+\]\s*$")
@@ -18,8 +20,13 @@ _INI_ASSIGN = re.compile(r"^[^=:\s][^=:]*[=:]")
 _SYSTEMD_ASSIGN = re.compile(r"^[A-Za-z0-9_-]+\s*=")
 
 
+def _quoted(line: str, mask: Callable[[str], str] | None) -> str:
+    """The start of a bad line, masked whole before it is cut (a cut secret is not known)."""
+    return repr((mask(line) if mask else line).strip()[:60])
+
+
 def _check_lines(rendered: Rendered, assign: re.Pattern[str], comments: tuple[str, ...],
-                 continuation: bool, what: str) -> None:
+                 continuation: bool, what: str, mask: Callable[[str], str] | None = None) -> None:
     text = rendered.data.decode("utf-8")
     in_section = False
     for number, line in enumerate(text.splitlines(), start=1):
@@ -32,31 +39,35 @@ def _check_lines(rendered: Rendered, assign: re.Pattern[str], comments: tuple[st
         if continuation and line[:1] in (" ", "\t") and in_section:
             continue  # an indented line continues the previous value (oslo's iniparser)
         if not in_section:
-            raise ValidationError(f"{what}: option outside of any [section]: {stripped[:60]!r}",
+            raise ValidationError(f"{what}: option outside of any [section]: {_quoted(line, mask)}",
                                   path=f"{rendered.spec.dest} (from {rendered.spec.template})",
                                   line=number)
         if not assign.match(stripped):
-            raise ValidationError(f"{what}: not 'key = value': {stripped[:60]!r}",
+            raise ValidationError(f"{what}: not 'key = value': {_quoted(line, mask)}",
                                   path=f"{rendered.spec.dest} (from {rendered.spec.template})",
                                   line=number)
 
 
-def check_ini(rendered: Rendered) -> None:
-    _check_lines(rendered, _INI_ASSIGN, ("#", ";"), True, "INI")
+def check_ini(rendered: Rendered, mask: Callable[[str], str] | None = None) -> None:
+    _check_lines(rendered, _INI_ASSIGN, ("#", ";"), True, "INI", mask)
 
 
-def check_systemd(rendered: Rendered) -> None:
-    _check_lines(rendered, _SYSTEMD_ASSIGN, ("#", ";"), False, "systemd")
+def check_systemd(rendered: Rendered, mask: Callable[[str], str] | None = None) -> None:
+    _check_lines(rendered, _SYSTEMD_ASSIGN, ("#", ";"), False, "systemd", mask)
 
 
-CHECKS: dict[str, Callable[[Rendered], None]] = {"ini": check_ini, "systemd": check_systemd}
+CHECKS: dict[str, Callable[[Rendered, Callable[[str], str] | None], None]] = {
+    "ini": check_ini, "systemd": check_systemd}
 
 
-def validate(rendered: list[Rendered]) -> None:
+def validate(rendered: list[Rendered], masker: Masker | None = None) -> None:
     for item in rendered:
         try:
             item.data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationError("rendered file is not UTF-8", path=item.spec.template) from exc
         if item.spec.validate != "none":
-            CHECKS[item.spec.validate](item)
+            secret = item.spec.secret
+            mask = None if masker is None else \
+                (lambda line, secret=secret: masker.mask_line(line, None, None, secret))
+            CHECKS[item.spec.validate](item, mask)

@@ -37,7 +37,8 @@ from synth import Layout, Synth, build  # noqa: E402
 from renderer.cli import main  # noqa: E402
 
 RENDER_ENVIRONMENT = ("RENDER_HIERADATA", "RENDER_TEMPLATES", "RENDER_MACHINES_DIR",
-                      "RENDER_HOST_ROOT", "RENDER_STATE_DIR", "RENDER_SYSTEMCTL")
+                      "RENDER_HOST_ROOT", "RENDER_STATE_DIR", "RENDER_SYSTEMCTL",
+                      "RENDER_KEY_SOURCE")
 for _name in RENDER_ENVIRONMENT:
     os.environ.pop(_name, None)
 

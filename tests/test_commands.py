@@ -45,10 +45,10 @@ def test_an_unexpected_exception_fails_its_service_only(tree: Tree, capsys, monk
 
     real_validate = runner.validate
 
-    def validate(rendered):
+    def validate(rendered, masker=None):
         if any("glance" in str(r.spec.dest) for r in rendered):
             raise KeyError("boom")
-        real_validate(rendered)
+        real_validate(rendered, masker)
 
     monkeypatch.setattr(runner, "validate", validate)
     code = cli.main(["--noop", "--format", "json", "glance", "keystone", *tree.options()])

@@ -35,7 +35,10 @@ class Symbol:
 
 
 class Rejected(Exception):
-    """A scalar Psych's safe_load refuses (a date or a time): Puppet cannot read the file."""
+    """A scalar Psych's safe_load refuses (a date or a time): Puppet cannot read the file.
+
+    The message never quotes the scalar (the line and column say where it is): the file failed
+    to load, so whether its key is Sensitive, and the masker's knowledge of it, are unknown."""
 
     def __init__(self, message: str, mark: Any) -> None:
         super().__init__(message)
@@ -96,10 +99,10 @@ def tokenize(text: str, mark: Any = None) -> Any:
             return False
         return text
     if _TIME.fullmatch(text):
-        raise Rejected(f"unquoted time {text!r}: Puppet refuses the whole file (Tried to load "
+        raise Rejected("unquoted time: Puppet refuses the whole file (Tried to load "
                        "unspecified class: Time); quote it", mark)
     if _DATE.fullmatch(text):
-        raise Rejected(f"unquoted date {text!r}: Puppet refuses the whole file (Tried to load "
+        raise Rejected("unquoted date: Puppet refuses the whole file (Tried to load "
                        "unspecified class: Date); quote it", mark)
     lower = text.lower()
     if lower in (".inf", "+.inf"):
@@ -123,7 +126,7 @@ def tokenize(text: str, mark: Any = None) -> Any:
         try:
             return _ruby_integer(text)
         except ValueError:  # "0b_": Psych lets Integer() raise, and Puppet cannot read the file
-            raise Rejected(f"invalid integer {text!r}", mark) from None
+            raise Rejected("invalid integer", mark) from None
     return text
 
 

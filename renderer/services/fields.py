@@ -116,6 +116,18 @@ def optional_flag(value: Any, key: str, where: Where) -> bool | None:
     return None if value is None else flag(value, key, where)
 
 
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_.\-]+(\.[A-Za-z0-9_\-]+)?\Z")
+
+
+def option_names(value: Any, where: Where) -> tuple[str, ...]:
+    """``secret_options``: option names (``kek``) or ``section.option``, compared in lower case."""
+    if not isinstance(value, list) or not all(
+            isinstance(item, str) and _OPTION_NAME.match(item) for item in value):
+        raise where.fail(f"secret_options must be a list of option names (option or "
+                         f"section.option), not {value!r}")
+    return tuple(dict.fromkeys(item.lower() for item in value))
+
+
 def choice(value: Any, key: str, choices: tuple[str, ...], where: Where) -> str:
     if value not in choices:
         raise where.fail(f"{key} must be one of {', '.join(choices)}, not {value!r}")

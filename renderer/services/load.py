@@ -33,8 +33,8 @@ from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
 from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
-              "secret", "validate", "oslo_namespaces", "follow_symlink", "machine", "each",
-              "rollback_on_failure"}
+              "secret", "secret_options", "validate", "oslo_namespaces", "follow_symlink",
+              "machine", "each", "rollback_on_failure"}
 _INCLUDE_KEYS = {"include", "machine"}
 _SERVICE_KEYS = {"machine", "description", "files"}
 _SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
@@ -188,6 +188,7 @@ class _Reader:
             mode=fields.mode(raw.get("mode"), where),
             create_dirs=fields.flag(raw.get("create_dirs", False), "create_dirs", where),
             secret=fields.flag(raw.get("secret", False), "secret", where),
+            secret_options=fields.option_names(raw.get("secret_options", []), where),
             validate=validate,
             oslo_namespaces=fields.namespaces(raw.get("oslo_namespaces"), validate, where),
             follow_symlink=fields.flag(raw.get("follow_symlink", False), "follow_symlink",

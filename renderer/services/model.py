@@ -133,7 +133,7 @@ class FileSpec(NamedTuple):
     mode: int | None
     actions: tuple[Action, ...]
     create_dirs: bool
-    secret: bool                 # force "holds secrets" (0640 default mode, masked diff)
+    secret: bool                 # force "holds secrets" (0640 default mode, every value masked)
     validate: str                # syntax check before writing: none, ini, systemd
     line: int | None             # where the entry is in ``source``, for messages
     # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
@@ -145,6 +145,8 @@ class FileSpec(NamedTuple):
     value: Any = None  # ... and its value in the data
     source: Path | None = None   # the file holding the entry: service.yaml or an included one
     rollback_on_failure: bool | None = None  # as written; None: the rule of ``rollback``
+    # options secret whatever their name (``option`` or ``section.option``, lower case)
+    secret_options: tuple[str, ...] = ()
 
     @property
     def confines(self) -> bool:
@@ -188,6 +190,7 @@ class Entry(NamedTuple):
     machine: str | Ref | None = None  # None: the service's machine
     each: Ref | None = None
     rollback_on_failure: bool | None = None  # None: FileSpec.rollback decides
+    secret_options: tuple[str, ...] = ()
 
     @property
     def needs_data(self) -> bool:
