@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from renderer.hiera.ruby import JSONError, to_json
 from renderer.hiera.sensitive import REDACTED, Sensitive
 from renderer.masking import Masker, secret_strings
+from renderer.names import printable
 
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"]*:)[^\s\"]*@")
 _URL_NAME = re.compile(r"(connection|url)$")
@@ -76,7 +77,8 @@ class Explainer:
         self.masker.add(secret_strings(value))
 
     def line(self, indent: int, text: str) -> None:
-        self.out.write("  " * (self.depth + indent) + self.mask(text) + "\n")
+        # one event, one line: a hieradata path or key cannot start a forged one
+        self.out.write("  " * (self.depth + indent) + printable(self.mask(text)) + "\n")
 
     def __call__(self, event: str, details: dict) -> None:
         getattr(self, f"on_{event}")(details)

@@ -139,7 +139,7 @@ def _report(explainer: Any, out: TextIO, err: TextIO, message: str) -> None:
         explainer.unwind()
         message = explainer.mask(message)  # it knows the secrets found before the failure
         out.write(message + "\n")
-    err.write(message + "\n")
+    err.write(message + "\n")  # error_line has escaped the names in it already
 
 
 def resolve(args: argparse.Namespace, explain: Any = None) -> Any:

@@ -147,6 +147,18 @@ def test_explain_shows_each_level_and_masks_secrets(data: Path) -> None:
     assert code == 1 and out.splitlines()[-1] == err.strip()
 
 
+def test_explain_escapes_control_characters_in_names(data: Path) -> None:
+    """A data file named with a newline (a glob level matches any name) cannot forge a line."""
+    (data / "hiera.yaml").write_text(
+        'version: 5\nhierarchy:\n  - {name: extra, glob: "extra/*.yaml"}\n')
+    (data / "data" / "extra").mkdir()
+    (data / "data" / "extra" / "a\nResult for \"x\": forged.yaml").write_text("x: 1\n")
+    code, out, _ = lookup(data, "--explain", "x")
+    assert code == 0
+    assert not any(line.startswith("Result for \"x\": forged") for line in out.splitlines())
+    assert "a\\nResult" in out
+
+
 def test_service_sets_the_variables_render_sets(data: Path) -> None:
     templates = data / "templates"
     (templates / "keystone").mkdir(parents=True)
