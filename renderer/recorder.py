@@ -162,7 +162,7 @@ def lines(records: list[Record]) -> dict[tuple[str, tuple[Any, ...]], int | None
             if source.path is None:
                 continue
             paths = wanted.setdefault(source.path, set())
-            paths.add((root,))
+            paths.add(segments(record.key))
             if isinstance(source.value, dict):
                 for section, options in source.value.items():
                     paths.add((root, section))
@@ -176,12 +176,19 @@ def lines(records: list[Record]) -> dict[tuple[str, tuple[Any, ...]], int | None
     return found
 
 
+def segments(key: str) -> tuple[Any, ...]:
+    """The key path a lookup reads (``"a.b".c`` -> ``("a.b", "c")``), as Hiera splits it."""
+    from renderer.hiera.keys import split_key
+
+    try:
+        return tuple(split_key(key, ValueError))
+    except ValueError:
+        return (key,)
+
+
 def root_key(key: str) -> str:
     """The top-level key a lookup reads (``"a.b".c`` -> ``a.b``; ``a.b`` -> ``a``)."""
-    if key.startswith('"'):
-        end = key.find('"', 1)
-        return key[1:end] if end > 0 else key
-    return key.split(".", 1)[0]
+    return str(segments(key)[0])
 
 
 def _compose(path: str) -> Any:

@@ -148,7 +148,8 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
         validate(rendered, masker)
     except RenderError as exc:
         raise exc.with_context(service=args.service)
-    return Shown(service, rendered, recorder(), masker, shlex.split(args.systemctl))
+    return Shown(service, rendered, recorder(), masker,
+                 shlex.split(getattr(args, "systemctl", "systemctl")))
 
 
 # --- what is shown ------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def run_commands(shown: Shown) -> list[str]:
 
 
 def key_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
-    from renderer.recorder import lines, root_key
+    from renderer.recorder import lines, root_key, segments
 
     records = list(shown.recorder.records.values())
     found = lines(records)
@@ -201,7 +202,7 @@ def key_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
         root = root_key(record.key)
         secret = record.secret or _secret_key(record.key)
         sources = [{"level": s.level, "file": s.path,
-                    "line": found.get((s.path, (root,))) if s.path else None,
+                    "line": found.get((s.path, segments(record.key))) if s.path else None,
                     "value": mask(s.value, secret)} for s in record.sources]
         entry: dict[str, Any] = {
             "key": record.key, "merge": record.merge, "via": record.via,
