@@ -79,7 +79,15 @@ class Recorder:
         wanted = unquoted(key)
         if wanted in self.sets:
             return self._set(key, wanted, scope, merge)
-        return self.hiera.lookup(key, scope, merge=merge, default=default, explain=self._event)
+        return self.hiera.lookup(key, scope, merge=merge, default=default,
+                                 explain=self._event if explain is None else self._both(explain))
+
+    def _both(self, explain: Any) -> Any:
+        """The caller's explain hook (an override error locating its line) and the record's."""
+        def both(event: str, details: dict[str, Any]) -> None:
+            self._event(event, details)
+            explain(event, details)
+        return both
 
     def lookup_options(self, key: str, scope: Scope) -> dict[Any, Any]:
         return self.hiera.lookup_options(key, scope)

@@ -112,7 +112,7 @@ class Shown:
 def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown:
     """The pipeline up to ``validate``, as a run makes it, on a recording Hiera."""
     from renderer.hiera import Hiera
-    from renderer.masking import Masker
+    from renderer.masking import Masker, secret_strings
     from renderer.overrides import OptionData, apply_overrides
     from renderer.recorder import Recorder
     from renderer.runner import bind_in_scope
@@ -145,6 +145,9 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
         rendered = apply_overrides(service, rendered, data, local,  # type: ignore[arg-type]
                                    OptionData(templates), secrets)
         masker = Masker(key, secrets)
+        for record in data.records.values():  # a Sensitive value only service.yaml read, too
+            if record.secret:
+                masker.add(secret_strings(_plain(record.value)))
         validate(rendered, masker)
     except RenderError as exc:
         raise exc.with_context(service=args.service)
@@ -353,13 +356,19 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
     except Exception as exc:  # noqa: BLE001 - a bug in render: one line
         err.write(error_line(InternalError.from_exception(exc)) + "\n")
         return EXIT_INTERNAL
-    if args.format == "json":
-        json.dump(doc, out, indent=2)
-        out.write("\n")
-    elif args.format == "yaml":
-        import yaml
+    try:
+        if args.format == "json":
+            json.dump(doc, out, indent=2)
+            out.write("\n")
+        elif args.format == "yaml":
+            import yaml
 
-        yaml.safe_dump(doc, out, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    else:
-        write_text(doc, out)
+            yaml.safe_dump(doc, out, sort_keys=False, default_flow_style=False,
+                           allow_unicode=True)
+        else:
+            write_text(doc, out)
+        out.flush()
+    except BrokenPipeError:  # ``render show x | head``: the reader has what it wanted
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -254,3 +254,16 @@ def test_errors_are_one_line_exit_4(tree: Tree):
     missing = render("show", "keystone", *source(tree))
     assert missing.code == 4 and missing.out == "" and missing.err.count("\n") == 1
     assert "keystone::token::provider" in missing.err and "Traceback" not in missing.err
+
+
+def test_a_bad_override_fails_show_as_it_fails_a_run(tree: Tree):
+    node = tree.hieradata / NODE_FILE
+    node.write_text(node.read_text() + "glance::config::glance-api.conf:\n  nosuch:\n    x: 1\n")
+    shown = render("show", "glance", *source(tree))
+    run = render("--noop", "glance", *tree.options())
+    assert (shown.code, run.code) == (4, 4) and shown.out == ""
+    line = node.read_text().splitlines().index("  nosuch:") + 1
+    assert shown.err == f"render: glance: {node}:{line}: glance::config::glance-api.conf: " \
+        "section [nosuch] is not in /etc/glance/glance-api.conf: its template does not render " \
+        "it nor does any oslo.config namespace of it\n"
+    assert shown.err in run.err
