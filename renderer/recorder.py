@@ -79,6 +79,9 @@ class Recorder:
         wanted = unquoted(key)
         if wanted in self.sets:
             return self._set(key, wanted, scope, merge)
+        parts = segments(key)
+        if len(parts) > 1 and parts[0] in self.sets:  # a dotted lookup into a --set key
+            return self._dig_set(key, parts, scope, default)
         return self.hiera.lookup(key, scope, merge=merge, default=default,
                                  explain=self._event if explain is None else self._both(explain))
 
@@ -118,6 +121,26 @@ class Recorder:
             record.found, record.value = True, value
             record.secret = record.secret or isinstance(value, Sensitive)
         return value
+
+    def _dig_set(self, key: str, parts: tuple[Any, ...], scope: Scope, default: Any) -> Any:
+        from renderer.errors import LookupNotFound
+        from renderer.hiera.keys import MISSING, dig
+
+        root = str(parts[0])
+        quoted = root if "." not in root else f'"{root}"'
+        value = self._set(quoted, root, scope, None)
+        found = dig(key, list(parts[1:]), value.value if isinstance(value, Sensitive) else value)
+        record = Record(key, self.phase)
+        record.found, record.secret = found is not MISSING, isinstance(value, Sensitive)
+        record.value = Sensitive(found) if record.secret and record.found else found
+        record.sources.append(Source(SET_LEVEL, None, None, found))
+        self.records.setdefault((key, record.merge), record)
+        if found is not MISSING:
+            return record.value
+        if default is NOT_GIVEN:
+            raise LookupNotFound(key)
+        record.value = None
+        return default
 
     def _last(self, key: str) -> Record | None:
         for (name, _), record in reversed(self.records.items()):

@@ -187,6 +187,11 @@ def test_set_changes_the_file_and_is_shown_as_the_source(tree: Tree):
                for o in keys['"keystone::config::keystone.conf"']["options"]}
     assert options[("DEFAULT", "debug")] == "--set"
     assert options[("DEFAULT", "max_token_size")] == "Per node"
+    # a dotted lookup digs into a --set value (network::networks.mgmt from network::networks)
+    net = show(tree, "keystone", "--set", 'network::networks={"mgmt": {"cidr": "10.0.0.0/8"}}',
+               "--file", "/etc/systemd/network/10-mv-mv-mgmt.network")
+    assert "\nAddress=192.0.2.11/8\n" in net["files"][0]["content"]
+    assert {k["key"]: k["level"] for k in net["keys"]}["network::networks.mgmt"] == "--set"
     # a secret set on the command line is masked like one from the data
     masked = render("show", "keystone", "--set", "keystone::database::password=Tr1ed-s3cret",
                     *source(tree))
@@ -267,3 +272,22 @@ def test_a_bad_override_fails_show_as_it_fails_a_run(tree: Tree):
         "section [nosuch] is not in /etc/glance/glance-api.conf: its template does not render " \
         "it nor does any oslo.config namespace of it\n"
     assert shown.err in run.err
+
+
+def test_state_dir_key_gives_the_masks_of_run_reports(tree: Tree, systemctl):
+    fake = systemctl()
+    assert render(*fake.options, "keystone", *tree.options()).code == 2
+    key = tree.state / "hmac.key"
+    assert key.exists()
+    before = tree.snapshot(state=True)
+    credentials = tree.hieradata / "data/credentials.yaml"
+    credentials.write_text(credentials.read_text().replace("Kst0ne-db-S3cret", "N3w-db-S3cret"))
+    diff = render("--noop", "--diff", "keystone", *tree.options())
+    tags = {line.split("keystone:", 1)[1].split("@")[0] for line in diff.out.splitlines()
+            if line.startswith("+connection=")}
+    assert len(tags) == 1 and "<redacted>#" in next(iter(tags)), diff.out
+    doc = show(tree, "keystone", "--state-dir", str(tree.state))
+    conf = next(f for f in doc["files"] if f["dest"] == "/etc/keystone/keystone.conf")
+    assert f"\nconnection=mysql+pymysql://keystone:{next(iter(tags))}@" in conf["content"]
+    assert "N3w-db-S3cret" not in json.dumps(doc)
+    assert tree.snapshot(state=True) == before  # the state dir read, never written
