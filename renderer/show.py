@@ -24,7 +24,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from renderer.errors import InternalError, RenderError, UsageError, error_line
 from renderer.options import EXIT_INTERNAL, Parser, add_source_options, default_templates, from_env
@@ -97,16 +97,14 @@ def masking_key(args: argparse.Namespace) -> bytes:
     return host_key(system, create=False, source=args.key_source)
 
 
-class Shown:
+class Shown(NamedTuple):
     """Everything ``show`` prints, before formatting."""
 
-    def __init__(self, service: Any, rendered: list[Any], recorder: Any, masker: Any,
-                 systemctl: list[str]) -> None:
-        self.service = service
-        self.rendered = rendered
-        self.recorder = recorder
-        self.masker = masker
-        self.systemctl = systemctl
+    service: Any          # renderer.services.Service, bound
+    rendered: list[Any]   # renderer.templates.Rendered, overrides merged in
+    recorder: Any         # renderer.recorder.Recorder
+    masker: Any           # renderer.masking.Masker
+    systemctl: list[str]
 
 
 def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown:
