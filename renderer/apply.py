@@ -191,14 +191,12 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
             for item in rs.decide(owner.result.plan, owner.store.state, at):
                 pending.setdefault(item.action, []).append((owner, item))
     _check_held(pending, system, at)
-    # daemon-reloads first (stable order otherwise): a restart must see the drop-in it is for
-    order = sorted(pending, key=lambda a: not a.first)
+    order, absorbed = rs.order(pending)  # daemon-reloads first; what a container absorbs
     if not options.restart:
         for action in order:
             for owner, item in pending[action]:
                 owner.result.owed.append(item)
         return
-    absorbed = {a: c for a in order if (c := rs.container_of(a)) in pending}
     first = {a: _attempt(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
              for a in order if a not in absorbed}
     first.update({a: first[c] for a, c in absorbed.items()})

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="render",
         description="Render OpenStack service configuration from Hiera 5 data into "
                     "systemd-nspawn containers; show the diff, write atomically, restart what "
-                    "changed. `render lookup KEY` looks hieradata up as `puppet lookup` does.",
+                    "changed. `render lookup KEY` looks hieradata up as `puppet lookup` does; "
+                    "`render show SERVICE` shows one service whole without writing anything.",
         epilog="exit codes (as puppet --detailed-exitcodes): 0 nothing to do, 2 changes made "
                "(or pending with --noop), 4 failures, 6 changes and failures, 64 usage error, "
                "70 a bug in render.")
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 def subcommand(argv: list[str], parser: argparse.ArgumentParser
                ) -> tuple[str | None, list[str]]:
-    """``lookup`` wherever it stands among ``parser``'s positional words (option values
+    """``lookup`` or ``show`` wherever it stands among ``parser``'s positional words (option values
     skipped), and the arguments without it."""
     takes_value = {a for action in parser._actions if action.nargs is None
                    and action.option_strings for a in action.option_strings}
@@ -173,6 +174,10 @@ def _main(argv: list[str]) -> int:
         from renderer.lookup import main as lookup_main
 
         return lookup_main(argv)
+    if command == "show":
+        from renderer.show import main as show_main
+
+        return show_main(argv)
     args = parser.parse_args(argv)
     try:
         check(args)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Look up KEY in the hieradata exactly as `puppet lookup` does and print the "
                     "value as JSON. With several keys, the first one found is printed.",
         epilog="exit codes: 0 found, 1 not found, 4 data error, 64 usage error.")
-    parser.add_argument("keys", nargs="+", metavar="KEY")
+    parser.add_argument("keys", nargs="*", metavar="KEY")
     parser.add_argument("--merge", choices=STRATEGIES,
                         help="merge strategy; replaces the key's lookup_options entirely")
     parser.add_argument("--knock-out-prefix", metavar="PREFIX", dest="knockout_prefix",
@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output format (JSON only; accepted for `puppet lookup` habits)")
     add_source_options(parser)
     parser.add_argument("--service", metavar="NAME",
-                        help="look up as render does for this service (sets $service, $machine)")
+                        help="look up as render does for this service (sets $service, $machine; "
+                        "an INI override key NAME::config::FILE gets render's merge)")
+    parser.add_argument("--all-keys", action="store_true",
+                        help="with --service: list every key the service reads and the merge "
+                        "render uses for it, one per line (no KEY)")
     puppet = parser.add_argument_group("as `puppet lookup` spells them")
     puppet.add_argument("--hiera_config", "--hiera-config", metavar="FILE",
                         help="the hiera.yaml to read (instead of --hieradata DIR/hiera.yaml)")
@@ -101,8 +105,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             prefix = word.partition("=")[2]
         else:
             rest.append(word)
-    args = build_parser().parse_args(rest)
+    parser = build_parser()
+    args = parser.parse_args(rest)
     args.knockout_prefix = prefix
+    if args.all_keys and (args.keys or not args.service):
+        parser.error("--all-keys takes --service NAME and no KEY")
+    if not args.all_keys and not args.keys:
+        parser.error("the following arguments are required: KEY")
     return args
 
 
@@ -110,6 +119,8 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
     out = out or sys.stdout
     err = err or sys.stderr
     args = parse_args(argv)
+    if args.all_keys:
+        return all_keys(args, out, err)
     explainer = None
     if args.explain:
         from renderer.explain import Explainer
@@ -119,6 +130,10 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         text = to_text(resolve(args, explainer))
     except LookupNotFound as exc:
         _report(explainer, out, err, exc.message)
+        for key in args.keys:
+            hint = quoting_hint(key, args.service)
+            if hint:
+                err.write(hint + "\n")
         return EXIT_NOT_FOUND
     except RenderError as exc:
         _report(explainer, out, err, error_line(exc))
@@ -168,8 +183,11 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         if service is not None and not isinstance(service.machine, str):  # the data decides it
             scope = scope.with_variables(machine=_machine(service, hiera, scope))
         for key in args.keys:
+            key_merge = merge
+            if service is not None and args.merge is None:
+                key, key_merge = override_key(key, service.name, hiera, scope, merge)
             try:
-                value = hiera.lookup(key, scope, merge=merge, explain=explain)
+                value = hiera.lookup(key, scope, merge=key_merge, explain=explain)
             except LookupNotFound:
                 continue
             return checked(wanted, "Found value", value)
@@ -179,6 +197,61 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         raise LookupNotFound(args.keys[0])
     names = ", ".join(f"'{key}'" for key in args.keys)
     raise _NotFoundAny(names)
+
+
+def override_key(key: str, service: str, hiera: Any, scope: Any, merge: Any) -> tuple[str, Any]:
+    """An INI override key (``<service>::config::<file>``, renderer.overrides) as render looks it
+    up: quoted (the file name's dot would dig), with a deep merge unless lookup_options names
+    one; ``keystone::config::keystone.conf.DEFAULT`` digs into the override. Other keys as
+    given."""
+    from renderer.overrides import SEPARATOR
+
+    prefix = service + SEPARATOR
+    if key.startswith('"' + prefix):
+        end = key.find('"', 1)
+        root = key[:end + 1] if end > 0 else key
+    elif key.startswith(prefix):
+        known = sorted(hiera.keys_with_prefix(prefix, scope), key=len, reverse=True)
+        name = next((k for k in known if key == k or key.startswith(k + ".")), key)
+        root = f'"{name}"' if '"' not in name else name
+        key = root + key[len(name):]
+    else:
+        return key, merge
+    return key, None if "merge" in hiera.lookup_options(root, scope) else "deep"
+
+
+def quoting_hint(key: str, service: str | None) -> str | None:
+    """For a key not found whose dot Puppet reads as "dig into": how to name the key itself."""
+    from renderer.overrides import SEPARATOR
+
+    root = key.partition(".")[0]
+    if key.startswith('"') or "." not in key or "::" not in root:
+        return None
+    if service is not None and key.startswith(service + SEPARATOR):
+        return None  # quoted already, as render looks it up
+    hint = (f"render: hint: a '.' in a key digs into the value of '{root}'; to look up "
+            f"'{key}' itself, quote it: '\"{key}\"'")
+    if SEPARATOR in root:
+        hint += "; with --service NAME an INI override key is looked up as render merges it"
+    return hint
+
+
+def all_keys(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every key ``args.service`` reads and the merge render uses, from ``render show``'s
+    recorder (the run's own steps)."""
+    from renderer.show import collect
+
+    try:
+        shown = collect(args, {}, b"")
+    except RenderError as exc:
+        err.write(error_line(exc) + "\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug in render: never exit 1 ("not found")
+        err.write(error_line(InternalError.from_exception(exc)) + "\n")
+        return EXIT_INTERNAL
+    for record in shown.recorder.records.values():
+        out.write(f"{record.key}\t{record.merge}\n")
+    return EXIT_FOUND
 
 
 def _machine(service: Any, hiera: Any, scope: Any) -> str:

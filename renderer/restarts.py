@@ -25,6 +25,7 @@ container: they start with the container, with the new files, so they are not ru
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from enum import Enum
 from typing import NamedTuple
 
@@ -156,6 +157,23 @@ def record(state: ServiceState, action: Action, attempt: Attempt, hashed: str, a
 
 # --- running them -------------------------------------------------------------------------------
 
+def command(action: Action, force: bool = False) -> list[str]:
+    """The systemctl arguments a restart of ``action`` runs: built here only, so ``render show``
+    prints what a run issues. ``force``: ``restart``, not ``try-restart``."""
+    args = action.systemctl_args()
+    if force and "try-restart" in args:
+        args[args.index("try-restart")] = "restart"
+    return args
+
+
+def order(actions: Iterable[Action]) -> tuple[list[Action], dict[Action, Action]]:
+    """The order restarts run in (daemon-reloads first: a restart must see the drop-in it is
+    for; stable otherwise) and the actions a due container restart absorbs, to that container."""
+    ordered = sorted(actions, key=lambda a: not a.first)
+    due = set(ordered)
+    return ordered, {a: c for a in ordered if (c := container_of(a)) in due}
+
+
 def container_of(action: Action) -> Action | None:
     """The container restart that would absorb ``action`` (a unit or daemon-reload inside)."""
     if action.kind in (ActionKind.UNIT, ActionKind.DAEMON_RELOAD) and action.machine:
@@ -216,14 +234,14 @@ def restart(system: System, action: Action, force: bool, timeout: float) -> Atte
             state = unit_state(system, *check)
             if state in STOPPED:
                 return Attempt(Outcome.NOT_RUNNING, state, "")
-        status, output = system.systemctl(args)
+        status, output = system.systemctl(command(action, force))
         return Attempt(Outcome.RESTARTED if status == 0 else Outcome.FAILED, "", output)
     index = args.index("try-restart")
     prefix, units = args[:index], args[index + 1:]
     before = [unit_state(system, prefix, unit) for unit in units]
     if not force and all(state in STOPPED for state in before):
         return Attempt(Outcome.NOT_RUNNING, ", ".join(before), "")
-    status, output = system.systemctl([*prefix, "restart" if force else "try-restart", *units])
+    status, output = system.systemctl(command(action, force))
     after = [wait_active(system, prefix, unit, timeout) for unit in units]
     healthy = status == 0 and all(state == "active" for state in after)
     return Attempt(Outcome.RESTARTED if healthy else Outcome.FAILED, ", ".join(after),

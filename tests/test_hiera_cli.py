@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import render, render_process
+from conftest import Tree, render, render_process
 
 from renderer.scope import build_scope
 
@@ -197,3 +197,60 @@ def test_lookup_in_a_fresh_process(data: Path) -> None:
     done = render_process("lookup", "--hieradata", str(data), "--facts",
                           str(data / "facts.json"), "--node", "n1.example.com", "ntp::servers")
     assert (done.code, done.out) == (0, '["ntp1","ntp0"]\n')
+
+
+# --- what render applies: INI override keys and every key a service reads ----------------------
+
+def sample(tree: Tree, *args: str) -> tuple[int, str, str]:
+    done = render("lookup", "--hieradata", str(tree.hieradata), "--templates",
+                  str(tree.templates), "--node", "controller1.example.com", *args)
+    err = "".join(line for line in done.err.splitlines(keepends=True)
+                  if not line.startswith("render: warning: Undefined variable 'service'"))
+    return done.code, done.out, err
+
+
+def test_an_override_key_gets_the_merge_render_uses(tree: Tree) -> None:
+    quoted = '"keystone::config::keystone.conf"'
+    deep = sample(tree, quoted, "--merge", "deep", "--var", "service=keystone")
+    first = sample(tree, quoted, "--var", "service=keystone")
+    assert deep[0] == first[0] == 0 and deep[1] != first[1]  # first-found: the node level only
+    merged = json.loads(deep[1])
+    assert merged["DEFAULT"] == {"max_token_size": 300} and "oslo_policy" in merged
+    # with --service, quoted or not, the answer is the deep merge render applies
+    for key in ("keystone::config::keystone.conf", quoted):
+        assert sample(tree, "--service", "keystone", key) == (0, deep[1], "")
+    assert sample(tree, "--service", "keystone", "keystone::config::keystone.conf.DEFAULT") == \
+        (0, '{"max_token_size":300}\n', "")
+    # an explicit --merge still wins
+    assert sample(tree, "--service", "keystone", quoted, "--merge", "first") == \
+        (0, first[1], "")
+
+
+def test_a_dotted_key_not_found_gets_a_quoting_hint(tree: Tree) -> None:
+    code, out, err = sample(tree, "keystone::config::keystone.conf")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "Function lookup() did not find a value for the name 'keystone::config::keystone.conf'",
+        "render: hint: a '.' in a key digs into the value of 'keystone::config::keystone'; to "
+        "look up 'keystone::config::keystone.conf' itself, quote it: "
+        "'\"keystone::config::keystone.conf\"'; with --service NAME an INI override key is "
+        "looked up as render merges it"]
+    assert sample(tree, "no::such::key")[2].count("\n") == 1  # no dot, no hint
+    assert "hint" not in sample(tree, '"no::such.key"')[2]  # quoted already
+
+
+def test_all_keys_lists_every_key_the_service_reads(tree: Tree) -> None:
+    code, out, err = sample(tree, "--service", "keystone", "--all-keys")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert '"keystone::config::keystone.conf"\tdeep' in lines
+    assert "openstack::memcached::servers\tunique" in lines
+    assert "keystone::database::password\tfirst" in lines
+    assert "network::containers.keystone.networks\tfirst" in lines  # from service.yaml
+    assert len(lines) == len(set(lines))
+    shown = render("show", "keystone", "--format", "json", "--hieradata", str(tree.hieradata),
+                   "--templates", str(tree.templates), "--node", "controller1.example.com")
+    assert lines == [f"{k['key']}\t{k['merge']}" for k in json.loads(shown.out)["keys"]]
+    assert sample(tree, "--all-keys")[0] == 64
+    assert sample(tree, "--all-keys", "--service", "keystone", "k")[0] == 64
+    assert sample(tree, "--service", "nosuch", "--all-keys")[0] == 4
