@@ -14,6 +14,7 @@ the builtin they stand for where one fits (``ServiceError`` is a ``ValueError``)
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 _E = TypeVar("_E", bound="RenderError")
@@ -66,7 +67,7 @@ class ServiceErrors(RenderError):
     """Every error one step found in a service, raised once so the service fails with all of
     them (an operator fixes them in one go, not one per run; confd returned only the last)."""
 
-    def __init__(self, errors: list[RenderError]) -> None:
+    def __init__(self, errors: Sequence[RenderError]) -> None:
         super().__init__(errors[0].message, path=errors[0].path, line=errors[0].line)
         self.errors = list(errors)
 
@@ -83,12 +84,15 @@ def each_error(error: RenderError) -> list[RenderError]:
     return list(error.errors) if isinstance(error, ServiceErrors) else [error]
 
 
-def raise_all(errors: list[RenderError]) -> None:
-    """Raise the one error, or all of them as ServiceErrors; nothing when there are none."""
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ServiceErrors([e for error in errors for e in each_error(error)])
+def raise_all(errors: Sequence[RenderError]) -> None:
+    """Raise the one error, or all of them as ServiceErrors; nothing when there are none. The
+    same line twice is said once (a broken data file fails every template that reads it)."""
+    unique = list({(type(e), e.service, str(e), e.via): e
+                   for error in errors for e in each_error(error)}.values())
+    if len(unique) == 1:
+        raise unique[0]
+    if unique:
+        raise ServiceErrors(unique)
 
 
 class UsageError(RenderError, ValueError):
