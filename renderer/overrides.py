@@ -143,7 +143,7 @@ def _merged(item: Rendered, value: Any, options: OptionData,
 
     namespaces = item.spec.oslo_namespaces or ()
     groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
-    settings = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+    settings, errors = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
     try:
         layout = ini.parse(item.data.decode("utf-8"))
     except ini.IniSyntaxError as exc:
@@ -152,17 +152,19 @@ def _merged(item: Rendered, value: Any, options: OptionData,
     unknown = dict.fromkeys(s.section for s in settings
                             if s.section not in layout.sections and s.section not in groups)
     registers = " nor does any oslo.config namespace of it" if namespaces else ""
-    raise_all([fail(f"section [{section}] is not in {item.spec.dest}: its template does not "
-                    f"render it{registers}", section) for section in unknown])
+    raise_all([*errors, *(fail(f"section [{section}] is not in {item.spec.dest}: its template "
+                               f"does not render it{registers}", section) for section in unknown)])
     return Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
 
 
 def _settings(value: Any, is_multi: Callable[[str, str], bool],
-              fail: Callable[..., OverrideError]) -> list[Any]:
+              fail: Callable[..., OverrideError]) -> tuple[list[Any], list[RenderError]]:
+    """The settings of an override value, and the errors of its bad sections and options."""
 
     if not isinstance(value, dict):
         raise fail(f"must be a hash of {{section: {{option: value}}}}, not {_kind(value)}")
-    settings, errors = [], []
+    settings: list[Any] = []
+    errors: list[RenderError] = []
     for section, opts in value.items():
         if not isinstance(section, str) or not _SECTION.match(section):
             errors.append(fail(f"invalid section name {section!r}"))
@@ -179,8 +181,7 @@ def _settings(value: Any, is_multi: Callable[[str, str], bool],
                 settings.append(_setting(section, option, item, is_multi, fail))
             except OverrideError as exc:
                 errors.append(exc)
-    raise_all(errors)
-    return settings
+    return settings, errors
 
 
 def _setting(section: str, option: str, item: Any, is_multi: Callable[[str, str], bool],
