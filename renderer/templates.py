@@ -303,8 +303,9 @@ class Renderer:
                 continue
             except RenderError as exc:
                 errors.extend(missing)
-                if missing and isinstance(exc.__cause__, jinja2.UndefinedError):
-                    continue  # most likely a placeholder's attribute: the keys are the errors
+                if missing and isinstance(exc.__cause__, jinja2.UndefinedError) and \
+                        " is undefined" not in exc.message:
+                    continue  # an attribute of what a placeholder made: the keys are the errors
                 errors.extend(e for e in each_error(exc) if str(e) not in map(str, missing))
                 continue
             errors.extend(missing)

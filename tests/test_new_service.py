@@ -5,6 +5,7 @@ missing key in one run."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -128,6 +129,14 @@ def test_copied_service_names_every_missing_key_in_one_run(tmp_path: Path):
                                "hiera key 'glance2::rabbitmq::password'")
     assert "glance2:" not in result.out and "glance: would create" in result.out
     assert tree.snapshot() == before
+    as_json = render("--noop", "--format", "json", "glance2", *tree.options())
+    assert as_json.code == 4 and as_json.err == result.err.replace(
+        "".join(line + "\n" for line in lines if "render: glance:" in line), "")
+    [service] = json.loads(as_json.out)["services"]
+    assert service["status"] == "failed" and service["files"] == []
+    assert [(e["line"], e["via"], e["kind"]) for e in service["errors"]][:2] == [
+        (5, None, "TemplateError"), (6, "_lib/openstack.j2:20", "TemplateError")]
+    assert len(service["errors"]) == len(removed)
     # fixed in one go: the next run is clean
     (tree.hieradata / "data" / "services" / "glance2.yaml").write_text(yaml.safe_dump(full))
     again = render("--noop", "glance2", *tree.options())
