@@ -23,7 +23,7 @@ DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
 
-.PHONY: debs run test test-fast lint bench golden-update oslo-data clean venv compile
+.PHONY: debs run test test-fast lint bench golden-update oslo-data clean venv compile new-service
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -66,6 +66,13 @@ run: compile
 	@$(BIN)/python contrib/demo_machines.py service_templates build/machines hieradata
 	@rc=0; $(BIN)/render --diff --systemctl contrib/demo-systemctl $(DEMO) --all || rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 2 ]; then exit $$rc; fi
+
+# Lays out service_templates/$(NAME)/ (service.yaml with the shared container block, a starter
+# template) and hieradata/data/services/$(NAME).yaml; refuses an invalid or existing name.
+# README "Add a service" goes on from there. Needs no virtualenv.
+new-service:
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<service>" >&2; exit 64; }
+	@$(PYTHON) contrib/new_service.py '$(NAME)'
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check renderer tests bench contrib

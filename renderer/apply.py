@@ -57,7 +57,7 @@ class ServiceResult:
         self.owed: list[rs.Pending] = []          # decided, not run
         self.rolled_back: list[str] = []          # target keys put back
         self.kept: list[str] = []                 # ... not put back: they confine a container
-        self.errors: list[RenderError] = [] if plan.error is None else [plan.error]
+        self.errors: list[RenderError] = list(plan.errors)
 
     @property
     def restarted(self) -> list[Action]:
@@ -147,7 +147,7 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots,
     live: list[_Live] = []
     for result in results:
         plan = result.plan
-        if plan.error is not None:
+        if plan.errors:
             continue
         store = Store(plan.service, plan.state or st.ServiceState())
         live.append(_Live(result, store))

@@ -14,6 +14,7 @@ the builtin they stand for where one fits (``ServiceError`` is a ``ValueError``)
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 _E = TypeVar("_E", bound="RenderError")
@@ -32,6 +33,7 @@ class RenderError(Exception):
         self.line = line
         self.column = column
         self.service = service
+        self.via: str | None = None  # the macro's ``file:line`` when path:line is its caller
 
     def with_context(self: _E, *, service: str | None = None, path: object = None,
                      line: int | None = None) -> _E:
@@ -56,7 +58,41 @@ class RenderError(Exception):
 
     def __str__(self) -> str:
         where = self.where()
+        if where and self.via:
+            where = f"{where} (via {self.via})"
         return f"{where}: {self.message}" if where else self.message
+
+
+class ServiceErrors(RenderError):
+    """Every error one step found in a service, raised once so the service fails with all of
+    them (an operator fixes them in one go, not one per run; confd returned only the last)."""
+
+    def __init__(self, errors: Sequence[RenderError]) -> None:
+        super().__init__(errors[0].message, path=errors[0].path, line=errors[0].line)
+        self.errors = list(errors)
+
+    def with_context(self, *, service: str | None = None, path: object = None,
+                     line: int | None = None) -> ServiceErrors:
+        other = super().with_context(service=service, path=path, line=line)
+        other.errors = [e.with_context(service=service, path=path, line=line)
+                        for e in self.errors]
+        return other
+
+
+def each_error(error: RenderError) -> list[RenderError]:
+    """The errors ``error`` stands for: itself, or those a ServiceErrors holds."""
+    return list(error.errors) if isinstance(error, ServiceErrors) else [error]
+
+
+def raise_all(errors: Sequence[RenderError]) -> None:
+    """Raise the one error, or all of them as ServiceErrors; nothing when there are none. The
+    same line twice is said once (a broken data file fails every template that reads it)."""
+    unique = list({(type(e), e.service, str(e), e.via): e
+                   for error in errors for e in each_error(error)}.values())
+    if len(unique) == 1:
+        raise unique[0]
+    if unique:
+        raise ServiceErrors(unique)
 
 
 class UsageError(RenderError, ValueError):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from renderer.bounds import read_regular
-from renderer.errors import OverrideError, RenderError, ValidationError
+from renderer.errors import OverrideError, RenderError, ValidationError, raise_all
 from renderer.hiera import Hiera, Sensitive
 from renderer.scope import Scope
 from renderer.services import Service
@@ -74,22 +74,28 @@ class OptionData:
 
 def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, scope: Scope,
                     options: OptionData, secrets: set[str]) -> list[Rendered]:
-    """``rendered`` with every override of ``service`` merged in; OverrideError for a bad one."""
+    """``rendered`` with every override of ``service`` merged in; every bad one is an error,
+    all raised together once each key has been tried (a bad key leaves its files as rendered)."""
     prefix = service.name + SEPARATOR
     keys = hiera.keys_with_prefix(prefix, scope)
     if not keys:
         return rendered  # the fast path: no lookup, no iniparser import
     result = list(rendered)
+    errors: list[RenderError] = []
     for key in keys:
         # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
         # Puppet code must too (lookup('"keystone::config::keystone.conf"')).
         quoted = f'"{key}"' if '"' not in key else key
-        merge = None if "merge" in hiera.lookup_options(quoted, scope) else "deep"
-        fail = functools.partial(_fail, hiera, scope, service.name, key, quoted, merge)
-        indices = _targets(key[len(prefix):], result, service, fail)
-        value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
-        for index in indices:
-            result[index] = _merged(result[index], value, options, fail)
+        try:
+            merge = None if "merge" in hiera.lookup_options(quoted, scope) else "deep"
+            fail = functools.partial(_fail, hiera, scope, service.name, key, quoted, merge)
+            indices = _targets(key[len(prefix):], result, service, fail)
+            value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
+            for index in indices:
+                result[index] = _merged(result[index], value, options, fail)
+        except RenderError as exc:
+            errors.append(exc)
+    raise_all(errors)
     return result
 
 
@@ -137,48 +143,61 @@ def _merged(item: Rendered, value: Any, options: OptionData,
 
     namespaces = item.spec.oslo_namespaces or ()
     groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
-    settings = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+    settings, errors = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
     try:
         layout = ini.parse(item.data.decode("utf-8"))
     except ini.IniSyntaxError as exc:
         raise ValidationError(f"INI: {exc.message}", line=exc.line,
                               path=f"{item.spec.dest} (from {item.spec.template})") from exc
-    for setting in settings:
-        if setting.section not in layout.sections and setting.section not in groups:
-            registers = " nor does any oslo.config namespace of it" if namespaces else ""
-            raise fail(f"section [{setting.section}] is not in {item.spec.dest}: its "
-                       f"template does not render it{registers}", setting.section)
+    unknown = dict.fromkeys(s.section for s in settings
+                            if s.section not in layout.sections and s.section not in groups)
+    registers = " nor does any oslo.config namespace of it" if namespaces else ""
+    raise_all([*errors, *(fail(f"section [{section}] is not in {item.spec.dest}: its template "
+                               f"does not render it{registers}", section) for section in unknown)])
     return Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
 
 
 def _settings(value: Any, is_multi: Callable[[str, str], bool],
-              fail: Callable[..., OverrideError]) -> list[Any]:
-    from renderer.ini import Setting
+              fail: Callable[..., OverrideError]) -> tuple[list[Any], list[RenderError]]:
+    """The settings of an override value, and the errors of its bad sections and options."""
 
     if not isinstance(value, dict):
         raise fail(f"must be a hash of {{section: {{option: value}}}}, not {_kind(value)}")
-    settings = []
+    settings: list[Any] = []
+    errors: list[RenderError] = []
     for section, opts in value.items():
         if not isinstance(section, str) or not _SECTION.match(section):
-            raise fail(f"invalid section name {section!r}")
+            errors.append(fail(f"invalid section name {section!r}"))
+            continue
         if not isinstance(opts, dict):
-            raise fail(f"section [{section}] must be a hash of {{option: value}}, not "
-                       f"{_kind(opts)}", section)
+            errors.append(fail(f"section [{section}] must be a hash of {{option: value}}, not "
+                               f"{_kind(opts)}", section))
+            continue
         for option, item in opts.items():
             if not isinstance(option, str) or not _OPTION.match(option):
-                raise fail(f"[{section}]: invalid option name {option!r}", section)
-            where = f"[{section}] {option}"
-            if item == ABSENT:
-                settings.append(Setting(section, option, ()))
-            elif isinstance(item, list):
-                values = tuple(_scalar(v, where, section, option, fail) for v in item)
-                if not is_multi(section, option):
-                    values = (",".join(values),)
-                settings.append(Setting(section, option, values))
-            else:
-                settings.append(Setting(section, option,
-                                        (_scalar(item, where, section, option, fail),)))
-    return settings
+                errors.append(fail(f"[{section}]: invalid option name {option!r}", section))
+                continue
+            try:
+                settings.append(_setting(section, option, item, is_multi, fail))
+            except OverrideError as exc:
+                errors.append(exc)
+    return settings, errors
+
+
+def _setting(section: str, option: str, item: Any, is_multi: Callable[[str, str], bool],
+             fail: Callable[..., OverrideError]) -> Any:
+    """One option's Setting."""
+    from renderer.ini import Setting
+
+    where = f"[{section}] {option}"
+    if item == ABSENT:
+        return Setting(section, option, ())
+    if isinstance(item, list):
+        values = tuple(_scalar(v, where, section, option, fail) for v in item)
+        if not is_multi(section, option):
+            values = (",".join(values),)
+        return Setting(section, option, values)
+    return Setting(section, option, (_scalar(item, where, section, option, fail),))
 
 
 def _scalar(value: Any, where: str, section: str, option: str,

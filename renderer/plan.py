@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import NamedTuple
 
-from renderer.errors import RenderError
+from renderer.errors import RenderError, each_error
 from renderer.observe import Observed
 from renderer.services import Action, FileSpec
 from renderer.state import FileRecord, Origin, ServiceState, Version, classify, file_hash
@@ -60,12 +60,12 @@ class FileChange(NamedTuple):
 
 
 class ServicePlan(NamedTuple):
-    """One service's changes, or the error that failed it (then nothing of it is written)."""
+    """One service's changes, or the errors that failed it (then nothing of it is written)."""
 
     service: str
     machine: str | None
     files: tuple[FileChange, ...] = ()
-    error: RenderError | None = None
+    errors: tuple[RenderError, ...] = ()
     state: ServiceState | None = None   # render's records for this service (restarts, writes)
     restores: tuple[tuple[str, Version], ...] = ()  # --rollback: target key -> version restored
     config_sets: dict[Action, tuple[str, ...]] = {}  # noqa: RUF012 - never mutated
@@ -74,10 +74,17 @@ class ServicePlan(NamedTuple):
     def changes(self) -> tuple[FileChange, ...]:
         return tuple(f for f in self.files if f.kind is not Change.NONE)
 
+    @property
+    def error(self) -> RenderError | None:
+        """The first error, or None: the plan failed when there is one."""
+        return self.errors[0] if self.errors else None
+
 
 def failed(service: str, error: RenderError, machine: str | None = None) -> ServicePlan:
-    """A plan that only carries its error (a copy: the error may be shared)."""
-    return ServicePlan(service, machine, error=error.with_context(service=service))
+    """A plan that only carries its errors (copies: an error may be shared); a ServiceErrors
+    is spread into the errors it holds, each reported on its own line."""
+    return ServicePlan(service, machine, errors=tuple(
+        e.with_context(service=service) for e in each_error(error)))
 
 
 def config_sets(files: Iterable[FileChange]) -> dict[Action, tuple[str, ...]]:

@@ -184,7 +184,7 @@ def _service_json(r: ServiceResult, noop: bool, pending: bool,
     document["notes"] = [masker.mask_text(note) for note in r.notes]
     document["errors"] = [{"message": masker.mask_text(e.message),
                            "path": e.path and masker.mask_text(str(e.path)), "line": e.line,
-                           "kind": type(e).__name__} for e in r.errors]
+                           "via": e.via, "kind": type(e).__name__} for e in r.errors]
     return document
 
 

@@ -2,6 +2,10 @@
 
 Undefined is strict: a missing variable or hiera key is an error naming the key and the template's
 file and line, never an empty string or ``<no value>`` in a password (consul-template #972).
+A missing hiera key is recorded and rendering goes on with a placeholder, so one run names every
+missing key of every file of the service; the service still fails and nothing of it is written.
+A key missing inside a shared ``_lib`` macro is reported at the service template's line that
+called it, ``(via _lib/<macro file>:<line>)``.
 Templates see the service's data through ``lookup(key, default=..., merge=...)``, and ``scope``,
 ``facts``, ``trusted``, ``service`` and ``machine`` (the file's machine), and for a file repeated
 with ``each``, ``item`` and ``value``. A value hieradata marks Sensitive is unwrapped
@@ -19,6 +23,7 @@ import contextlib
 import os
 import posixpath
 import signal
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -28,7 +33,7 @@ from typing import Any, NamedTuple
 import jinja2
 
 from renderer import bounds
-from renderer.errors import LookupNotFound, RenderError, TemplateError
+from renderer.errors import LookupNotFound, RenderError, TemplateError, each_error, raise_all
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.services import SHARED_DIR, FileSpec, Service
@@ -62,16 +67,70 @@ def _unwrap(value: Any, secrets: set[str]) -> Any:
     return value
 
 
-def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | None, int | None]:
-    """The innermost traceback frame that is template code (Jinja rewrites frames to it)."""
-    found: tuple[str | None, int | None] = (None, None)
+Frame = tuple[str, int]
+
+
+def _template_frames(tb: types.TracebackType | None, root: Path) -> list[Frame]:
+    """The traceback frames that are template code (Jinja rewrites frames to it), outermost
+    first."""
+    found = []
     prefix = str(root)
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.startswith(prefix) and not filename.endswith(".py"):
-            found = (filename, tb.tb_lineno)
+            found.append((filename, tb.tb_lineno))
         tb = tb.tb_next
     return found
+
+
+def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | None, int | None]:
+    """The innermost traceback frame that is template code."""
+    frames = _template_frames(tb, root)
+    return frames[-1] if frames else (None, None)
+
+
+def _live_frames(root: Path) -> list[Frame]:
+    """The template frames of the running call stack, outermost first: where a lookup was
+    called from, read while it runs (no exception, so no rewritten traceback)."""
+    found = []
+    prefix = str(root)
+    frame = sys._getframe(1)
+    while frame is not None:
+        template = frame.f_globals.get("__jinja_template__")
+        filename = getattr(template, "filename", None)
+        if template is not None and filename and filename.startswith(prefix):
+            found.append((filename, template.get_corresponding_lineno(frame.f_lineno)))
+        frame = frame.f_back  # type: ignore[assignment]
+    found.reverse()
+    return found
+
+
+def _located(error: RenderError, frames: list[Frame], root: Path) -> RenderError:
+    """``error`` at the outermost template line (the service's own template); when the
+    innermost is another one (a ``_lib`` macro, an include), that one is named as ``via``."""
+    if not frames:
+        return error
+    error = error.with_context(path=frames[0][0], line=frames[0][1])
+    if frames[-1] != frames[0] and error.path == frames[0][0]:
+        inner, line = frames[-1]
+        error.via = f"{os.path.relpath(inner, root)}:{line}"
+    return error
+
+
+class _MissingUsed(jinja2.UndefinedError):
+    """A template did more with a missing key's placeholder than print or test it."""
+
+
+class _Missing(jinja2.ChainableUndefined):
+    """What a lookup of a missing key returns once the key is recorded: it prints as '',
+    chains, iterates as empty and can be called, so the rest of the file still renders and
+    names its own missing keys. Anything else with it raises _MissingUsed, which ends only
+    that file (its recorded keys are the errors, not the placeholder's)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Missing:  # type: ignore[override]
+        return self
 
 
 class _Loader(jinja2.FileSystemLoader):
@@ -199,15 +258,25 @@ class Renderer:
 
     def render_service(self, service: Service, lookup: Callable[..., Any], scope: Scope,
                        secrets: set[str]) -> list[Rendered]:
-        """Render every file of ``service``, or raise for the first file that fails.
+        """Render every file of ``service``, or raise every error of every file (ServiceErrors
+        when there are several).
 
         ``lookup(key, merge=None, default=NOT_GIVEN)`` resolves hieradata in the service's scope;
         values it returns as Sensitive are unwrapped and added to ``secrets``.
         """
         env = self._env(service)
+        missing: list[RenderError] = []  # the current file's missing keys, in order
 
         def template_lookup(key: str, default: Any = NOT_GIVEN, merge: Any = None) -> Any:
-            return _unwrap(lookup(key, merge=merge, default=default), secrets)
+            try:
+                return _unwrap(lookup(key, merge=merge, default=default), secrets)
+            except LookupNotFound as exc:
+                error = _located(TemplateError(
+                    f"hiera key '{exc.key}' not found and no default given",
+                    service=service.name), _live_frames(self.templates), self.templates)
+                if all(str(e) != str(error) for e in missing):  # once per line, not per loop
+                    missing.append(error)
+                return _Missing(hint=f"hiera key {exc.key!r} not found", exc=_MissingUsed)
 
         context = {
             "lookup": template_lookup,
@@ -217,23 +286,41 @@ class Renderer:
             "service": service.name,
             "machine": service.machine,
         }
-        rendered = []
+        rendered, errors = [], []
         for spec in service.files:
             file_context = context
             if spec.machine is not None or spec.item is not None:
                 # a file of another machine, or one copy of an ``each`` entry
                 file_context = {**context, "machine": spec.machine or service.machine,
                                 "item": spec.item, "value": spec.value}
-            rendered.append(Rendered(spec, self._render_one(env, service, spec, file_context)))
+            missing.clear()
+            try:
+                data = self._render_one(env, service, spec, file_context)
+            except _MissingUsed as exc:  # a consequence of the keys recorded: they are the errors
+                errors.extend(missing or [TemplateError(
+                    f"undefined variable: {exc.message}", path=service.directory / spec.template,
+                    service=service.name)])
+                continue
+            except RenderError as exc:
+                errors.extend(missing)
+                if missing and isinstance(exc.__cause__, jinja2.UndefinedError) and \
+                        " is undefined" not in exc.message:
+                    continue  # an attribute of what a placeholder made: the keys are the errors
+                errors.extend(e for e in each_error(exc) if str(e) not in map(str, missing))
+                continue
+            errors.extend(missing)
+            rendered.append(Rendered(spec, data))
+        raise_all(errors)
         return rendered
 
     def _render_one(self, env: jinja2.Environment, service: Service, spec: FileSpec,
                     context: dict[str, Any]) -> bytes:
         source = service.directory / spec.template
 
-        def error(message: str, exc: BaseException) -> TemplateError:
-            path, line = _template_line(exc.__traceback__, self.templates)
-            return TemplateError(message, path=path or source, line=line, service=service.name)
+        def error(message: str, exc: BaseException) -> RenderError:
+            frames = _template_frames(exc.__traceback__, self.templates)
+            return _located(TemplateError(message, service=service.name), frames,
+                            self.templates).with_context(path=source)
 
         try:
             with _deadline(bounds.TEMPLATE_SECONDS):
@@ -251,11 +338,14 @@ class Renderer:
             raise TemplateError(f"template syntax error: {exc.message}",
                                 path=exc.filename or source, line=exc.lineno,
                                 service=service.name) from exc
+        except _MissingUsed:
+            raise
         except LookupNotFound as exc:
             raise error(f"hiera key '{exc.key}' not found and no default given", exc) from exc
         except RenderError as exc:  # e.g. an interpolation loop: say which template asked
-            path, line = _template_line(exc.__traceback__, self.templates)
-            raise exc.with_context(service=service.name, path=path, line=line) from exc
+            frames = _template_frames(exc.__traceback__, self.templates)
+            raise _located(exc.with_context(service=service.name), frames,
+                           self.templates) from exc
         except jinja2.UndefinedError as exc:
             raise error(f"undefined variable: {exc.message}", exc) from exc
         except Exception as exc:  # noqa: BLE001 - any error inside a template is the template's

@@ -4,6 +4,7 @@ A file that its service would refuse to read must never reach the disk, because 
 follows would take the service down. Each file declares its syntax in service.yaml
 (``validate: ini | systemd``); errors carry the template's rendered file and line, and quote the
 line only masked (``mask``: the run's masker, which knows this service's Sensitive values by then).
+Every bad line of every file is reported in one run (at most MAX_ERRORS of them per service).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from renderer.errors import ValidationError
+from renderer.errors import RenderError, ValidationError, each_error, raise_all
 from renderer.masking import Masker
 from renderer.templates import Rendered
 
 _SECTION = re.compile(r"^\[[^\[\]]+\]\s*$")
 _INI_ASSIGN = re.compile(r"^[^=:\s][^=:]*[=:]")
 _SYSTEMD_ASSIGN = re.compile(r"^[A-Za-z0-9_-]+\s*=")
+MAX_ERRORS = 20  # per service: a file of binary junk must not print thousands of lines
 
 
 def _quoted(line: str, mask: Callable[[str], str] | None) -> str:
@@ -27,6 +29,14 @@ def _quoted(line: str, mask: Callable[[str], str] | None) -> str:
 
 def _check_lines(rendered: Rendered, assign: re.Pattern[str], comments: tuple[str, ...],
                  continuation: bool, what: str, mask: Callable[[str], str] | None = None) -> None:
+    raise_all(_line_errors(rendered, assign, comments, continuation, what, mask))
+
+
+def _line_errors(rendered: Rendered, assign: re.Pattern[str], comments: tuple[str, ...],
+                 continuation: bool, what: str, mask: Callable[[str], str] | None
+                 ) -> list[RenderError]:
+    """Every bad line of one file."""
+    errors: list[RenderError] = []
     text = rendered.data.decode("utf-8")
     in_section = False
     for number, line in enumerate(text.splitlines(), start=1):
@@ -38,14 +48,16 @@ def _check_lines(rendered: Rendered, assign: re.Pattern[str], comments: tuple[st
             continue
         if continuation and line[:1] in (" ", "\t") and in_section:
             continue  # an indented line continues the previous value (oslo's iniparser)
-        if not in_section:
-            raise ValidationError(f"{what}: option outside of any [section]: {_quoted(line, mask)}",
-                                  path=f"{rendered.spec.dest} (from {rendered.spec.template})",
-                                  line=number)
-        if not assign.match(stripped):
-            raise ValidationError(f"{what}: not 'key = value': {_quoted(line, mask)}",
-                                  path=f"{rendered.spec.dest} (from {rendered.spec.template})",
-                                  line=number)
+        if not in_section:  # said once: the lines after a broken header would all repeat it
+            errors.append(ValidationError(
+                f"{what}: option outside of any [section]: {_quoted(line, mask)}",
+                path=f"{rendered.spec.dest} (from {rendered.spec.template})", line=number))
+            in_section = True
+        elif not assign.match(stripped):
+            errors.append(ValidationError(
+                f"{what}: not 'key = value': {_quoted(line, mask)}",
+                path=f"{rendered.spec.dest} (from {rendered.spec.template})", line=number))
+    return errors
 
 
 def check_ini(rendered: Rendered, mask: Callable[[str], str] | None = None) -> None:
@@ -61,13 +73,23 @@ CHECKS: dict[str, Callable[[Rendered, Callable[[str], str] | None], None]] = {
 
 
 def validate(rendered: list[Rendered], masker: Masker | None = None) -> None:
+    """Check every file; raise every error found (ServiceErrors when there are several)."""
+    errors: list[RenderError] = []
     for item in rendered:
         try:
             item.data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError("rendered file is not UTF-8", path=item.spec.template) from exc
+        except UnicodeDecodeError:
+            errors.append(ValidationError("rendered file is not UTF-8", path=item.spec.template))
+            continue
         if item.spec.validate != "none":
             secret = item.spec.secret
             mask = None if masker is None else \
                 (lambda line, secret=secret: masker.mask_line(line, None, None, secret))
-            CHECKS[item.spec.validate](item, mask)
+            try:
+                CHECKS[item.spec.validate](item, mask)
+            except RenderError as exc:
+                errors.extend(each_error(exc))
+    if len(errors) > MAX_ERRORS:
+        rest = len(errors) - MAX_ERRORS
+        errors[MAX_ERRORS:] = [ValidationError(f"{rest} more validation error(s) not shown")]
+    raise_all(errors)

@@ -171,3 +171,29 @@ def test_every_file_of_that_name_gets_the_override(tree: Tree):
     text = conf_after(tree)
     second = (tree.machines / "keystone/etc/keystone/second/keystone.conf").read_text()
     assert text == second and "max_token_size=300\n" in text
+
+
+def test_every_bad_override_in_one_run(tree: Tree):
+    """Every bad key, section and option of every override is a line of the same run, each at
+    its data file; nothing is written."""
+    without_overrides(tree)
+    node = set_data(tree, NODE_LEVEL, KEY, {"oslo_polcy": {"enforce_scope": True},
+                                            "DEFAULT": {"debug": None, "de bug": 1},
+                                            "tokn": {"expiration": 1}})
+    service = set_data(tree, SERVICE_LEVEL, "keystone::config::glance-api.conf",
+                       {"DEFAULT": {"debug": True}})
+    before = tree.snapshot()
+    result = render("--no-restart", "keystone", *tree.options())
+    assert result.code == 4
+    lines = result.err.splitlines()
+    conf = "/etc/keystone/keystone.conf: its template does not render it nor does any " \
+        "oslo.config namespace of it"
+    assert sorted(line.split(": ", 2)[2] for line in lines) == sorted([
+        f"{node}:6: {KEY}: [DEFAULT] debug: null value; write '<SERVICE DEFAULT>' to remove "
+        "the option",
+        f"{node}:5: {KEY}: [DEFAULT]: invalid option name 'de bug'",
+        f"{node}:3: {KEY}: section [oslo_polcy] is not in {conf}",
+        f"{node}:8: {KEY}: section [tokn] is not in {conf}",
+        f"{service}:21: keystone::config::glance-api.conf: keystone renders no file named "
+        "'glance-api.conf' (its INI files: keystone.conf)"]), result.err
+    assert tree.snapshot() == before

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from renderer.errors import LookupNotFound, ServiceError
+from renderer.errors import LookupNotFound, ServiceError, ServiceErrors
 from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.runner import bind_in_scope
@@ -366,3 +366,18 @@ def test_names_module_stays_light():
                           check=True, cwd=REPO)
     assert done.stdout.strip() == "[]"
     assert is_name("nova-api") and not is_name("nova\n") and not is_name("-x")
+
+
+def test_every_bad_entry_is_reported_at_once(tmp_path: Path):
+    """The loader goes on after a bad entry: one run names each, at its line."""
+    base = write(tmp_path, "files:\n"
+                 "  - {template: a.j2, dest: relative}\n"
+                 "  - {template: a.j2, dest: /ok}\n"
+                 "  - {template: nope.j2, dest: /b}\n"
+                 "  - {template: a.j2, dest: /c, mode: 'rwx'}\n")
+    with pytest.raises(ServiceErrors) as info:
+        load_service(base, "svc")
+    errors = info.value.errors
+    assert [(type(e), e.line) for e in errors] == [(ServiceError, 2), (ServiceError, 4),
+                                                   (ServiceError, 5)]
+    assert "template 'nope.j2' not found" in errors[1].message

@@ -8,7 +8,7 @@ import pytest
 from conftest import load_bound
 
 from renderer.bccache import SignedBytecodeCache
-from renderer.errors import HieraRecursionError, LookupNotFound, TemplateError
+from renderer.errors import HieraRecursionError, LookupNotFound, ServiceErrors, TemplateError
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
 from renderer.system.dryrun import DryRunSystem
@@ -66,6 +66,46 @@ def test_missing_key_names_key_and_line(tmp_path: Path):
     with pytest.raises(TemplateError) as info:
         render(tmp_path, "\n\nx={{ lookup('a::missing') }}\n")
     assert info.value.line == 3 and "'a::missing'" in info.value.message
+
+
+def test_every_missing_key_of_the_file_in_one_error(tmp_path: Path):
+    """Rendering goes on past a missing key (a placeholder prints as '', iterates as empty),
+    so each is named at its line; a key missed twice on one line (a loop) is said once, and
+    what the template then does with a placeholder is not another error."""
+    with pytest.raises(ServiceErrors) as info:
+        render(tmp_path, "a={{ lookup('m::one') }}\n"
+                         "{% for h in lookup('m::hosts') %}{{ h }}{% endfor %}\n"
+                         "{% for i in [1, 2] %}{{ lookup('m::loop') }}{% endfor %}\n"
+                         "ok={{ lookup('a::port') }}\n"
+                         "b={{ lookup('m::two').x.y | upper }}\n"
+                         "c={{ lookup('m::three') + 1 }}\n"
+                         "d={{ lookup('m::after') }}\n")
+    assert [(e.line, e.message.split("'")[1]) for e in info.value.errors] == [
+        (1, "m::one"), (2, "m::hosts"), (3, "m::loop"), (5, "m::two"), (6, "m::three")]
+    assert all(isinstance(e, TemplateError) and e.service == "svc" for e in info.value.errors)
+
+
+def test_missing_key_in_a_shared_macro_names_the_calling_line(tmp_path: Path):
+    (tmp_path / "_lib").mkdir()
+    (tmp_path / "_lib" / "m.j2").write_text(
+        "{% macro url(p) -%}\n{{ lookup(p ~ '::host') }}:{{ lookup(p ~ '::port', default=1) }}"
+        "\n{%- endmacro %}\n")
+    with pytest.raises(ServiceErrors) as info:
+        render(tmp_path, '{% from "m.j2" import url with context %}\n\nu={{ url("x") }}\n'
+                         "v={{ url('y') }}\n")
+    assert [(Path(e.path).name, e.line, e.via) for e in info.value.errors] == [
+        ("t.j2", 3, "_lib/m.j2:2"), ("t.j2", 4, "_lib/m.j2:2")]
+    assert str(info.value.errors[0]).endswith(
+        "t.j2:3 (via _lib/m.j2:2): hiera key 'x::host' not found and no default given")
+
+
+def test_undefined_variable_in_a_shared_macro_names_the_calling_line(tmp_path: Path):
+    (tmp_path / "_lib").mkdir()
+    (tmp_path / "_lib" / "m.j2").write_text("{% macro f() -%}\n\n{{ nope }}\n{%- endmacro %}\n")
+    with pytest.raises(TemplateError) as info:
+        render(tmp_path, '{% import "m.j2" as m %}\nx={{ m.f() }}\n')
+    assert (Path(info.value.path).name, info.value.line, info.value.via) == \
+        ("t.j2", 2, "_lib/m.j2:3")
 
 
 def test_hiera_error_without_location_gets_the_templates(tmp_path: Path):

@@ -4,10 +4,10 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from renderer.errors import ValidationError
+from renderer.errors import ServiceErrors, ValidationError
 from renderer.services import FileSpec, Root
 from renderer.templates import Rendered
-from renderer.validate import validate
+from renderer.validate import MAX_ERRORS, validate
 
 
 def rendered(data: str, kind: str) -> Rendered:
@@ -31,3 +31,21 @@ def test_invalid_files_name_line(data: str, kind: str, line: int, message: str):
     with pytest.raises(ValidationError, match=message) as info:
         validate([rendered(data, kind)])
     assert info.value.line == line and "t.j2" in info.value.path
+
+
+def test_every_bad_line_of_every_file_in_one_error():
+    """One run names them all; a broken header is said once, not for every line after it."""
+    with pytest.raises(ServiceErrors) as info:
+        validate([rendered("[s]\nbad one\nok = 1\nbad two\n", "ini"),
+                  rendered("X=1\nY=2\n", "systemd"),
+                  rendered("[Exec]\nfine=1\n", "systemd")])
+    assert [(type(e), e.line) for e in info.value.errors] == [
+        (ValidationError, 2), (ValidationError, 4), (ValidationError, 1)]
+    assert "outside of any" in info.value.errors[2].message
+
+
+def test_errors_are_bounded_per_service():
+    with pytest.raises(ServiceErrors) as info:
+        validate([rendered("[s]\n" + "junk\n" * 500, "ini")])
+    assert len(info.value.errors) == MAX_ERRORS + 1
+    assert info.value.errors[-1].message == "480 more validation error(s) not shown"

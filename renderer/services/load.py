@@ -26,7 +26,7 @@ import yaml
 
 import renderer.services.fields as fields
 from renderer.bounds import read_regular
-from renderer.errors import ServiceError
+from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
 from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
@@ -137,14 +137,21 @@ class _Reader:
         return ServiceDef(self.name, self.directory, machine, entries)
 
     def entries(self, doc: _Document, files: list[Any], nested: bool) -> tuple[Entry, ...]:
+        """Every entry; a bad one is an error and the next ones are still read, so every bad
+        entry is reported in one run."""
         result: list[Entry] = []
+        errors: list[RenderError] = []
         for raw in files:
-            if not isinstance(raw, dict):
-                raise doc.where.fail("each entry of 'files' must be a mapping")
-            if "include" in raw:
-                result.extend(self.include(raw, doc.at(raw), nested))
-            else:
-                result.append(self.entry(raw, doc.at(raw)))
+            try:
+                if not isinstance(raw, dict):
+                    raise doc.where.fail("each entry of 'files' must be a mapping")
+                if "include" in raw:
+                    result.extend(self.include(raw, doc.at(raw), nested))
+                else:
+                    result.append(self.entry(raw, doc.at(raw)))
+            except RenderError as exc:  # an included file's errors come as ServiceErrors
+                errors.append(exc)
+        raise_all(errors)
         return tuple(result)
 
     def include(self, raw: dict[str, Any], where: Where, nested: bool) -> tuple[Entry, ...]:
