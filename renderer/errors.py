@@ -71,6 +71,10 @@ class ServiceErrors(RenderError):
         super().__init__(errors[0].message, path=errors[0].path, line=errors[0].line)
         self.errors = list(errors)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied (``with_context``) from its errors, not from ``args`` (one message)."""
+        return (type(self), (self.errors,), self.__dict__)
+
     def with_context(self, *, service: str | None = None, path: object = None,
                      line: int | None = None) -> ServiceErrors:
         other = super().with_context(service=service, path=path, line=line)

@@ -347,9 +347,11 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         err.write(error_line(exc) + "\n")
         return exc.exit_code
     except RenderError as exc:  # secrets found before the failure are not known: mask by name
+        from renderer.errors import each_error
         from renderer.masking import Masker
 
-        err.write(Masker(b"").mask_text(error_line(exc)) + "\n")
+        for error in each_error(exc):  # every error of the service, one line each
+            err.write(Masker(b"").mask_text(error_line(error)) + "\n")
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a bug in render: one line
         err.write(error_line(InternalError.from_exception(exc)) + "\n")

@@ -350,6 +350,12 @@ def _outcome(result: dict) -> str:
     return "found " + json.dumps(result["value"], ensure_ascii=False)
 
 
+def _said(stderr: str) -> str:
+    """stderr without render's own hints (how to quote a dotted key): Puppet's line stays one."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if not line.startswith("render: hint: "))
+
+
 def _cli_problems(puppet: list[dict], cli: list[dict | None]) -> list[str]:
     """Where ``render lookup`` differs from Puppet: outcome, exact JSON text, exit code, stderr."""
     problems = []
@@ -366,7 +372,7 @@ def _cli_problems(puppet: list[dict], cli: list[dict | None]) -> list[str]:
         elif c["status"] == "notfound" and not c["stderr"].startswith(
                 "Function lookup() did not find a value for "):
             problems.append(f"  render lookup {query}: not Puppet's wording: {c['stderr']!r}")
-        elif c["status"] != "found" and (c["stdout"] or c["stderr"].count("\n") != 1):
+        elif c["status"] != "found" and (c["stdout"] or _said(c["stderr"]).count("\n") != 1):
             problems.append(f"  render lookup {query}: expected one line on stderr only, got "
                             f"{c['stdout']!r} / {c['stderr']!r}")
     return problems

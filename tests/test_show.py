@@ -261,6 +261,18 @@ def test_errors_are_one_line_exit_4(tree: Tree):
     assert "keystone::token::provider" in missing.err and "Traceback" not in missing.err
 
 
+def test_every_missing_key_in_one_show_as_in_one_run(tree: Tree):
+    data = tree.hieradata / "data/services/keystone.yaml"
+    gone = ("keystone::token::provider", "keystone::token::expiration")
+    data.write_text("\n".join(line for line in data.read_text().splitlines()
+                              if not line.startswith(gone)) + "\n")
+    shown = render("show", "keystone", *source(tree))
+    run = render("--noop", "keystone", *tree.options())
+    assert (shown.code, run.code) == (4, 4) and shown.out == ""
+    assert shown.err.count("\n") == 2 and all(key in shown.err for key in gone)
+    assert all(line in run.err for line in shown.err.splitlines())
+
+
 def test_a_bad_override_fails_show_as_it_fails_a_run(tree: Tree):
     node = tree.hieradata / NODE_FILE
     node.write_text(node.read_text() + "glance::config::glance-api.conf:\n  nosuch:\n    x: 1\n")

@@ -4,7 +4,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from renderer.errors import ServiceErrors, ValidationError
+from renderer.errors import RenderError, ServiceErrors, ValidationError
 from renderer.services import FileSpec, Root
 from renderer.templates import Rendered
 from renderer.validate import MAX_ERRORS, validate
@@ -49,3 +49,12 @@ def test_errors_are_bounded_per_service():
         validate([rendered("[s]\n" + "junk\n" * 500, "ini")])
     assert len(info.value.errors) == MAX_ERRORS + 1
     assert info.value.errors[-1].message == "480 more validation error(s) not shown"
+
+
+def test_service_errors_gain_context_as_a_copy():
+    """A ServiceErrors raised by validate (or templates) is copied by with_context like any error:
+    from its errors, each of which gains the context too."""
+    errors = ServiceErrors([RenderError("one", path="a", line=1), RenderError("two")])
+    other = errors.with_context(service="glance", path="b")
+    assert [str(e) for e in other.errors] == ["a:1: one", "b: two"]
+    assert {e.service for e in other.errors} == {"glance"} and errors.errors[1].path is None
