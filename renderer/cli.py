@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(settings, DryRunSystem(real) if args.noop else real)
     pending = args.noop and not args.no_restart  # restarts a real run would make
     try:
-        results = runner.run()
+        results = runner.run(after=lambda done: publish(
+            args, done, report.exit_code(done, pending), pending, runner.masker))
     except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
         line = runner.masker.mask_text(error_line(exc))
         print(line, file=sys.stderr)
@@ -138,14 +139,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
                     pending=pending, quiet=args.quiet, masker=runner.masker)
-    code = report.exit_code(results, pending)
-    publish(args, results, code, pending, runner.masker)
-    return code
+    return report.exit_code(results, pending)
 
 
 def publish(args: argparse.Namespace, results: list[ServiceResult], code: int, pending: bool,
             masker: Masker, error: str | None = None) -> None:
-    """The fact, the metrics, the journal entries (renderer.outputs), after the report."""
+    """The fact, the metrics, the journal entries (renderer.outputs), from the results the
+    report prints, written while the run still holds its lock."""
     from renderer import outputs
 
     outputs.publish(results, code, sys.stderr, noop=args.noop, pending=pending, masker=masker,

@@ -12,7 +12,8 @@ written by ``write_output`` alone: temp file in the same directory (a name facte
 node_exporter skip: leading dot, ``.tmp`` suffix), 0644, fsync, rename, fsync of the directory;
 the directory must exist (render creates nothing outside its roots). Failing to write one is a
 warning line on stderr and leaves the exit code as it is: the run's result is what it did to the
-managed files, and a stale fact shows itself by its ``checked_at``.
+managed files, and a stale fact shows itself by its ``checked_at``. They are written before the
+run's lock is released (``Runner.run(after=...)``), so the last fact is the last check's.
 """
 
 from __future__ import annotations
