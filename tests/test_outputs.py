@@ -266,8 +266,9 @@ def journald(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         process.wait()
 
 
-def read_journal(directory: Path, count: int) -> list[dict[str, str]]:
-    deadline = time.monotonic() + 10
+def read_journal(directory: Path, count: int, wait: float = 10) -> list[dict[str, str]]:
+    """render's entries, once there are ``count`` of them or ``wait`` seconds have passed."""
+    deadline = time.monotonic() + wait
     while True:
         done = subprocess.run(["journalctl", "-D", str(next(directory.iterdir())), "-o", "json",
                                "--all", "SYSLOG_IDENTIFIER=render"], capture_output=True,
@@ -304,3 +305,26 @@ def test_journald_takes_an_entry_larger_than_a_datagram(journald: Path, capsys):
     assert capsys.readouterr().err == ""
     [entry] = read_journal(journald, 1)
     assert entry["MESSAGE"] == "big" and len(entry["RENDER_BIG"]) == 300_000
+
+
+@pytest.mark.slow
+def test_journal_auto_sends_only_when_stderr_is_the_stream(tree: Tree, tmp_path: Path,
+                                                          journald: Path):
+    """A fresh process as systemd starts it: $JOURNAL_STREAM names its stderr (here a file
+    standing in for the stream socket); a child whose stderr went elsewhere sends nothing."""
+    stderr = tmp_path / "stderr"
+    args = [sys.executable, "-m", "renderer", "--noop", "memcached", *tree.options()]
+    with stderr.open("w") as err:
+        st = os.fstat(err.fileno())
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        for stream in (f"{st.st_dev}:{st.st_ino + 1}", f"{st.st_dev}:{st.st_ino}"):
+            done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=err, timeout=60,
+                                  env={**env, "JOURNAL_STREAM": stream}, check=False)
+            assert done.returncode == 2, stderr.read_text()
+    assert stderr.read_text() == ""
+    read_journal(journald, 1)
+    entries = read_journal(journald, 2, wait=1)  # a second one (the mismatched run) would be in
+    assert [(e["RENDER_SERVICE"], e["RENDER_NOOP"], e["PRIORITY"]) for e in entries] == [
+        ("memcached", "1", "5")]
+    assert entries[0]["MESSAGE"] == ("render: memcached on memcached: drifted: 4 file(s) to "
+                                     "change, 2 restart(s) pending (noop)")
