@@ -14,6 +14,7 @@ import gc
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from renderer import __version__
 from renderer.errors import InternalError, RenderError, UsageError, error_line
@@ -27,6 +28,11 @@ from renderer.options import (
     from_env,
     seconds,
 )
+from renderer.outputs import add_options as add_output_options
+
+if TYPE_CHECKING:
+    from renderer.apply import ServiceResult
+    from renderer.masking import Masker
 
 # (option, environment variable, default, help)
 ROOT_OPTIONS = (
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--systemctl", default=from_env("RENDER_SYSTEMCTL", "systemctl"),
                         metavar="CMD", help="command that reaches systemd [env RENDER_SYSTEMCTL; "
                         "default systemctl]")
+    add_output_options(parser)
     parser.add_argument("--version", action="version", version=f"render {__version__}")
     return parser
 
@@ -117,12 +124,15 @@ def run(args: argparse.Namespace) -> int:
         Path(args.host_root) / DEFAULT_KEY_SOURCE)
     real = RealSystem(shlex.split(args.systemctl), Path(args.state_dir))
     runner = Runner(settings, DryRunSystem(real) if args.noop else real)
-    try:
-        results = runner.run()
-    except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
-        print(runner.masker.mask_text(error_line(exc)), file=sys.stderr)
-        return exc.exit_code
     pending = args.noop and not args.no_restart  # restarts a real run would make
+    try:
+        results = runner.run(after=lambda done: publish(
+            args, done, report.exit_code(done, pending), pending, runner.masker))
+    except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
+        line = runner.masker.mask_text(error_line(exc))
+        print(line, file=sys.stderr)
+        publish(args, [], exc.exit_code, pending, runner.masker, line)
+        return exc.exit_code
     if args.format == "json":
         report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, pending=pending,
                        masker=runner.masker)
@@ -130,6 +140,17 @@ def run(args: argparse.Namespace) -> int:
         report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
                     pending=pending, quiet=args.quiet, masker=runner.masker)
     return report.exit_code(results, pending)
+
+
+def publish(args: argparse.Namespace, results: list[ServiceResult], code: int, pending: bool,
+            masker: Masker, error: str | None = None) -> None:
+    """The fact, the metrics, the journal entries (renderer.outputs), from the results the
+    report prints, written while the run still holds its lock."""
+    from renderer import outputs
+
+    outputs.publish(results, code, sys.stderr, noop=args.noop, pending=pending, masker=masker,
+                    fact_file=args.fact_file, metrics_file=args.metrics_file,
+                    journal=args.journal, error=error)
 
 
 def subcommand(argv: list[str], parser: argparse.ArgumentParser

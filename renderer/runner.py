@@ -76,7 +76,10 @@ class Runner:
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
 
-    def run(self) -> list[ServiceResult]:
+    def run(self, after: Callable[[list[ServiceResult]], None] | None = None
+            ) -> list[ServiceResult]:
+        """``after``: called with the results before the lock is released (the monitoring
+        outputs: a --noop that checked before a real run cannot overwrite that run's fact)."""
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
@@ -93,6 +96,8 @@ class Runner:
                             Options(s.restart and not s.noop, s.health_timeout, s.keep))
             for result in results:
                 result.notes[:0] = notes.get(result.plan.service, [])
+            if after is not None:
+                after(results)
             return results
         finally:
             self.system.unlock()

@@ -38,9 +38,12 @@ from renderer.cli import main  # noqa: E402
 
 RENDER_ENVIRONMENT = ("RENDER_HIERADATA", "RENDER_TEMPLATES", "RENDER_MACHINES_DIR",
                       "RENDER_HOST_ROOT", "RENDER_STATE_DIR", "RENDER_SYSTEMCTL",
-                      "RENDER_KEY_SOURCE")
+                      "RENDER_KEY_SOURCE", "RENDER_FACT_FILE", "RENDER_METRICS_FILE",
+                      "RENDER_JOURNAL", "JOURNAL_STREAM")
 for _name in RENDER_ENVIRONMENT:
     os.environ.pop(_name, None)
+# --journal always in a test reaches a journald the test started, never the machine's own
+os.environ["RENDER_JOURNAL_SOCKET"] = "/nonexistent/render-test/journal-socket"
 
 from renderer.services import Service, bind, load_service, resolve_machine  # noqa: E402
 
