@@ -16,7 +16,8 @@ TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container 
 # deb: what builds and checks the package (debian/control's Build-Depends, lintian), and what its
 # /usr/bin/render runs on in the throwaway-root test (Debian's python3 and libraries).
 BUILD_DEBS := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-hatchling
-TEST_DEBS += $(BUILD_DEBS) lintian python3-jinja2 python3-yaml python3-oslo.config
+TEST_DEBS += $(BUILD_DEBS) lintian python3-jinja2 python3-yaml python3-oslo.config man-db \
+             bash-completion
 # make deb: the package is built in a copy of the tree under $(DEB_OUT)/src (dpkg-buildpackage
 # writes its artefacts into the parent of the tree it builds), then moved to $(DEB_OUT).
 DEB_OUT ?= build/deb
