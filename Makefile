@@ -77,6 +77,7 @@ deb: build-debs
 
 # lintian on the package just built: an error fails make test (warnings are printed).
 lintian: deb
+	$(call apt-missing,lintian)
 	lintian --fail-on error $(DEB_OUT)/render_*.changes
 
 # Same fallback as $(VENV): the first virtualenv proves python3-venv works.

@@ -74,12 +74,16 @@ def page(date: str) -> str:
         if command.parser.epilog:
             lines += [".PP", roff(command.parser.epilog)]
     lines += [".SH EXIT STATUS", roff(run.parser.epilog or "")]
-    names = sorted({name for command in commands() for action in options(command.parser)
-                    for name in ENV.findall(help_text(command.parser, action))})
-    lines += [".SH ENVIRONMENT",
-              "Each option below reads its default from the environment variable named:"]
-    for name in names:
-        lines += [".TP", f"\\fB{roff(name)}\\fR", "see the option that names it above"]
+    variables: dict[str, set[str]] = {}
+    for command in commands():
+        for action in options(command.parser):
+            for name in ENV.findall(help_text(command.parser, action)):
+                word = f"render {command.name} " if command.name else ""
+                variables.setdefault(name, set()).add(f"{word}{action.option_strings[-1]}")
+    lines += [".SH ENVIRONMENT", "A variable gives the default of its option; the command line "
+              "wins over it."]
+    for name, used in sorted(variables.items()):
+        lines += [".TP", f"\\fB{roff(name)}\\fR", roff(", ".join(sorted(used)))]
     lines += [".SH FILES"]
     for path, text in FILES:
         lines += [".TP", f"\\fI{roff(path)}\\fR", roff(text)]

@@ -83,12 +83,23 @@ def installed_render(root: Path, *args: str, tmp: Path) -> subprocess.CompletedP
                           capture_output=True, text=True, env=env, cwd=tmp, timeout=120)
 
 
+def test_lintian(package: Path) -> None:
+    """No lintian error (make test runs the same check before pytest); overrides stay used."""
+    changes = sorted(package.parent.glob("render_*.changes"))
+    done = subprocess.run(["lintian", "--fail-on", "error", "--show-overrides", *map(str, changes)],
+                          capture_output=True, text=True, env={**os.environ, "PATH": DEBIAN_PATH})
+    assert done.returncode == 0, done.stdout + done.stderr
+    tags = [line for line in done.stdout.splitlines() if line[:2] in ("E:", "W:", "O:")]
+    assert not [tag for tag in tags if "unused-override" in tag or tag.startswith("E:")], tags
+
+
 def test_layout(installed: Path) -> None:
     """Every agreed path is there, the config file is a conffile, dpkg knows the package."""
     for path in ("usr/bin/render", "usr/share/render/services/_lib",
                  "usr/share/render/services/keystone/service.yaml",
                  "etc/render/render.conf", "usr/share/bash-completion/completions/render",
                  "usr/share/man/man1/render.1.gz", "usr/share/doc/render/copyright",
+                 "usr/share/doc/render/README.md",
                  "usr/share/puppet/modules/render/manifests/service.pp"):
         assert (installed / path).exists(), path
     for unit in (REPO / "contrib/systemd").iterdir():
