@@ -8,9 +8,15 @@ included. Standard library only: the parsers import no pipeline.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import NamedTuple
 
-from renderer import cli, lookup, show
+# The parsers take some defaults from RENDER_* when they are built: a builder's own environment
+# must not end up in the man page.
+for _name in [name for name in os.environ if name.startswith("RENDER_")]:
+    del os.environ[_name]
+
+from renderer import cli, lookup, show  # noqa: E402
 
 
 class Command(NamedTuple):
