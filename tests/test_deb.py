@@ -192,7 +192,7 @@ def test_man_page(installed: Path) -> None:
     assert roff.startswith(".TH RENDER 1 ")
 
 
-def complete(root: Path, line: str, tmp: Path) -> list[str]:
+def complete(root: Path, line: str, tmp: Path, path: str = DEBIAN_PATH) -> list[str]:
     """What bash-completion offers for ``line`` (its last word being completed)."""
     script = (f"source /usr/share/bash-completion/bash_completion\n"
               f"source {root}/usr/share/bash-completion/completions/render\n"
@@ -202,7 +202,7 @@ def complete(root: Path, line: str, tmp: Path) -> list[str]:
               f"COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n"
               f"_render\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n")
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp,
-                          env={"PATH": DEBIAN_PATH})
+                          env={"PATH": path})
     assert done.returncode == 0, done.stderr
     return [word for word in done.stdout.splitlines() if word]
 
@@ -218,3 +218,26 @@ def test_bash_completion(installed: Path, tmp_path: Path) -> None:
     assert {"lookup", "show"} <= set(complete(installed, "render ", tmp_path))
     (tmp_path / "sub").mkdir()
     assert complete(installed, "render --templates s", tmp_path) == ["sub"]
+
+
+def test_bash_completion_services(installed: Path, tmp_path: Path) -> None:
+    """SERVICE words are the first column of ``render --list``, asked with the --templates,
+    --hieradata and --config already typed (a stand-in render answers here)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked"
+    stub = bin_dir / "render"
+    stub.write_text(f'#!/bin/sh\necho "$@" > {asked}\n'
+                    "printf 'keystone\\tkeystone\\nneutron-agent\\t-\\nnova\\tnova\\n'\n")
+    stub.chmod(0o755)
+    path = f"{bin_dir}:{DEBIAN_PATH}"
+    assert complete(installed, "render show n", tmp_path, path) == ["neutron-agent", "nova"]
+    assert asked.read_text() == "--list\n"
+    words = complete(installed, "render --templates /t --noop k", tmp_path, path)
+    assert words == ["keystone"]
+    assert asked.read_text() == "--list --templates /t\n"
+    assert complete(installed, "render --rollback ", tmp_path, path) == \
+        ["keystone", "neutron-agent", "nova"]
+    assert set(complete(installed, "render ", tmp_path, path)) == \
+        {"keystone", "neutron-agent", "nova", "lookup", "show"}
+    assert complete(installed, "render lookup ", tmp_path, path) == []
