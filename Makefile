@@ -13,6 +13,15 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 # sample catalog as its services would: haproxy (haproxy -c), systemd-container (the keys
 # systemd-nspawn knows) and binutils (strings reads those key tables out of the binaries).
 TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container binutils
+# The OpenStack packages whose oslo.config options the rendered INI files are checked against
+# (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
+# unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
+# importing every backup driver, so the GCS one needs its extra.
+OSLO_VENV     := .venv-oslo
+OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat
+DEMO    := --hieradata hieradata --templates service_templates \
+           --machines-dir build/machines --host-root build/host --state-dir build/state \
+           --node controller1.example.com
 # deb: what builds and checks the package (debian/control's Build-Depends, lintian), and what its
 # /usr/bin/render runs on in the throwaway-root test (Debian's python3 and libraries).
 BUILD_DEBS := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-hatchling
@@ -23,15 +32,6 @@ TEST_DEBS += $(BUILD_DEBS) lintian python3-jinja2 python3-yaml python3-oslo.conf
 DEB_OUT ?= build/deb
 # Debian's own python3 and tools, never a python3 earlier on the caller's PATH (pyenv, a venv).
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
-# The OpenStack packages whose oslo.config options the rendered INI files are checked against
-# (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
-# unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
-# importing every backup driver, so the GCS one needs its extra.
-OSLO_VENV     := .venv-oslo
-OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat
-DEMO    := --hieradata hieradata --templates service_templates \
-           --machines-dir build/machines --host-root build/host --state-dir build/state \
-           --node controller1.example.com
 
 .PHONY: debs deb build-debs lintian run test test-fast lint bench golden-update oslo-data clean venv compile new-service
 
