@@ -61,7 +61,7 @@ def value_cases(parser: argparse.ArgumentParser) -> list[str]:
         if not takes_value(action):
             continue
         names = " | ".join(action.option_strings)
-        metavar = str(action.metavar or "")
+        metavar = str(action.metavar or "").split("[")[0]  # DIR[:DIR...] is directories too
         if action.choices:
             words = shlex.quote(" ".join(str(c) for c in action.choices))
             arms.append(f'{names}) COMPREPLY=($(compgen -W {words} -- "$cur")); return ;;')

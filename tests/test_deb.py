@@ -218,6 +218,10 @@ def test_bash_completion(installed: Path, tmp_path: Path) -> None:
     assert {"lookup", "show"} <= set(complete(installed, "render ", tmp_path))
     (tmp_path / "sub").mkdir()
     assert complete(installed, "render --templates s", tmp_path) == ["sub"]
+    assert complete(installed, "render --facts s", tmp_path) == ["sub"]  # and its files
+    (tmp_path / "sub/facts.yaml").touch()
+    assert complete(installed, "render --hieradata sub/", tmp_path) == []
+    assert complete(installed, "render --facts sub/", tmp_path) == ["sub/facts.yaml"]
 
 
 def test_bash_completion_services(installed: Path, tmp_path: Path) -> None:
