@@ -60,6 +60,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     debs = sorted(out.glob("render_*_all.deb"))
     assert len(debs) == 1, sorted(p.name for p in out.iterdir())
     assert not (out / "src").exists(), "make deb left its build tree behind"
+    assert not list(REPO.parent.glob("render_*")), "dpkg-buildpackage wrote next to the repo"
+    assert not (REPO / "debian/generated").exists() and not (REPO / ".pybuild").exists()
     return debs[0]
 
 
