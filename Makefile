@@ -33,7 +33,7 @@ DEB_OUT ?= build/deb
 # Debian's own python3 and tools, never a python3 earlier on the caller's PATH (pyenv, a venv).
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
-.PHONY: debs deb build-debs lintian run test test-fast lint bench golden-update oslo-data clean venv compile new-service
+.PHONY: debs deb deb-package build-debs lintian run test test-fast lint bench golden-update oslo-data clean venv compile new-service
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -69,6 +69,10 @@ build-debs:
 # The Debian package (debian/, README "Deploy: the Debian package"): the tracked and new files
 # only, so a local virtualenv or build/ never reaches the source; render_*.deb lands in $(DEB_OUT).
 deb: build-debs
+	@$(MAKE) --no-print-directory deb-package
+
+# The same without the apt step (tests/test_deb.py: tests install nothing; make debs did).
+deb-package:
 	rm -rf $(DEB_OUT)/src && mkdir -p $(DEB_OUT)/src/render
 	git ls-files -z -co --exclude-standard | tar -c --null -T - | tar -x -C $(DEB_OUT)/src/render
 	cd $(DEB_OUT)/src/render && env PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b

@@ -55,7 +55,7 @@ def throwaway_root(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("deb")
-    subprocess.run(["make", "-s", "deb", f"DEB_OUT={out}"], cwd=REPO, check=True,
+    subprocess.run(["make", "-s", "deb-package", f"DEB_OUT={out}"], cwd=REPO, check=True,
                    capture_output=True, timeout=600)
     debs = sorted(out.glob("render_*_all.deb"))
     assert len(debs) == 1, sorted(p.name for p in out.iterdir())
