@@ -24,8 +24,18 @@ OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' 
 DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
+# deb: what builds and checks the package (debian/control's Build-Depends, lintian), and what its
+# /usr/bin/render runs on in the throwaway-root test (Debian's python3 and libraries).
+BUILD_DEBS := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-hatchling
+TEST_DEBS += $(BUILD_DEBS) lintian python3-jinja2 python3-yaml python3-oslo.config man-db \
+             bash-completion
+# make deb: the package is built in a copy of the tree under $(DEB_OUT)/src (dpkg-buildpackage
+# writes its artefacts into the parent of the tree it builds), then moved to $(DEB_OUT).
+DEB_OUT ?= build/deb
+# Debian's own python3 and tools, never a python3 earlier on the caller's PATH (pyenv, a venv).
+DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
-.PHONY: debs run test test-fast lint bench golden-update oslo-data clean venv compile new-service
+.PHONY: debs deb deb-package build-debs lintian run test test-fast lint bench golden-update oslo-data clean venv compile new-service
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -48,9 +58,33 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	@touch $@
 
 # Checked on every run (a dpkg query, ~50 ms), so a package added to TEST_DEBS reaches old clones too.
+define apt-missing
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
+endef
 debs:
-	@missing=$$(for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then apt-get update -q && $(APT) $$missing; fi
+	$(call apt-missing,$(TEST_DEBS))
+
+build-debs:
+	$(call apt-missing,$(BUILD_DEBS))
+
+# The Debian package (debian/, README "Deploy: the Debian package"): the tracked and new files
+# only, so a local virtualenv or build/ never reaches the source; render_*.deb lands in $(DEB_OUT).
+deb: build-debs
+	@$(MAKE) --no-print-directory deb-package
+
+# The same without the apt step (tests/test_deb.py: tests install nothing; make debs did).
+deb-package:
+	rm -rf $(DEB_OUT)/src && mkdir -p $(DEB_OUT)/src/render
+	git ls-files -z -co --exclude-standard | tar -c --null -T - | tar -x -C $(DEB_OUT)/src/render
+	cd $(DEB_OUT)/src/render && env PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b
+	rm -f $(DEB_OUT)/render_*.deb $(DEB_OUT)/render_*.changes $(DEB_OUT)/render_*.buildinfo
+	mv $(DEB_OUT)/src/render_* $(DEB_OUT)/ && rm -rf $(DEB_OUT)/src
+
+# lintian on the package just built: an error fails make test (warnings are printed).
+lintian: deb
+	$(call apt-missing,lintian)
+	lintian --fail-on error $(DEB_OUT)/render_*.changes
 
 # Same fallback as $(VENV): the first virtualenv proves python3-venv works.
 $(OSLO_VENV)/.installed: $(VENV)/.created tests/oslo-constraints.txt
@@ -81,7 +115,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy renderer
 
 # pytest exits 5 when it collects no test; that alone must not fail CI.
-test: debs $(VENV)/.test-installed $(OSLO_VENV)/.installed lint
+test: debs $(VENV)/.test-installed $(OSLO_VENV)/.installed lint lintian
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 

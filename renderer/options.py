@@ -21,7 +21,12 @@ HIERADATA_DEFAULT = "/etc/puppetlabs/code/environments/production"
 
 
 def default_templates() -> Path:
-    """Installed wheel: renderer/service_templates; source checkout: ../service_templates."""
+    """Debian package: /usr/share/render/services (found from dist-packages, so a throwaway root
+    works too); installed wheel: renderer/service_templates; checkout: ../service_templates."""
+    if PACKAGE_DIR.parent.name == "dist-packages":  # <root>/usr/lib/python3/dist-packages/renderer
+        shipped = PACKAGE_DIR.parents[3] / "share" / "render" / "services"
+        if shipped.is_dir():  # not pip's /usr/local/lib/python3.X/dist-packages
+            return shipped
     installed = PACKAGE_DIR / "service_templates"
     return installed if installed.is_dir() else PACKAGE_DIR.parent / "service_templates"
 
