@@ -1,35 +1,55 @@
-"""The Puppet module's exec resources, applied by real ``puppet apply`` (Debian's puppet)."""
+"""The Puppet module (class ``render``, define ``render::service``, type ``render_sync``), applied
+by real ``puppet apply`` (Debian's puppet) with every Puppet directory inside the test's."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, Tree, puppet_dirs
 
 pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 RENDER = Path(sys.executable).with_name("render")
+CERTNAME = "controller1.example.com"  # the sample's node: render must get it from Puppet
 
 
-def apply(manifest: str, work: Path) -> subprocess.CompletedProcess:
+def apply(manifest: str, work: Path, *extra: str) -> subprocess.CompletedProcess:
     puppet = shutil.which("puppet")
     assert puppet, "Debian's puppet is not installed: run the suite through 'make test'"
     assert RENDER.exists(), f"{RENDER} missing: run the suite through 'make test'"
     work.mkdir(parents=True, exist_ok=True)
     (work / "hiera.yaml").write_text("version: 5\nhierarchy: []\n")
     command = [puppet, "apply", "--detailed-exitcodes", "--color=false",
-               *puppet_dirs(work),
+               *puppet_dirs(work), f"--certname={CERTNAME}",
                f"--hiera_config={work / 'hiera.yaml'}",
-               f"--modulepath={REPO / 'contrib' / 'puppet'}", "-e", manifest]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+               f"--modulepath={REPO / 'contrib' / 'puppet'}", *extra, "-e", manifest]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
-def manifest(tree: Tree, service: str = "keystone") -> str:
-    options = ", ".join(f"'{o}'" for o in (*tree.options(), "--no-restart"))
-    return f"render::service {{ '{service}': command => '{RENDER}', options => [{options}] }}"
+def summary(work: Path) -> dict:
+    """Puppet's last_run_summary.yaml (plain YAML, unlike the report's Ruby-tagged one; Puppet 7
+    keeps it in $publicdir)."""
+    return yaml.safe_load((work / "publicdir" / "last_run_summary.yaml").read_text())
+
+
+def roots(tree: Tree) -> list[str]:
+    """The tree's options without --node: the define passes Puppet's certname."""
+    options = tree.options()
+    at = options.index("--node")
+    return [*options[:at], *options[at + 2:], "--no-restart"]
+
+
+def manifest(tree: Tree, service: str = "keystone", **params: str) -> str:
+    options = ", ".join(f"'{o}'" for o in roots(tree))
+    extra = "".join(f", {k} => {v}" for k, v in params.items())
+    return (f"render::service {{ '{service}': command => '{RENDER}', options => [{options}], "
+            f"facts_dir => '{tree.state.parent / 'facts'}'{extra} }}")
 
 
 def test_puppet_apply_runs_render_only_when_out_of_sync(tree: Tree, tmp_path: Path):
@@ -41,7 +61,7 @@ def test_puppet_apply_runs_render_only_when_out_of_sync(tree: Tree, tmp_path: Pa
 
     second = apply(manifest(tree), tmp_path / "puppet")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "render keystone" not in second.stdout
+    assert "Render_sync[keystone]" not in second.stdout
 
     conf = tree.machines / "keystone/etc/keystone/keystone.conf"
     conf.write_text(conf.read_text().replace("caching=True", "caching=False"))
@@ -50,10 +70,67 @@ def test_puppet_apply_runs_render_only_when_out_of_sync(tree: Tree, tmp_path: Pa
     assert "caching=True" in conf.read_text()
 
 
-def test_puppet_apply_fails_the_resource_on_render_failure(tree: Tree, tmp_path: Path):
-    result = apply(manifest(tree, "nosuch"), tmp_path / "puppet")
+def test_puppet_apply_passes_certname_environment_and_the_compiled_facts(tree: Tree,
+                                                                        tmp_path: Path):
+    """The facts file is $facts as Puppet compiled with (clientcert = the certname), 0600 in a
+    0700 directory, and rewritten by a run only when facts differ (no change event)."""
+    work = tmp_path / "puppet"
+    (work / "codedir" / "environments" / "staging").mkdir(parents=True)
+    result = apply(manifest(tree), work, "--environment=staging", "--debug")
+    assert result.returncode == 2, result.stdout + result.stderr
+    facts_file = tree.state.parent / "facts" / f"{CERTNAME}.json"
+    facts = json.loads(facts_file.read_text())
+    assert facts["clientcert"] == CERTNAME
+    assert facts["clientnoop"] is False and "os" in facts and "domain" in facts
+    assert stat.S_IMODE(facts_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(facts_file.parent.stat().st_mode) == 0o700
+    call = next(line for line in result.stdout.splitlines() if "running " in line)
+    assert f"--node {CERTNAME} --var environment=staging" in call
+    assert f"--facts {facts_file}" in call and call.endswith("--noop --quiet keystone")
+
+
+def test_puppet_apply_noop_reports_a_pending_change_and_writes_nothing(tree: Tree,
+                                                                      tmp_path: Path):
+    before = tree.snapshot(state=True)
+    work = tmp_path / "puppet"
+    result = apply(manifest(tree), work, "--noop")
+    assert result.returncode == 0, result.stdout + result.stderr  # Puppet: noop is no change
+    assert "current_value 'changes_pending', should be 'in_sync' (noop)" in result.stdout
+    assert "+memcache_servers=" in result.stdout  # what would change, masked
+    assert "Kst0ne-db-S3cret" not in result.stdout + result.stderr
+    report = summary(work)
+    assert report["events"]["noop"] == 1 and report["resources"]["out_of_sync"] == 1
+    assert report["resources"]["failed"] == 0
+    assert tree.snapshot(state=True) == before
+
+    apply(manifest(tree), work)
+    again = apply(manifest(tree), work, "--noop")
+    assert again.returncode == 0 and summary(work)["resources"]["out_of_sync"] == 0
+
+
+@pytest.mark.parametrize("noop", [False, True], ids=["run", "noop"])
+def test_puppet_apply_fails_the_resource_on_render_failure(tree: Tree, tmp_path: Path,
+                                                           noop: bool):
+    """A render failure fails the resource even under --noop, where an exec's `unless` would
+    have read exit 4 as a pending change."""
+    work = tmp_path / "puppet"
+    result = apply(manifest(tree, "nosuch"), work, *(["--noop"] if noop else []))
     assert result.returncode in (4, 6), result.stdout + result.stderr
-    assert "unknown service 'nosuch'" in result.stdout + result.stderr
+    assert "render nosuch failed (exit 64" in result.stderr or \
+        "render nosuch failed (exit 4" in result.stderr, result.stderr
+    assert "unknown service 'nosuch'" in result.stderr
+    assert summary(work)["resources"]["failed"] == 1
+
+
+def test_puppet_apply_fails_the_resource_when_render_outlives_the_timeout(tree: Tree,
+                                                                          tmp_path: Path):
+    slow = tmp_path / "slow-render"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    params = manifest(tree).replace(f"'{RENDER}'", f"'{slow}'")[:-2] + ", timeout => 1 }"
+    result = apply(params, tmp_path / "puppet")
+    assert result.returncode in (4, 6), result.stdout + result.stderr
+    assert "render keystone: no result after 1.0 seconds" in result.stderr
 
 
 def test_puppet_dirs_leave_puppet_no_directory_of_the_machine(tmp_path: Path):
