@@ -150,3 +150,40 @@ def test_puppet_dirs_leave_puppet_no_directory_of_the_machine(tmp_path: Path):
         if any(not p.startswith(f"{tmp_path}/") for p in paths):
             outside[name] = value
     assert set(outside) <= {"modulepath", "basemodulepath"}, outside
+
+
+def test_puppet_class_writes_the_configuration_file_from_its_parameters(tmp_path: Path):
+    """Keys are render's long options; undef parameters are left out; a second run is no
+    change. (The package and the timer are the machine's: not managed here.)"""
+    conf = tmp_path / "etc" / "render" / "render.conf"
+    conf.parent.parent.mkdir()  # /etc exists; /etc/render is the class's when no package made it
+    klass = (f"class {{ 'render': manage_package => false, manage_timer => false, "
+             f"config_file => '{conf}', machines_dir => '/srv/machines', health_timeout => 45, "
+             f"templates => ['/etc/render/services', '/usr/share/render/services'], "
+             f"settings => {{ 'keep-versions' => 10, 'journal' => 'never' }} }}")
+    work = tmp_path / "puppet"
+    first = apply(klass, work)
+    assert first.returncode == 2, first.stdout + first.stderr
+    lines = [line for line in conf.read_text().splitlines() if line and line[0] != "#"]
+    assert lines == ["[render]", "health-timeout = 45", "journal = never", "keep-versions = 10",
+                     "machines-dir = /srv/machines",
+                     "templates = /etc/render/services:/usr/share/render/services"]
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
+    again = apply(klass, work)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_puppet_module_manifests_and_templates_parse(tmp_path: Path):
+    puppet = shutil.which("puppet")
+    assert puppet, "Debian's puppet is not installed: run the suite through 'make test'"
+    module = REPO / "contrib" / "puppet" / "render"
+    manifests = sorted(str(p) for p in (module / "manifests").glob("*.pp"))
+    for command in (["parser", "validate", *manifests],
+                    ["epp", "validate", *map(str, (module / "templates").glob("*.epp"))]):
+        done = subprocess.run([puppet, *command, *puppet_dirs(tmp_path)], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    metadata = json.loads((module / "metadata.json").read_text())
+    assert metadata["name"] == "render-render" and metadata["dependencies"] == []
+    assert {"operatingsystem": "Debian", "operatingsystemrelease": ["12"]} in \
+        metadata["operatingsystem_support"]

@@ -61,6 +61,13 @@ define render::service (
     undef   => $state_dir ? { undef => '/var/lib/render/facts', default => "${state_dir}/facts" },
     default => $facts_dir,
   }
+  # render reads /etc/render/render.conf by itself; another file of the class is named.
+  $config_file = getvar('render::config_file')
+  $config = $config_file ? {
+    undef                     => [],
+    '/etc/render/render.conf' => [],
+    default                   => ['--config', $config_file],
+  }
   $certname = $trusted['certname']
   $scope = ['--node', $certname, '--var', "environment=${environment}"]
   $timeouts = [
@@ -68,10 +75,16 @@ define render::service (
     $lock_timeout ? { undef => [], default => ['--lock-timeout', String($lock_timeout)] },
   ].flatten
 
+  if getvar('render::manage_package') == true {
+    Package[getvar('render::package_name')] -> Render_sync[$service]
+  }
+  if getvar('render::manage_config') == true {
+    File[$config_file] -> Render_sync[$service]
+  }
   render_sync { $service:
     state      => in_sync,
     command    => $run,
-    options    => $scope + $timeouts + $options,
+    options    => $config + $scope + $timeouts + $options,
     timeout    => $seconds,
     facts      => $pass_facts ? { true => $facts, default => undef },
     facts_file => $pass_facts ? { true => "${dir}/${certname}.json", default => undef },
