@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,48 @@ def test_drift_timer_has_a_fixed_per_host_offset():
     timer = unit("render-drift.timer")["Timer"]
     assert timer["RandomizedDelaySec"] == "15min" and timer["FixedRandomDelay"] == "yes"
     assert unit("render-drift.timer")["Install"]["WantedBy"] == "timers.target"
+
+
+def runnable_unit(tree, env_overrides: dict | None = None) -> str:
+    """The shipped service as the namespaced systemd can run it. Test-only changes: render is this
+    virtualenv's (its Python lives under /root, hence ProtectHome=read-only), the tree is in /tmp
+    (PrivateTmp=no), the roots come from RENDER_* (what render.conf would say),
+    DefaultDependencies=no (no sysinit.target there), and ExecStopPost= logs the exit status
+    (systemd unloads an inactive unit, and its status with it)."""
+    render = Path(sys.executable).with_name("render")
+    env = {"RENDER_HIERADATA": tree.hieradata, "RENDER_TEMPLATES": tree.templates,
+           "RENDER_MACHINES_DIR": tree.machines, "RENDER_HOST_ROOT": tree.host,
+           "RENDER_STATE_DIR": tree.state, **(env_overrides or {})}
+    text = (REPO / "contrib" / "systemd" / "render-drift.service").read_text()
+    assert "ExecStart=/usr/bin/render " in text
+    text = text.replace("ExecStart=/usr/bin/render ", f"ExecStart={render} ")
+    text = text.replace("[Unit]\n", "[Unit]\nDefaultDependencies=no\n")
+    return text + "PrivateTmp=no\nProtectHome=read-only\n" + \
+        "ExecStopPost=/bin/sh -c 'echo drift-check-exit=$$EXIT_STATUS'\n" + "".join(
+            f"Environment={key}={value}\n" for key, value in env.items())
+
+
+@pytest.mark.slow
+def test_drift_service_runs_hardened_in_a_real_systemd(tree, tmp_path: Path):
+    """The shipped service, booted in the namespaced systemd of tests/systemd_ns.py: the drift
+    is found (exit 2, a success: `systemctl start` succeeds, the unit is not failed), its masked
+    diff is in the log, and nothing is written (ProtectSystem=strict leaves the tree, under /tmp,
+    read-only). A render failure (exit 4) fails the unit."""
+    from systemd_ns import boot
+    before = tree.snapshot(state=True)
+    ns = boot(tmp_path / "ns", {"render-drift.service": runnable_unit(tree),
+                                "render-broken.service": runnable_unit(
+                                    tree, {"RENDER_TEMPLATES": tmp_path / "nowhere"})})
+    try:
+        ns.systemctl("start", "render-drift.service", timeout=120)
+        assert ns.active_state("render-drift.service") == "inactive", ns.log_text()
+        broken = ns.systemctl("start", "render-broken.service", check=False, timeout=120)
+        assert broken.returncode != 0
+        assert ns.active_state("render-broken.service") == "failed", ns.log_text()
+        assert ns.show("render-broken.service", "ExecMainStatus") == "4", ns.log_text()
+        log = ns.log_text()
+    finally:
+        ns.stop()
+    assert "drift-check-exit=2" in log and "drift-check-exit=4" in log, log
+    assert "+memcache_servers=" in log and "Kst0ne-db-S3cret" not in log, log
+    assert tree.snapshot(state=True) == before
