@@ -86,7 +86,26 @@ def test_puppet_apply_passes_certname_environment_and_the_compiled_facts(tree: T
     assert stat.S_IMODE(facts_file.parent.stat().st_mode) == 0o700
     call = next(line for line in result.stdout.splitlines() if "running " in line)
     assert f"--node {CERTNAME} --var environment=staging" in call
-    assert f"--facts {facts_file}" in call and call.endswith("--noop --quiet keystone")
+    assert f"--facts {facts_file}" in call
+    assert call.endswith("--noop --quiet keystone (timeout 210.0 s)")  # 60 + 60 + 1 * (60 + 30)
+
+
+def test_puppet_define_takes_command_state_dir_and_timeouts_from_the_class(tree: Tree,
+                                                                           tmp_path: Path):
+    """With class render declared (package, file and timer left alone here), the define runs
+    the class's command, writes facts under its state_dir, and its timeout follows the class's
+    health_timeout and the units: 60 + 60 + 3 * (2 * 7 + 30) = 252."""
+    klass = (f"class {{ 'render': manage_package => false, manage_config => false, "
+             f"manage_timer => false, command => '{RENDER}', state_dir => '{tree.state}', "
+             f"health_timeout => 7 }}")
+    options = ", ".join(f"'{o}'" for o in roots(tree))
+    define = f"render::service {{ 'keystone': units => 3, options => [{options}] }}"
+    result = apply(f"{klass} {define}", tmp_path / "puppet", "--debug")
+    assert result.returncode == 2, result.stdout + result.stderr
+    call = next(line for line in result.stdout.splitlines() if "running " in line)
+    assert f"running {RENDER} --node {CERTNAME}" in call
+    assert call.endswith("(timeout 252.0 s)") and "--health-timeout" not in call
+    assert (tree.state / "facts" / f"{CERTNAME}.json").is_file()
 
 
 def test_puppet_apply_noop_reports_a_pending_change_and_writes_nothing(tree: Tree,

@@ -81,7 +81,7 @@ Puppet::Type.newtype(:render_sync) do
     argv = [*self[:command], *self[:options]]
     argv += ['--facts', self[:facts_file]] if self[:facts_file] && !self[:facts].nil?
     argv += [*flags, self[:name]]
-    debug("running #{argv.join(' ')}")
+    debug("running #{argv.join(' ')} (timeout #{self[:timeout]} s)")
     output = Timeout.timeout(self[:timeout]) do
       Puppet::Util::Execution.execute(argv, failonfail: false, combine: true)
     end
