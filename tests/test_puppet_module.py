@@ -206,3 +206,15 @@ def test_puppet_module_manifests_and_templates_parse(tmp_path: Path):
     assert metadata["name"] == "render-render" and metadata["dependencies"] == []
     assert {"operatingsystem": "Debian", "operatingsystemrelease": ["12"]} in \
         metadata["operatingsystem_support"]
+
+
+def test_puppet_class_with_its_defaults_declares_package_config_timer(tmp_path: Path):
+    """The default catalog, compiled for real but applied to nothing (a tag no resource has):
+    the machine's package, /etc and systemd are neither read nor changed."""
+    work = tmp_path / "puppet"
+    result = apply("include render render::service { 'keystone': }", work,
+                   "--tags=render_test_compile_only", "--write-catalog-summary")
+    assert result.returncode == 0, result.stdout + result.stderr
+    resources = (work / "vardir" / "state" / "resources.txt").read_text().split()
+    assert resources == ["package[render]", "file[/etc/render]", "file[/etc/render/render.conf]",
+                         "service[render-drift.timer]", "render_sync[keystone]"]

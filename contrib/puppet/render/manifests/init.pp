@@ -76,10 +76,12 @@ class render (
   if $manage_config {
     # The package creates /etc/render; without it, this does (no mode: the package's stands).
     $config_dir = $config_file.regsubst('/[^/]+$', '')
-    if $config_dir != '' and !defined(File[$config_dir]) {
-      file { $config_dir: ensure => directory }
+    if $config_dir != '' {
+      if !defined(File[$config_dir]) {
+        file { $config_dir: ensure => directory }
+      }
+      if $manage_package { Package[$package_name] -> File[$config_dir] }
     }
-    if $manage_package { Package[$package_name] -> File[$config_dir] }
     file { $config_file:
       ensure  => file,
       owner   => 'root',
