@@ -112,8 +112,10 @@ def test_puppet_apply_noop_reports_a_pending_change_and_writes_nothing(tree: Tre
                                                                       tmp_path: Path):
     before = tree.snapshot(state=True)
     work = tmp_path / "puppet"
-    result = apply(manifest(tree), work, "--noop")
+    result = apply(manifest(tree), work, "--noop", "--debug")
     assert result.returncode == 0, result.stdout + result.stderr  # Puppet: noop is no change
+    call = next(line for line in result.stdout.splitlines() if "running " in line)
+    assert "/render-facts-" in call and "--noop --diff keystone" in call
     assert "current_value 'changes_pending', should be 'in_sync' (noop)" in result.stdout
     assert "+memcache_servers=" in result.stdout  # what would change, masked
     assert "Kst0ne-db-S3cret" not in result.stdout + result.stderr
@@ -121,6 +123,7 @@ def test_puppet_apply_noop_reports_a_pending_change_and_writes_nothing(tree: Tre
     assert report["events"]["noop"] == 1 and report["resources"]["out_of_sync"] == 1
     assert report["resources"]["failed"] == 0
     assert tree.snapshot(state=True) == before
+    assert not (tree.state.parent / "facts").exists()  # this check's facts were temporary
 
     apply(manifest(tree), work)
     again = apply(manifest(tree), work, "--noop")

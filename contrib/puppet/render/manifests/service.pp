@@ -3,7 +3,8 @@
 # render sees the node as the catalog does: `--node $trusted['certname']`,
 # `--var environment=$environment` (render has no --environment of its own; `render lookup`
 # has) and `--facts` with the facts Puppet compiled with, written as JSON (0600) to
-# `<facts_dir>/<certname>.json`. Puppet runs `render --noop --quiet SERVICE` first: exit 0 is in
+# `<facts_dir>/<certname>.json` (under --noop a temporary file, removed after the check).
+# Declare class render first: its command, state_dir, timeouts and config_file are read here. Puppet runs `render --noop --quiet SERVICE` first: exit 0 is in
 # sync, nothing to report. Exit 2 is a pending change: `puppet apply --noop` reports it (with the
 # masked diff in its log) and a real run calls `render --diff SERVICE`, whose masked diff lands in
 # the Puppet log; 2 ("changes made") is success. Any other exit (4, 6 failures; 64 usage) fails

@@ -2,6 +2,7 @@
 
 require 'fileutils'
 require 'json'
+require 'tempfile'
 require 'timeout'
 
 # Why a type and not an exec: an exec's `unless` check only knows zero and non-zero, so under
@@ -53,15 +54,16 @@ Puppet::Type.newtype(:render_sync) do
     defaultto :in_sync
 
     def retrieve
-      resource.write_facts
       noop = resource.noop? # Puppet::Type's: --noop, or the resource's noop
-      output, status = resource.render_call(noop ? ['--noop', '--diff'] : ['--noop', '--quiet'])
-      case status
-      when 0 then :in_sync
-      when 2
-        output.each_line { |line| resource.notice(line.chomp) } if noop
-        :changes_pending
-      else resource.failed(output, status)
+      resource.with_facts(noop) do
+        output, status = resource.render_call(noop ? ['--noop', '--diff'] : ['--noop', '--quiet'])
+        case status
+        when 0 then :in_sync
+        when 2
+          output.each_line { |line| resource.notice(line.chomp) } if noop
+          :changes_pending
+        else resource.failed(output, status)
+        end
       end
     end
 
@@ -79,7 +81,7 @@ Puppet::Type.newtype(:render_sync) do
 
   def render_call(flags)
     argv = [*self[:command], *self[:options]]
-    argv += ['--facts', self[:facts_file]] if self[:facts_file] && !self[:facts].nil?
+    argv += ['--facts', @facts_path] if @facts_path
     argv += [*flags, self[:name]]
     debug("running #{argv.join(' ')} (timeout #{self[:timeout]} s)")
     output = Timeout.timeout(self[:timeout]) do
@@ -99,19 +101,37 @@ Puppet::Type.newtype(:render_sync) do
 
   # Puppet's own facts as render reads them (`--facts`, as `puppet lookup --facts`): plain JSON,
   # Puppet's undef as null, and the four facts Puppet demands together completed with null when
-  # Facter gave only some (a host without a domain).
-  def write_facts
-    return if self[:facts_file].nil? || self[:facts].nil?
+  # Facter gave only some (a host without a domain). A real run (re)writes facts_file when the
+  # facts differ; --noop writes nothing that lasts: new facts go to a private temporary file
+  # (0600) for the one check and are removed after it.
+  def with_facts(noop)
+    text = facts_text
+    path = self[:facts_file]
+    if text.nil? || (File.file?(path) && File.read(path) == text)
+      @facts_path = text && path
+      return yield
+    end
+    unless noop
+      FileUtils.mkdir_p(File.dirname(path), mode: 0o700)
+      Puppet::Util.replace_file(path, 0o600) { |file| file.write(text) }
+      debug("wrote #{path}")
+      @facts_path = path
+      return yield
+    end
+    Tempfile.create(['render-facts-', '.json']) do |file|
+      file.write(text)
+      file.flush
+      @facts_path = file.path
+      yield
+    end
+  end
+
+  def facts_text
+    return nil if self[:facts_file].nil? || self[:facts].nil?
 
     facts = plain(self[:facts])
     TRUSTED_FACTS.each { |key| facts[key] = nil unless facts.key?(key) }
-    text = "#{JSON.pretty_generate(facts)}\n"
-    path = self[:facts_file]
-    return if File.file?(path) && File.read(path) == text
-
-    FileUtils.mkdir_p(File.dirname(path), mode: 0o700)
-    Puppet::Util.replace_file(path, 0o600) { |file| file.write(text) }
-    debug("wrote #{path}")
+    "#{JSON.pretty_generate(facts)}\n"
   end
 
   def plain(value)
