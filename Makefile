@@ -13,6 +13,9 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 # sample catalog as its services would: haproxy (haproxy -c), systemd-container (the keys
 # systemd-nspawn knows) and binutils (strings reads those key tables out of the binaries).
 TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container binutils
+# puppet branch: puppet (puppet apply of contrib/puppet/render), systemd (systemd-analyze verify
+# and the namespaced systemd that runs render-drift.service hardened)
+TEST_DEBS += puppet systemd
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
