@@ -18,8 +18,6 @@ Puppet::Type.newtype(:render_sync) do
     the resource. render restarts what changed itself: this type notifies nothing.
   DOC
 
-  TRUSTED_FACTS = %w[hostname domain fqdn clientcert].freeze
-
   newparam(:name, namevar: true) do
     desc 'The service name (a folder of the template search path).'
   end
@@ -130,7 +128,7 @@ Puppet::Type.newtype(:render_sync) do
     return nil if self[:facts_file].nil? || self[:facts].nil?
 
     facts = plain(self[:facts])
-    TRUSTED_FACTS.each { |key| facts[key] = nil unless facts.key?(key) }
+    %w[hostname domain fqdn clientcert].each { |key| facts[key] = nil unless facts.key?(key) }
     "#{JSON.pretty_generate(facts)}\n"
   end
 
