@@ -9,9 +9,7 @@ its commands the calls the run made.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
