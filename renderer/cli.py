@@ -23,9 +23,9 @@ from renderer.options import (
     Parser,
     add_source_options,
     count,
-    default_templates,
     from_env,
     seconds,
+    template_path,
 )
 
 # (option, environment variable, default, help)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings(
         services=(args.rollback,) if args.rollback else tuple(args.services),
-        templates=Path(args.templates) if args.templates else default_templates(),
+        templates=template_path(args.templates),
         hieradata=Path(args.hieradata),
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
@@ -178,7 +178,9 @@ def _main(argv: list[str]) -> int:
         from renderer.show import main as show_main
 
         return show_main(argv)
-    args = parser.parse_args(argv)
+    from renderer.config import parse_args
+
+    args = parse_args(parser, argv)
     try:
         check(args)
     except UsageError as exc:

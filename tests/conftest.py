@@ -39,8 +39,8 @@ from renderer.cli import main  # noqa: E402
 RENDER_ENVIRONMENT = ("RENDER_HIERADATA", "RENDER_TEMPLATES", "RENDER_MACHINES_DIR",
                       "RENDER_HOST_ROOT", "RENDER_STATE_DIR", "RENDER_SYSTEMCTL",
                       "RENDER_KEY_SOURCE")
-for _name in RENDER_ENVIRONMENT:
-    os.environ.pop(_name, None)
+for _name in [*RENDER_ENVIRONMENT, *(n for n in os.environ if n.startswith("RENDER_"))]:
+    os.environ.pop(_name, None)  # every option reads RENDER_<OPTION> (renderer.config)
 
 from renderer.services import Service, bind, load_service, resolve_machine  # noqa: E402
 
