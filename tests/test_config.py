@@ -179,3 +179,12 @@ def test_subcommands_read_the_file_and_leave_render_keys_alone(tree: Tree, tmp_p
     assert bad.code == 64
     assert bad.err.endswith(f"render: {conf}:2: format: expected one of text, json, yaml, "
                             "not 'xml'\n")
+
+
+def test_readme_example_is_a_valid_file(tmp_path: Path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```ini\n# /etc/render/render.conf\n", 1)[1].split("```", 1)[0]
+    args = parsed(["--all"], tmp_path / "render.conf", example)
+    assert (args.health_timeout, args.keep_versions, args.state_dir) == (30.0, 5,
+                                                                        "/var/lib/render")
+    assert args.templates == ["/etc/render/services", "/usr/share/render/services"]
