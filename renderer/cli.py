@@ -197,7 +197,7 @@ def _main(argv: list[str]) -> int:
 
     args = parse_args(parser, argv)
     streams = sys.stdout, sys.stderr
-    if enabled(args.color, sys.stdout):
+    if args.format == "text" and enabled(args.color, sys.stdout):  # JSON stays JSON
         sys.stdout = Painter(sys.stdout, diff_colour)
     if enabled(args.color, sys.stderr):
         sys.stderr = Painter(sys.stderr, error_colour)

@@ -117,6 +117,8 @@ def test_colour_on_a_terminal_only(tree: Tree):
     assert piped.returncode == 2 and ESC not in piped.stdout + piped.stderr
     forced_pipe = render(*args, "--color", "always")
     assert f"{ESC}31m-# edited by hand{ESC}0m\n" in forced_pipe.out
+    as_json = render(*args, "--color", "always", "--format", "json")
+    assert ESC not in as_json.out and json.loads(as_json.out)["exit_code"] == 2
 
 
 def test_errors_are_coloured_on_a_terminal(tree: Tree):
