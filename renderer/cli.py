@@ -14,6 +14,7 @@ import gc
 import shlex
 import sys
 from pathlib import Path
+from typing import TextIO, cast
 
 from renderer import __version__
 from renderer.colour import CHOICES as COLOURS
@@ -182,17 +183,27 @@ def main(argv: list[str] | None = None) -> int:
         gc.enable()  # for callers that embed render (tests, tools)
 
 
+def _error_stream() -> TextIO | None:
+    """The subcommands' error lines coloured as render's, on a terminal (``RENDER_COLOR``,
+    ``NO_COLOR``; they have no ``--color``)."""
+    import os
+
+    choice = os.environ.get("RENDER_COLOR") or "auto"
+    return cast(TextIO, Painter(sys.stderr, error_colour)) if enabled(choice, sys.stderr) \
+        else None
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     command, argv = subcommand(argv, parser)
     if command == "lookup":
         from renderer.lookup import main as lookup_main
 
-        return lookup_main(argv)
+        return lookup_main(argv, err=_error_stream())
     if command == "show":
         from renderer.show import main as show_main
 
-        return show_main(argv)
+        return show_main(argv, err=_error_stream())
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)

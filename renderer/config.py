@@ -78,10 +78,13 @@ def config_file(argv: list[str], environ: Mapping[str, str]) -> tuple[str, bool]
     for index, word in enumerate(argv):
         if word == "--":
             break
-        if word == "--config" and index + 1 < len(argv):
+        option, equals, value = word.partition("=")
+        if len(option) < 5 or not "--config".startswith(option):  # argparse takes "--conf"
+            continue
+        if equals:
+            return value, True
+        if index + 1 < len(argv):
             return argv[index + 1], True
-        if word.startswith("--config="):
-            return word.partition("=")[2], True
     if environ.get("RENDER_CONFIG"):
         return environ["RENDER_CONFIG"], True
     return DEFAULT_FILE, False

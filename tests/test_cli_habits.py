@@ -148,3 +148,12 @@ def test_diff_context(tree: Tree):
     assert not [line for line in diff.splitlines() if line.startswith(" ")]
     bad = render("--diff-context", "-1", "keystone", *tree.options())
     assert bad.code == 64
+
+
+def test_subcommand_errors_are_coloured_on_a_terminal(tree: Tree):
+    args = ("lookup", "--hieradata", str(tree.hieradata), "--templates", str(tree.templates),
+            "--service", "memcachd", "memcached::memory_mb")
+    code, shown = in_pty(*args)
+    assert code != 0 and shown.startswith(f"{ESC}1;31mrender: ") and "did you mean" in shown
+    code, plain = in_pty(*args, env={"NO_COLOR": "1"})
+    assert ESC not in plain and "did you mean 'memcached'" in plain

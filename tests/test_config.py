@@ -188,3 +188,11 @@ def test_readme_example_is_a_valid_file(tmp_path: Path):
     assert (args.health_timeout, args.keep_versions, args.state_dir) == (30.0, 5,
                                                                         "/var/lib/render")
     assert args.templates == ["/etc/render/services", "/usr/share/render/services"]
+
+
+def test_abbreviated_config_option_is_the_file_read(tmp_path: Path):
+    """argparse takes ``--conf``; the file read before parsing must be that one too."""
+    conf = tmp_path / "render.conf"
+    conf.write_text("[render]\nkeep-versions = 9\n")
+    assert parse_args(build_parser(), ["--conf", str(conf), "--all"]).keep_versions == 9
+    assert parse_args(build_parser(), [f"--confi={conf}", "--all"]).keep_versions == 9
