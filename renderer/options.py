@@ -23,8 +23,6 @@ EXIT_USAGE = 64
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in render, never 1 or 4
 PACKAGE_DIR = Path(__file__).resolve().parent
 HIERADATA_DEFAULT = "/etc/puppetlabs/code/environments/production"
-
-
 SITE_TEMPLATES = Path("/etc/render/services")
 SHIPPED_TEMPLATES = Path("/usr/share/render/services")
 

@@ -155,3 +155,18 @@ def test_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     site.mkdir()
     shipped.mkdir()
     assert template_path([]) == (site, shipped)
+
+
+def test_a_missing_directory_of_the_path_is_skipped(tree: Tree, tmp_path: Path):
+    """The package's config names /etc/render/services before the site has made it."""
+    absent = tmp_path / "no-site-yet"
+    result = render("--all", *options(tree, f"{absent}:{tree.templates}"))
+    assert result.code == 2, result.err
+    listed = render("--list", *options(tree, str(absent), str(tree.templates)))
+    assert listed.code == 0 and "keystone\tkeystone\n" in listed.out
+    alone = render("--all", *options(tree, str(absent)))
+    assert alone.code == 4
+    assert alone.err == f"render: {absent}: cannot list service templates: No such file or " \
+                        "directory\n"
+    both = render("--all", *options(tree, str(absent), str(tmp_path / "also-absent")))
+    assert both.code == 4 and str(absent) in both.err

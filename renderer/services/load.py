@@ -89,9 +89,15 @@ def list_services(templates: Templates) -> list[str]:
     """Every folder with a service.yaml in any directory of the path, sorted; folders starting
     with ``_`` hold shared files."""
     names: set[str] = set()
-    for directory in search_path(templates):
+    path = search_path(templates)
+    for directory in path:
         try:
             entries = list(directory.iterdir())
+        except FileNotFoundError as exc:
+            if len(path) > 1 and any(d.is_dir() for d in path):
+                continue  # e.g. no /etc/render/services yet: the package's config names it
+            raise ServiceError(f"cannot list service templates: {exc.strerror}",
+                               path=directory) from exc
         except OSError as exc:
             raise ServiceError(f"cannot list service templates: {exc.strerror}",
                                path=directory) from exc
