@@ -171,6 +171,9 @@ def configure(parser: argparse.ArgumentParser, argv: list[str], *, strict: bool 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str], *,
                strict: bool = True) -> argparse.Namespace:
-    """``parser.parse_args`` with the file's and the environment's defaults."""
-    configure(parser, argv, strict=strict)
+    """``parser.parse_args`` with the file's and the environment's defaults; ``--help`` and
+    ``--version`` read neither, so a broken file never hides how to fix it."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    if not {"-h", "--help", "--version"} & set(words):
+        configure(parser, argv, strict=strict)
     return parser.parse_args(argv)

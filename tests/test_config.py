@@ -196,3 +196,14 @@ def test_abbreviated_config_option_is_the_file_read(tmp_path: Path):
     conf.write_text("[render]\nkeep-versions = 9\n")
     assert parse_args(build_parser(), ["--conf", str(conf), "--all"]).keep_versions == 9
     assert parse_args(build_parser(), [f"--confi={conf}", "--all"]).keep_versions == 9
+
+
+def test_help_and_version_work_with_a_broken_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    conf = tmp_path / "render.conf"
+    conf.write_text("[render]\nbroken\n")
+    monkeypatch.setenv("RENDER_CONFIG", str(conf))
+    assert render("--help").code == 0
+    assert render("--version").code == 0
+    assert render("show", "--help").code == 0
+    assert render("--all").code == 64
