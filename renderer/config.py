@@ -146,12 +146,12 @@ def convert(action: argparse.Action, value: str, where: str, key: str) -> object
 
 
 def configure(parser: argparse.ArgumentParser, argv: list[str], *, strict: bool = True,
-              environ: Mapping[str, str] | None = None) -> None:
+              environ: Mapping[str, str] | None = None, ignore: tuple[str, ...] = ()) -> None:
     """Set ``parser``'s defaults from the file, then the environment. ``strict``: a key that is
     no option of this parser is an error (``render``); ``render lookup`` and ``render show``
-    take the keys they have and leave ``render``'s others alone."""
+    take the keys they have and leave ``render``'s others alone, and those in ``ignore``."""
     environ = os.environ if environ is None else environ
-    known = options(parser)
+    known = {key: action for key, action in options(parser).items() if key not in ignore}
     name, named = config_file(argv, environ)
     defaults: dict[str, object] = {}
     for entry in read(name, named):
@@ -169,11 +169,11 @@ def configure(parser: argparse.ArgumentParser, argv: list[str], *, strict: bool 
     parser.set_defaults(**defaults)
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: list[str], *,
-               strict: bool = True) -> argparse.Namespace:
+def parse_args(parser: argparse.ArgumentParser, argv: list[str], *, strict: bool = True,
+               ignore: tuple[str, ...] = ()) -> argparse.Namespace:
     """``parser.parse_args`` with the file's and the environment's defaults; ``--help`` and
     ``--version`` read neither, so a broken file never hides how to fix it."""
     words = argv[:argv.index("--")] if "--" in argv else argv
     if not {"-h", "--help", "--version"} & set(words):
-        configure(parser, argv, strict=strict)
+        configure(parser, argv, strict=strict, ignore=ignore)
     return parser.parse_args(argv)

@@ -338,7 +338,9 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
     err = err or sys.stderr
     from renderer.config import parse_args
 
-    args = parse_args(build_parser(), argv, strict=False)
+    # root's state dir from the file would refuse everyone else: they get a random mask key
+    mine = ("state_dir", "key_source") if os.geteuid() != 0 else ()
+    args = parse_args(build_parser(), argv, strict=False, ignore=mine)
     try:
         if args.show_secrets and os.geteuid() != 0:
             raise UsageError("--show-secrets is for root only")

@@ -207,3 +207,46 @@ def test_help_and_version_work_with_a_broken_file(tmp_path: Path,
     assert render("--version").code == 0
     assert render("show", "--help").code == 0
     assert render("--all").code == 64
+
+
+def test_show_by_another_user_ignores_roots_state_dir_from_the_file(tmp_path: Path):
+    """The package's file names root's /var/lib/render; ``render show`` by a second user (a
+    real one, through setpriv) still works, with a random mask key, while root's uses it."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    repo = Path(__file__).resolve().parent.parent
+    shared = Path(tempfile.mkdtemp(prefix="render-conf-"))
+    try:
+        shared.chmod(0o755)
+        state = shared / "state"
+        state.mkdir(mode=0o700)
+        conf = shared / "render.conf"
+        conf.write_text(f"[render]\nstate-dir = {state}\nhieradata = {repo / 'hieradata'}\n"
+                        f"templates = {repo / 'service_templates'}\n")
+        conf.chmod(0o644)
+        key = state / "hmac.key"
+        key.write_bytes(os.urandom(32))
+        key.chmod(0o600)
+        command = [sys.executable, "-m", "renderer", "show", "--config", str(conf),
+                   "--node", "controller1.example.com", "keystone"]
+        env = {**os.environ, "PYTHONPATH": str(repo)}
+
+        def show(*user: str) -> str:
+            done = subprocess.run([*user, *command], capture_output=True, text=True, env=env,
+                                  cwd="/", timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert "<redacted>#" in done.stdout
+            return done.stdout
+
+        nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+        assert show(*nobody) != show(*nobody)  # a random key each time: the state dir unread
+        explicit = subprocess.run([*command, "--state-dir", str(state)], capture_output=True,
+                                  text=True, env=env, cwd="/", timeout=60).stdout
+        assert show() == explicit  # root: the file's state dir and its hmac.key
+    finally:
+        import shutil
+
+        shutil.rmtree(shared)
