@@ -14,9 +14,11 @@ import gc
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from renderer import __version__
+from renderer.colour import CHOICES as COLOURS
+from renderer.colour import Painter, diff_colour, enabled, error_colour
 from renderer.errors import InternalError, RenderError, UsageError, error_line
 from renderer.names import SUBCOMMANDS
 from renderer.options import (
@@ -24,9 +26,9 @@ from renderer.options import (
     Parser,
     add_source_options,
     count,
-    default_templates,
     from_env,
     seconds,
+    template_path,
 )
 from renderer.outputs import add_options as add_output_options
 
@@ -56,8 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
                "70 a bug in render.")
     parser.add_argument("services", nargs="*", metavar="SERVICE", help="services to render")
     parser.add_argument("--all", action="store_true", help="render every known service")
+    parser.add_argument("--list", action="store_true",
+                        help="print every service and its machine, SERVICE<TAB>MACHINE ('-' when "
+                        "the data decides and cannot be read), and exit")
     parser.add_argument("--diff", action="store_true",
                         help="print a unified diff of every change, secrets masked")
+    parser.add_argument("--diff-context", type=count, default=3, metavar="N",
+                        help="lines of context around each difference (default 3)")
+    parser.add_argument("--color", choices=COLOURS, default="auto",
+                        help="colour diff lines and errors: auto (a terminal, unless NO_COLOR "
+                        "is set), always or never (default auto)")
     parser.add_argument("--noop", "--check", action="store_true", dest="noop",
                         help="compute and report everything; write and restart nothing")
     parser.add_argument("--no-restart", action="store_true",
@@ -94,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check(args: argparse.Namespace) -> None:
     """The combinations argparse cannot express."""
+    if args.list and (args.all or args.services or args.rollback):
+        raise UsageError("--list takes no SERVICE, --all or --rollback")
+    if args.list:
+        return
     if args.rollback and (args.all or args.services):
         raise UsageError("--rollback takes one SERVICE; give no other SERVICE or --all")
     if not args.all and not args.services and not args.rollback:
@@ -113,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings(
         services=(args.rollback,) if args.rollback else tuple(args.services),
-        templates=Path(args.templates) if args.templates else default_templates(),
+        templates=template_path(args.templates),
         hieradata=Path(args.hieradata),
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
@@ -135,10 +149,11 @@ def run(args: argparse.Namespace) -> int:
         return exc.exit_code
     if args.format == "json":
         report.as_json(results, sys.stdout, sys.stderr, noop=args.noop, pending=pending,
-                       masker=runner.masker)
+                       masker=runner.masker, context=args.diff_context)
     else:
         report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
-                    pending=pending, quiet=args.quiet, masker=runner.masker)
+                    pending=pending, quiet=args.quiet, masker=runner.masker,
+                    context=args.diff_context)
     return report.exit_code(results, pending)
 
 
@@ -188,21 +203,44 @@ def main(argv: list[str] | None = None) -> int:
         gc.enable()  # for callers that embed render (tests, tools)
 
 
+def _error_stream() -> TextIO | None:
+    """The subcommands' error lines coloured as render's, on a terminal (``RENDER_COLOR``,
+    ``NO_COLOR``; they have no ``--color``)."""
+    import os
+
+    choice = os.environ.get("RENDER_COLOR") or "auto"
+    return cast(TextIO, Painter(sys.stderr, error_colour)) if enabled(choice, sys.stderr) \
+        else None
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     command, argv = subcommand(argv, parser)
     if command == "lookup":
         from renderer.lookup import main as lookup_main
 
-        return lookup_main(argv)
+        return lookup_main(argv, err=_error_stream())
     if command == "show":
         from renderer.show import main as show_main
 
-        return show_main(argv)
-    args = parser.parse_args(argv)
+        return show_main(argv, err=_error_stream())
+    from renderer.config import parse_args
+
+    args = parse_args(parser, argv)
+    streams = sys.stdout, sys.stderr
+    if args.format == "text" and enabled(args.color, sys.stdout):  # JSON stays JSON
+        sys.stdout = Painter(sys.stdout, diff_colour)
+    if enabled(args.color, sys.stderr):
+        sys.stderr = Painter(sys.stderr, error_colour)
     try:
         check(args)
+        if args.list:
+            from renderer.listing import main as list_main
+
+            return list_main(args, sys.stdout, sys.stderr)
+        return run(args)
     except UsageError as exc:
         print(error_line(exc), file=sys.stderr)
         return exc.exit_code
-    return run(args)
+    finally:
+        sys.stdout, sys.stderr = streams

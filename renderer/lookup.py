@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from renderer.errors import InternalError, LookupNotFound, RenderError, UsageError, error_line
-from renderer.options import EXIT_INTERNAL, Parser, add_source_options, default_templates
+from renderer.options import EXIT_INTERNAL, Parser, add_source_options, template_path
 
 EXIT_FOUND = 0
 EXIT_NOT_FOUND = 1
@@ -106,7 +106,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         else:
             rest.append(word)
     parser = build_parser()
-    args = parser.parse_args(rest)
+    from renderer.config import parse_args as configured
+
+    args = configured(parser, rest, strict=False)
     args.knockout_prefix = prefix
     if args.all_keys and (args.keys or not args.service):
         parser.error("--all-keys takes --service NAME and no KEY")
@@ -167,8 +169,7 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     if args.service:
         from renderer.services import load_service
 
-        templates = Path(args.templates) if args.templates else default_templates()
-        service = load_service(templates, args.service)
+        service = load_service(template_path(args.templates), args.service)
         scope = scope.with_variables(service=service.name)
         if isinstance(service.machine, str):
             scope = scope.with_variables(machine=service.machine)

@@ -1,9 +1,14 @@
-"""Options: what ``render`` and ``render lookup`` share on the command line, defined once.
+"""Options: what ``render``, ``render lookup`` and ``render show`` share, defined once.
 
-Both commands read the same hieradata in the same scope, so ``--hieradata``, ``--templates``,
-``--facts``, ``--node`` and ``--var`` are one definition here, and both exit 64 on a usage
-error (2 would read as "changes" to Puppet). Light on purpose: ``--help`` and a usage error must
-not import the pipeline.
+The commands read the same hieradata in the same scope, so ``--hieradata``, ``--templates``,
+``--facts``, ``--node``, ``--var`` and ``--config`` are one definition here, and all exit 64 on
+a usage error (2 would read as "changes" to Puppet). Light on purpose: ``--help`` and a usage
+error must not import the pipeline.
+
+Every long option is also a key of the configuration file and an environment variable, with no
+code per option: ``configure`` turns the file (``[render]``, ``health-timeout = 30``), then
+``RENDER_HEALTH_TIMEOUT``, into the parser's defaults before it parses, so the command line
+wins, then the environment, then the file, then the built-in default (renderer.config).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ EXIT_USAGE = 64
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in render, never 1 or 4
 PACKAGE_DIR = Path(__file__).resolve().parent
 HIERADATA_DEFAULT = "/etc/puppetlabs/code/environments/production"
+SITE_TEMPLATES = Path("/etc/render/services")
+SHIPPED_TEMPLATES = Path("/usr/share/render/services")
 
 
 def default_templates() -> Path:
@@ -29,6 +36,33 @@ def default_templates() -> Path:
             return shipped
     installed = PACKAGE_DIR / "service_templates"
     return installed if installed.is_dir() else PACKAGE_DIR.parent / "service_templates"
+
+
+def template_path(given: list[str] | None) -> tuple[Path, ...]:
+    """The template search path, earlier directories first: as given, else the site's
+    /etc/render/services (when there) then the package's /usr/share/render/services, or the
+    templates installed with render when no package put them there."""
+    if given:
+        return tuple(Path(d) for d in given)
+    shipped = SHIPPED_TEMPLATES if SHIPPED_TEMPLATES.is_dir() else default_templates()
+    return (SITE_TEMPLATES, shipped) if SITE_TEMPLATES.is_dir() else (shipped,)
+
+
+class Repeat(argparse.Action):
+    """A repeatable option: each use appends, but the first on the command line replaces the
+    value the file or the environment gave (the command line wins, whole). ``--templates``
+    splits each value at ``:``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        items = getattr(namespace, self.dest, None)
+        items = [] if items is None or items is self.default else items
+        setattr(namespace, self.dest, [*items, *split(self.dest, str(values))])
+
+
+def split(dest: str, value: str) -> list[str]:
+    """``--templates a:b`` is two directories; every other repeatable value is one item."""
+    return [part for part in value.split(":") if part] if dest == "templates" else [value]
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,23 +81,30 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         default=from_env("RENDER_HIERADATA", HIERADATA_DEFAULT),
                         help="directory holding hiera.yaml (Puppet's environment directory "
                         f"works unchanged) [env RENDER_HIERADATA; default {HIERADATA_DEFAULT}]")
-    parser.add_argument("--templates", metavar="DIR", default=from_env("RENDER_TEMPLATES", None),
-                        help="service templates directory (default: the service_templates "
-                        "installed with render) [env RENDER_TEMPLATES]")
+    parser.add_argument("--templates", metavar="DIR[:DIR...]", action=Repeat, default=None,
+                        help="template search path (repeatable): a service folder in an earlier "
+                        "directory replaces the same folder in later ones, _lib files likewise "
+                        f"[env RENDER_TEMPLATES; default {SITE_TEMPLATES} then "
+                        f"{SHIPPED_TEMPLATES}, or the templates installed with render]")
+    parser.add_argument("--config", metavar="FILE",
+                        help="configuration file: [render] with long options as keys [env "
+                        "RENDER_CONFIG; default /etc/render/render.conf, missing is fine]")
     parser.add_argument("--node",
                         help="node name: trusted.certname and the clientcert fact (without "
-                             "--facts; with it, its clientcert fact, as in Puppet)")
+                             "--facts; with it, its clientcert fact, as in Puppet) "
+                             "[env RENDER_NODE]")
     parser.add_argument("--facts", metavar="FILE",
                         help="facts as YAML or JSON, used alone as puppet lookup does "
                              "(Puppet's cached facts with 'values:' too)")
-    parser.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--var", action=Repeat, default=[], metavar="KEY=VALUE",
                         help="set a top-scope variable (repeatable); VALUE may be a JSON array "
                              "or hash; a dotted KEY sets a nested fact")
 
 
 def seconds(text: str) -> float:
+    """``30``, ``2.5`` or ``30s`` (as systemd writes it)."""
     try:
-        value = float(text)
+        value = float(text[:-1] if text.endswith("s") else text)
     except ValueError:
         value = -1
     if not 0 <= value <= 3600:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,10 @@ _SECTION = re.compile(r"^[^\[\]\s](?:[^\[\]\r\n]*[^\[\]\s])?\Z")
 class OptionData:
     """Groups and multi-valued options per oslo.config namespace, read once and only if needed."""
 
-    def __init__(self, templates: Path) -> None:
-        self.path = templates / OPTION_DATA
+    def __init__(self, templates: Path | Sequence[Path]) -> None:
+        roots = (templates,) if isinstance(templates, Path) else tuple(templates)
+        self.path = next((r / OPTION_DATA for r in roots if (r / OPTION_DATA).exists()),
+                         roots[0] / OPTION_DATA)  # the search path's first; a site's may win
         self._namespaces: dict[str, Any] | None = None
 
     def _load(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def why(change: FileChange) -> str:
     return "; ".join(part for part in (", ".join(change.reasons), change.origin_text) if part)
 
 
-def diff_lines(change: FileChange, masker: Masker) -> tuple[str, ...]:
+def diff_lines(change: FileChange, masker: Masker, context: int = 3) -> tuple[str, ...]:
     """A unified diff of a content change, secrets masked on both sides: an option secret in
     the new file, in the last run's record or declared secret (``secret: true``: every value)
     is masked in the old file too, whose values the masker does not know."""
@@ -52,7 +52,8 @@ def diff_lines(change: FileChange, masker: Masker) -> tuple[str, ...]:
     new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True),
                                  names=names, whole=whole)
     path = printable(change.path)
-    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path)
+    lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path,
+                                 n=context)
     return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                  for line in lines)
 
@@ -69,10 +70,10 @@ def _print_errors(results: list[ServiceResult], err: TextIO, masker: Masker) -> 
 
 
 def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
-                masker: Masker) -> None:
+                masker: Masker, context: int = 3) -> None:
     for change in result.plan.changes:
         if diff:
-            out.writelines(diff_lines(change, masker))
+            out.writelines(diff_lines(change, masker, context))
         if result.failed and change.key not in result.written and not would:
             verb = "not written"
         else:
@@ -126,19 +127,19 @@ def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
 
 
 def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
-         pending: bool, quiet: bool, masker: Masker) -> None:
+         pending: bool, quiet: bool, masker: Masker, context: int = 3) -> None:
     _print_errors(results, err, masker)
     if quiet:
         return
     would = "would " if noop else ""
     for result in results:
-        _file_lines(result, out, would, diff, masker)
+        _file_lines(result, out, would, diff, masker, context)
         _restart_lines(result, out, pending)
     _say(_summary(results, noop, pending), out)
 
 
 def _file_json(change: FileChange, result: ServiceResult, noop: bool,
-               masker: Masker) -> dict[str, Any]:
+               masker: Masker, context: int = 3) -> dict[str, Any]:
     return {
         "path": change.path,
         "target": change.key,
@@ -149,19 +150,19 @@ def _file_json(change: FileChange, result: ServiceResult, noop: bool,
         "owner": f"{change.uid}:{change.gid}",
         "mode": f"{change.mode:04o}",
         ("would_write" if noop else "written"): change.key in result.written,
-        "diff": "".join(diff_lines(change, masker)),
+        "diff": "".join(diff_lines(change, masker, context)),
     }
 
 
 def _service_json(r: ServiceResult, noop: bool, pending: bool,
-                  masker: Masker) -> dict[str, Any]:
+                  masker: Masker, context: int = 3) -> dict[str, Any]:
     paths = {c.key: c.path for c in r.plan.files}
     document: dict[str, Any] = {
         "service": r.plan.service,
         "machine": r.plan.machine,
         "status": "failed" if r.failed else
         ("changed" if r.changed or (pending and r.owed) else "unchanged"),
-        "files": [_file_json(f, r, noop, masker) for f in r.plan.files],
+        "files": [_file_json(f, r, noop, masker, context) for f in r.plan.files],
     }
     owed = [{"kind": p.action.kind.value, "machine": p.action.machine, "unit": p.action.unit,
              "reason": p.reason} for p in r.owed]
@@ -189,13 +190,13 @@ def _service_json(r: ServiceResult, noop: bool, pending: bool,
 
 
 def as_json(results: list[ServiceResult], out: TextIO, err: TextIO, *, noop: bool,
-            pending: bool, masker: Masker) -> None:
+            pending: bool, masker: Masker, context: int = 3) -> None:
     _print_errors(results, err, masker)
     document = {
         "noop": noop,
         "exit_code": exit_code(results, pending),
         "restarts_owed": sum(len(r.owed) for r in results),
-        "services": [_service_json(r, noop, pending, masker) for r in results],
+        "services": [_service_json(r, noop, pending, masker, context) for r in results],
     }
     json.dump(document, out, indent=2)
     out.write("\n")

@@ -49,7 +49,7 @@ class Settings(NamedTuple):
     """What the command line asked for, with every root a parameter."""
 
     services: tuple[str, ...]
-    templates: Path
+    templates: Path | tuple[Path, ...]  # one directory or the search path, earlier wins
     hieradata: Path
     roots: Roots
     node: str | None = None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from renderer.errors import InternalError, RenderError, UsageError, error_line
-from renderer.options import EXIT_INTERNAL, Parser, add_source_options, default_templates, from_env
+from renderer.options import EXIT_INTERNAL, Parser, add_source_options, from_env, template_path
 
 DEFAULT_MACHINES = Path("/var/lib/machines")  # display paths: the default roots
 DEFAULT_HOST = Path("/")
@@ -119,7 +119,7 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
     from renderer.templates import Renderer
     from renderer.validate import validate
 
-    templates = Path(args.templates) if args.templates else default_templates()
+    templates = template_path(args.templates)
     scope = build_scope(args.node, args.facts, list(args.var))
     definition = load_service(templates, args.service)
     hiera: list[Recorder] = []
@@ -336,7 +336,11 @@ def write_text(doc: dict[str, Any], out: TextIO) -> None:
 def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    args = build_parser().parse_args(argv)
+    from renderer.config import parse_args
+
+    # root's state dir from the file would refuse everyone else: they get a random mask key
+    mine = ("state_dir", "key_source") if os.geteuid() != 0 else ()
+    args = parse_args(build_parser(), argv, strict=False, ignore=mine)
     try:
         if args.show_secrets and os.geteuid() != 0:
             raise UsageError("--show-secrets is for root only")

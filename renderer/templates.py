@@ -36,7 +36,7 @@ from renderer import bounds
 from renderer.errors import LookupNotFound, RenderError, TemplateError, each_error, raise_all
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.scope import Scope
-from renderer.services import SHARED_DIR, FileSpec, Service
+from renderer.services import FileSpec, Service, Templates, search_path, shared_dirs
 from renderer.system.statedir import Directory
 
 
@@ -68,13 +68,14 @@ def _unwrap(value: Any, secrets: set[str]) -> Any:
 
 
 Frame = tuple[str, int]
+Roots = tuple[Path, ...]  # the template search path
 
 
-def _template_frames(tb: types.TracebackType | None, root: Path) -> list[Frame]:
+def _template_frames(tb: types.TracebackType | None, roots: Roots) -> list[Frame]:
     """The traceback frames that are template code (Jinja rewrites frames to it), outermost
     first."""
     found = []
-    prefix = str(root)
+    prefix = tuple(str(root) for root in roots)
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.startswith(prefix) and not filename.endswith(".py"):
@@ -83,17 +84,18 @@ def _template_frames(tb: types.TracebackType | None, root: Path) -> list[Frame]:
     return found
 
 
-def _template_line(tb: types.TracebackType | None, root: Path) -> tuple[str | None, int | None]:
+def _template_line(tb: types.TracebackType | None, roots: Roots
+                   ) -> tuple[str | None, int | None]:
     """The innermost traceback frame that is template code."""
-    frames = _template_frames(tb, root)
+    frames = _template_frames(tb, roots)
     return frames[-1] if frames else (None, None)
 
 
-def _live_frames(root: Path) -> list[Frame]:
+def _live_frames(roots: Roots) -> list[Frame]:
     """The template frames of the running call stack, outermost first: where a lookup was
     called from, read while it runs (no exception, so no rewritten traceback)."""
     found = []
-    prefix = str(root)
+    prefix = tuple(str(root) for root in roots)
     frame = sys._getframe(1)
     while frame is not None:
         template = frame.f_globals.get("__jinja_template__")
@@ -105,7 +107,7 @@ def _live_frames(root: Path) -> list[Frame]:
     return found
 
 
-def _located(error: RenderError, frames: list[Frame], root: Path) -> RenderError:
+def _located(error: RenderError, frames: list[Frame], roots: Roots) -> RenderError:
     """``error`` at the outermost template line (the service's own template); when the
     innermost is another one (a ``_lib`` macro, an include), that one is named as ``via``."""
     if not frames:
@@ -113,6 +115,7 @@ def _located(error: RenderError, frames: list[Frame], root: Path) -> RenderError
     error = error.with_context(path=frames[0][0], line=frames[0][1])
     if frames[-1] != frames[0] and error.path == frames[0][0]:
         inner, line = frames[-1]
+        root = next((r for r in roots if inner.startswith(f"{r}{os.sep}")), roots[0])
         error.via = f"{os.path.relpath(inner, root)}:{line}"
     return error
 
@@ -234,8 +237,8 @@ def bytecode_cache(directory: Directory | None, writable: bool,
 class Renderer:
     """One Jinja2 environment per service folder, reused for every file of the run."""
 
-    def __init__(self, templates: Path, cache: jinja2.BytecodeCache | None = None) -> None:
-        self.templates = templates
+    def __init__(self, templates: Templates, cache: jinja2.BytecodeCache | None = None) -> None:
+        self.templates = search_path(templates)
         self._cache = cache
         self._envs: dict[Path, jinja2.Environment] = {}
 
@@ -243,7 +246,7 @@ class Renderer:
         env = self._envs.get(service.directory)
         if env is None:
             env = jinja2.Environment(
-                loader=_Loader([service.directory, self.templates / SHARED_DIR]),
+                loader=_Loader([service.directory, *shared_dirs(self.templates)]),
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 trim_blocks=True,

@@ -15,7 +15,15 @@ line) and binding it (the only step that asks for data) can be told apart and ca
 """
 
 from renderer.services.bind import Lookup, bind, resolve_machine
-from renderer.services.load import VALIDATORS, list_services, load_service
+from renderer.services.load import (
+    VALIDATORS,
+    Templates,
+    list_services,
+    load_service,
+    search_path,
+    service_dir,
+    shared_dirs,
+)
 from renderer.services.model import (
     DAEMON_RELOAD_UNIT,
     DEFINITION,
@@ -34,5 +42,6 @@ from renderer.services.model import (
 __all__ = [
     "DAEMON_RELOAD_UNIT", "DEFINITION", "SHARED_DIR", "VALIDATORS", "Action", "ActionKind",
     "Entry", "FileSpec", "Lookup", "Ref", "Restart", "Root", "Service", "ServiceDef", "bind",
-    "list_services", "load_service", "resolve_machine",
+    "Templates", "list_services", "load_service", "resolve_machine", "search_path", "service_dir",
+    "shared_dirs",
 ]

@@ -17,8 +17,9 @@ errors point into it, and it may not include another.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,30 +71,67 @@ class _Document(NamedTuple):
         return self.where.at(self.lines.get(id(mapping)))
 
 
-def list_services(templates: Path) -> list[str]:
-    """Every folder with a service.yaml, sorted; folders starting with ``_`` hold shared files."""
-    try:
-        entries = sorted(templates.iterdir())
-    except OSError as exc:
-        raise ServiceError(f"cannot list service templates: {exc.strerror}",
-                           path=templates) from exc
-    return [e.name for e in entries
-            if not e.name.startswith(("_", ".")) and (e / DEFINITION).is_file()]
+Templates = Path | Sequence[Path]  # one directory, or a search path: earlier ones win
 
 
-def load_service(templates: Path, name: str) -> ServiceDef:
+def search_path(templates: Templates) -> tuple[Path, ...]:
+    """The template search path as a tuple, for callers that still pass one directory."""
+    return (templates,) if isinstance(templates, Path) else tuple(templates)
+
+
+def shared_dirs(templates: Templates) -> tuple[Path, ...]:
+    """``_lib`` of every directory of the path, in order: a site's ``_lib/x.j2`` wins over the
+    shipped one and the shipped others are still found."""
+    return tuple(directory / SHARED_DIR for directory in search_path(templates))
+
+
+def list_services(templates: Templates) -> list[str]:
+    """Every folder with a service.yaml in any directory of the path, sorted; folders starting
+    with ``_`` hold shared files."""
+    names: set[str] = set()
+    path = search_path(templates)
+    for directory in path:
+        try:
+            entries = list(directory.iterdir())
+        except FileNotFoundError as exc:
+            if len(path) > 1 and any(d.is_dir() for d in path):
+                continue  # e.g. no /etc/render/services yet: the package's config names it
+            raise ServiceError(f"cannot list service templates: {exc.strerror}",
+                               path=directory) from exc
+        except OSError as exc:
+            raise ServiceError(f"cannot list service templates: {exc.strerror}",
+                               path=directory) from exc
+        names.update(e.name for e in entries
+                     if not e.name.startswith(("_", ".")) and (e / DEFINITION).is_file())
+    return sorted(names)
+
+
+def service_dir(templates: Templates, name: str) -> Path | None:
+    """The folder of ``name`` in the first directory of the path that has it: a site folder
+    replaces the shipped one whole, never file by file."""
+    for directory in search_path(templates):
+        if _present(directory / name / DEFINITION):
+            return directory / name
+    return None
+
+
+def load_service(templates: Templates, name: str) -> ServiceDef:
     """The definition of service ``name``; ``bind`` makes it a ``Service``."""
     if not is_name(name):
         raise ServiceError(f"invalid service name {name!r}", service=name)
     if name in SUBCOMMANDS:
         raise ServiceError(f"service name {name!r} is reserved for the subcommand "
                            f"`render {name}`", service=name)
-    path = templates / name / DEFINITION
-    if not _present(path):
-        known = ", ".join(list_services(templates)) or "none"
-        raise ServiceError(f"unknown service {name!r} (known: {known})", path=templates,
-                           service=name)
-    return _Reader(templates, name).service(_parse(Where(path, name)))
+    directory = service_dir(templates, name)
+    if directory is None:
+        path = search_path(templates)
+        known = list_services(path)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ServiceError(f"unknown service {name!r}{hint} (known: {', '.join(known) or 'none'})",
+                           path=path[0] if len(path) == 1 else None, service=name)
+    return _Reader(directory, shared_dirs(templates), name).service(
+        _parse(Where(directory / DEFINITION, name)))
 
 
 def _present(path: Path) -> bool:
@@ -124,10 +162,10 @@ def _files(doc: _Document) -> list[Any]:
 class _Reader:
     """Reads one definition and the files it includes, each included file once."""
 
-    def __init__(self, templates: Path, name: str) -> None:
+    def __init__(self, directory: Path, shared: tuple[Path, ...], name: str) -> None:
         self.name = name
-        self.directory = templates / name
-        self.shared = templates / SHARED_DIR
+        self.directory = directory
+        self.shared = shared
         self.included: dict[str, tuple[Entry, ...]] = {}
 
     def service(self, doc: _Document) -> ServiceDef:
@@ -170,9 +208,9 @@ class _Reader:
         if not is_name(name):
             raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
         if name not in self.included:
-            path = self.shared / f"{name}.yaml"
-            if not _present(path):
-                raise where.fail(f"include {name!r}: {path} not found")
+            path = self._shared_file(f"{name}.yaml")
+            if path is None:
+                raise where.fail(f"include {name!r}: {self.shared[0] / f'{name}.yaml'} not found")
             doc = _parse(Where(path, self.name))
             fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
             self.included[name] = self.entries(doc, _files(doc), nested=True)
@@ -210,6 +248,10 @@ class _Reader:
     def template(self, value: Any, where: Where) -> str:
         """A service's templates are found in its folder, then in _lib (included entries too)."""
         if not isinstance(value, str) or not (_present(self.directory / value)
-                                              or _present(self.shared / value)):
+                                              or self._shared_file(value) is not None):
             raise where.fail(f"template {value!r} not found in {self.directory} or {SHARED_DIR}/")
         return value
+
+    def _shared_file(self, name: str) -> Path | None:
+        """The first ``_lib`` of the search path that has ``name``."""
+        return next((d / name for d in self.shared if _present(d / name)), None)
