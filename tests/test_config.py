@@ -190,6 +190,30 @@ def test_readme_example_is_a_valid_file(tmp_path: Path):
     assert args.templates == ["/etc/render/services", "/usr/share/render/services"]
 
 
+def test_the_packages_conffile_is_a_valid_file(tmp_path: Path):
+    """debian/render.conf, the conffile the package installs, as render and its subcommands read
+    it (its keys come from three branches of the parser: roots, outputs, timeouts)."""
+    from renderer.lookup import parse_args as lookup_args
+    from renderer.show import build_parser as show_parser
+
+    conf = Path(__file__).resolve().parent.parent / "debian" / "render.conf"
+    args = parse_args(build_parser(), ["--config", str(conf), "--all"])
+    assert (args.machines_dir, args.host_root, args.state_dir) == (
+        "/var/lib/machines", "/", "/var/lib/render")
+    assert args.fact_file == "/etc/facter/facts.d/render.json"
+    assert args.metrics_file == "/var/lib/prometheus/node-exporter/render.prom"
+    defaults = conf.read_text().split("# Everything else, with its default:\n", 1)[1]
+    uncommented = "[render]\n" + "".join(
+        line[2:] + "\n" for line in defaults.splitlines()
+        if line.startswith("# ") and "(" not in line)  # "(the host's FQDN)" is no value
+    every = tmp_path / "every.conf"
+    every.write_text(uncommented + "\n")  # the documented defaults are valid values too
+    assert parse_args(build_parser(), ["--config", str(every), "--all"]).keep_versions == 5
+    assert lookup_args(["--config", str(conf), "some::key"]).keys == ["some::key"]
+    shown = parse_args(show_parser(), ["--config", str(conf), "keystone"], strict=False)
+    assert shown.service == "keystone" and shown.state_dir == "/var/lib/render"
+
+
 def test_abbreviated_config_option_is_the_file_read(tmp_path: Path):
     """argparse takes ``--conf``; the file read before parsing must be that one too."""
     conf = tmp_path / "render.conf"
