@@ -238,7 +238,6 @@ def test_show_by_another_user_ignores_roots_state_dir_from_the_file(tmp_path: Pa
     real one, through setpriv) still works, with a random mask key, while root's uses it."""
     import os
     import subprocess
-    import sys
     import tempfile
 
     repo = Path(__file__).resolve().parent.parent
@@ -248,15 +247,26 @@ def test_show_by_another_user_ignores_roots_state_dir_from_the_file(tmp_path: Pa
         state = shared / "state"
         state.mkdir(mode=0o700)
         conf = shared / "render.conf"
-        conf.write_text(f"[render]\nstate-dir = {state}\nhieradata = {repo / 'hieradata'}\n"
-                        f"templates = {repo / 'service_templates'}\n")
+        # nobody reads a copy: a fresh clone lives in a 0700 directory (mktemp -d)
+        import shutil
+
+        for part in ("renderer", "hieradata", "service_templates"):
+            shutil.copytree(repo / part, shared / part,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        for path in shared.rglob("*"):
+            if path.parent != state and path != state:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        conf.write_text(f"[render]\nstate-dir = {state}\nhieradata = {shared / 'hieradata'}\n"
+                        f"templates = {shared / 'service_templates'}\n")
         conf.chmod(0o644)
         key = state / "hmac.key"
         key.write_bytes(os.urandom(32))
         key.chmod(0o600)
-        command = [sys.executable, "-m", "renderer", "show", "--config", str(conf),
+        # Debian's python3 (with Debian's jinja2 and yaml): the venv's may live under /root
+        command = ["/usr/bin/python3", "-m", "renderer", "show", "--config", str(conf),
                    "--node", "controller1.example.com", "keystone"]
-        env = {**os.environ, "PYTHONPATH": str(repo)}
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(shared),
+               "PYTHONDONTWRITEBYTECODE": "1"}
 
         def show(*user: str) -> str:
             done = subprocess.run([*user, *command], capture_output=True, text=True, env=env,

@@ -182,7 +182,12 @@ def test_man_page(installed: Path) -> None:
                           text=True, env={"PATH": DEBIAN_PATH, "MANWIDTH": "100",
                                           "LANG": "C.UTF-8"})
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    import parsers
+    saved = dict(os.environ)  # importing parsers drops RENDER_*: conftest's isolation too
+    try:
+        import parsers
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     text = done.stdout.replace("\u2010", "-")
     for command in parsers.commands():
         for action in parsers.options(command.parser):
