@@ -35,6 +35,7 @@ import jinja2
 from renderer import bounds
 from renderer.errors import LookupNotFound, RenderError, TemplateError, each_error, raise_all
 from renderer.hiera import NOT_GIVEN, Sensitive
+from renderer.masking import secret_strings
 from renderer.scope import Scope
 from renderer.services import FileSpec, Service, Templates, search_path, shared_dirs
 from renderer.system.statedir import Directory
@@ -45,20 +46,9 @@ class Rendered(NamedTuple):
     data: bytes
 
 
-def _secret_strings(value: Any) -> list[str]:
-    """Every scalar inside a Sensitive value, as it would appear in a rendered file."""
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (*_secret_strings(k), *_secret_strings(v))]
-    if isinstance(value, (list, tuple)):
-        return [s for item in value for s in _secret_strings(item)]
-    if value is None or isinstance(value, bool):
-        return []
-    return [str(value)]
-
-
 def _unwrap(value: Any, secrets: set[str]) -> Any:
     if isinstance(value, Sensitive):
-        secrets.update(_secret_strings(value.value))
+        secrets.update(secret_strings(value.value))
         return _unwrap(value.value, secrets)
     if isinstance(value, dict):
         return {k: _unwrap(v, secrets) for k, v in value.items()}

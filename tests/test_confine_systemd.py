@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Tree, render
+from conftest import Tree
 from systemd_ns import NamespacedSystemd, boot
+from test_restart import render_with, starts
 
 pytestmark = [pytest.mark.systemd, pytest.mark.slow]
 
@@ -60,15 +61,6 @@ def systemd(tmp_path: Path, tree: Tree) -> Iterator[NamespacedSystemd]:
         ns.stop()
 
 
-def starts(ns: NamespacedSystemd) -> int:
-    path = ns.run_path("starts-keystone")
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def run(ns: NamespacedSystemd, tree: Tree, *args: str):
-    return render("--systemctl", ns.systemctl_prefix, *args, "keystone", *tree.options())
-
-
 def harden(tree: Tree) -> None:
     """PrivateUsers=yes for every container, and a keystone.conf change with it."""
     network = tree.hieradata / "data" / "network.yaml"
@@ -88,7 +80,7 @@ def unit_record(tree: Tree) -> dict:
 
 def started(ns: NamespacedSystemd, tree: Tree) -> tuple[bytes, bytes]:
     ns.systemctl("start", UNIT)
-    result = run(ns, tree)
+    result = render_with(ns, tree)
     assert result.code == 2, (result.out, result.err)
     assert ns.active_state(UNIT) == "active"
     nspawn = tree.host / "etc/systemd/nspawn/keystone.nspawn"
@@ -102,7 +94,7 @@ def test_hardened_nspawn_is_kept_and_the_container_stays_down(systemd: Namespace
     nspawn = tree.host / "etc/systemd/nspawn/keystone.nspawn"
     harden(tree)
     count = starts(systemd)
-    result = run(systemd, tree, "--format", "json")
+    result = render_with(systemd, tree, "--format", "json")
     assert result.code == 4, (result.out, result.err)
     assert result.err == (f"render: keystone: {UNIT}: restart failed: unit is failed; rolled "
                           "back 1 file(s) written by this run; kept 1 file(s) that confine the "
@@ -120,12 +112,12 @@ def test_hardened_nspawn_is_kept_and_the_container_stays_down(systemd: Namespace
 
     # no flapping: the next runs neither restore the old .nspawn nor start the container
     hardened = nspawn.read_bytes()
-    second = run(systemd, tree)
+    second = render_with(systemd, tree)
     assert second.code == 6, (second.out, second.err)  # keystone.conf written again, unit held
     assert f"{UNIT}: held down since" in second.err and len(second.err.splitlines()) == 1
     assert b"expiration=60" in (tree.base / CONF).read_bytes()
     for args in ((), ("--noop",)):
-        again = run(systemd, tree, *args)
+        again = render_with(systemd, tree, *args)
         assert (again.code, again.err) == (4, second.err), (args, again.out)
     assert nspawn.read_bytes() == hardened and starts(systemd) == count + 1
     assert systemd.active_state(UNIT) == "failed"
@@ -138,7 +130,7 @@ def test_override_rolls_the_nspawn_back_as_before(systemd: NamespacedSystemd, tr
     old, conf = started(systemd, tree)
     harden(tree)
     count = starts(systemd)
-    result = run(systemd, tree)
+    result = render_with(systemd, tree)
     assert result.code == 4, (result.out, result.err)
     assert result.err == (f"render: keystone: {UNIT}: restart failed: unit is failed; rolled "
                           "back 2 file(s) written by this run; restarted again: unit is "
