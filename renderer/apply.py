@@ -16,6 +16,8 @@ reported as owed, as with ``--no-restart``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from renderer import restarts as rs
@@ -36,6 +38,7 @@ class Options(NamedTuple):
     restart: bool = True            # False: --noop or --no-restart (decide, run nothing)
     health_timeout: float = 30.0    # seconds a restarted unit has to become active
     keep: int = st.DEFAULT_KEEP     # versions kept of each replaced file
+    settle: float = rs.HEALTH_SETTLE  # seconds a restarted unit must stay active
 
 
 class RestartDone(NamedTuple):
@@ -43,6 +46,7 @@ class RestartDone(NamedTuple):
     reason: str
     attempt: rs.Attempt
     absorbed: bool = False  # not run by itself: the container it lives in restarted
+    seconds: float = 0.0    # how long the restart and its health check took
 
 
 class ServiceResult:
@@ -75,6 +79,26 @@ class ServiceResult:
 
     def fail(self, error: RenderError) -> None:
         self.errors.append(error.with_context(service=self.plan.service))
+
+
+class Listener:
+    """What a run tells as it goes (the live text report, renderer.report.Live): this one
+    listens to nothing. ``restarted`` and ``waiting`` are called from the restart threads."""
+
+    def service(self, result: ServiceResult) -> None:
+        """``result``'s files are written (with --noop: planned); its restarts are to come."""
+
+    def restarted(self, result: ServiceResult, done: RestartDone, again: bool) -> None:
+        """One restart of ``result``'s finished (``again``: with the rolled-back files)."""
+
+    def rolled_back(self, result: ServiceResult) -> None:
+        """``result``'s files are put back after a failed restart."""
+
+    def waiting(self, unit: str, state: str, waited: float, timeout: float) -> None:
+        """A restarted unit is not healthy yet (one call per look)."""
+
+    def done(self, action: Action) -> None:
+        """``action``'s restart (and its health wait) is over."""
 
 
 class _Live(NamedTuple):
@@ -140,18 +164,24 @@ def _undo_changes(result: ServiceResult) -> list[FileChange]:
     return undo
 
 
-def apply(plans: list[ServicePlan], system: System, roots: Roots,
-          options: Options) -> list[ServiceResult]:
+def apply(plans: list[ServicePlan], system: System, roots: Roots, options: Options,
+          listener: Listener | None = None,
+          notes: dict[str, list[str]] | None = None) -> list[ServiceResult]:
+    """``notes``: per service, what the run noted before (stale temp files swept)."""
     at = st.timestamp()
+    tell = listener or Listener()
     results = [ServiceResult(plan) for plan in plans]
     live: list[_Live] = []
     for result in results:
         plan = result.plan
+        result.notes.extend((notes or {}).get(plan.service, ()))
         if plan.errors:
+            tell.service(result)
             continue
         store = Store(plan.service, plan.state or st.ServiceState())
         live.append(_Live(result, store))
         if not plan.changes:
+            tell.service(result)
             continue
         result.notes.extend(_oversize_note(c) for c in plan.changes
                             if c.before is not None and c.before.oversize)
@@ -162,9 +192,11 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots,
             store.save(system)  # before the write: a killed run still owes its restarts
         except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
             result.fail(as_error(exc))
+            tell.service(result)
             continue
         _write_files(list(plan.changes), system, roots, result, result.written)
-    _restart(live, system, roots, options, at)
+        tell.service(result)
+    _restart(live, system, roots, options, at, tell)
     for result, store in live:
         try:
             _record_files(result, store.state, at)
@@ -174,16 +206,50 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots,
     return results
 
 
-def _attempt(system: System, action: Action, force: bool, timeout: float) -> rs.Attempt:
+class _Timed(NamedTuple):
+    attempt: rs.Attempt
+    seconds: float
+
+
+def _attempt(system: System, action: Action, force: bool, options: Options,
+             tell: Listener) -> _Timed:
     """One restart; a bug while making it fails that unit, and every other still restarts."""
+    start = time.monotonic()
     try:
-        return rs.restart(system, action, force, timeout)
+        attempt = rs.restart(system, action, force, options.health_timeout, options.settle,
+                             tell.waiting)
     except Exception as exc:  # noqa: BLE001
-        return rs.Attempt(rs.Outcome.FAILED, "", str(as_error(exc)))
+        attempt = rs.Attempt(rs.Outcome.FAILED, "", str(as_error(exc)))
+    timed = _Timed(attempt, time.monotonic() - start)
+    tell.done(action)
+    return timed
+
+
+def _run(actions: list[Action], force: Callable[[Action], bool], absorbed: dict[Action, Action],
+         pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: System,
+         options: Options, tell: Listener, again: bool) -> dict[Action, _Timed]:
+    """Every action at once (renderer.restarts.run_parallel); each owner hears of its restart,
+    and of those its container absorbed, as soon as it is over."""
+    inside: dict[Action, list[Action]] = {}
+    for unit, container in absorbed.items():
+        inside.setdefault(container, []).append(unit)
+    times: dict[Action, _Timed] = {}
+
+    def one(action: Action) -> rs.Attempt:
+        timed = times[action] = _attempt(system, action, force(action), options, tell)
+        for each in (action, *inside.get(action, ())):
+            for owner, item in pending[each]:
+                tell.restarted(owner.result, RestartDone(each, item.reason, timed.attempt,
+                                                         each is not action, timed.seconds),
+                               again)
+        return timed.attempt
+
+    rs.run_parallel(actions, one)
+    return times
 
 
 def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
-             at: str) -> None:
+             at: str, tell: Listener) -> None:
     """Decide, restart each action once, roll back the services of a unit that failed, record."""
     pending: dict[Action, list[tuple[_Live, rs.Pending]]] = {}
     for owner in live:
@@ -197,9 +263,11 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
             for owner, item in pending[action]:
                 owner.result.owed.append(item)
         return
-    first = {a: _attempt(system, a, any(p.force for _, p in pending[a]), options.health_timeout)
-             for a in order if a not in absorbed}
-    first.update({a: first[c] for a, c in absorbed.items()})
+    timed = _run([a for a in order if a not in absorbed],
+                 lambda a: any(p.force for _, p in pending[a]), absorbed, pending, system,
+                 options, tell, False)
+    timed.update({a: timed[c] for a, c in absorbed.items()})
+    first = {a: t.attempt for a, t in timed.items()}
     broken = [o for o in live if any(first[a].outcome is rs.Outcome.FAILED
                                      for a, owners in pending.items() for x, _ in owners
                                      if x is o)]
@@ -207,6 +275,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
         _keep_confining(owner, pending, first)
         _write_files(_undo_changes(owner.result), system, roots, owner.result,
                      owner.result.rolled_back)
+        tell.rolled_back(owner.result)
     # A container that failed under a kept confining file stays down (as do the units it
     # absorbed): starting it again would run it with half of its old files, for nothing.
     held = {a for a, owners in pending.items() if a not in absorbed
@@ -216,25 +285,28 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
     # Every unit of a rolled-back service that was running starts again with the old files. A
     # unit that failed with nothing to roll back (a retried restart) stays as it is: the record
     # marks it down and the next run starts it.
-    again = {a: _attempt(system, a, True, options.health_timeout)
-             for a, owners in pending.items()
+    retry = [a for a, owners in pending.items()
              if a not in absorbed and a not in held
              and first[a].outcome is not rs.Outcome.NOT_RUNNING
-             and any(o in broken and o.result.rolled_back for o, _ in owners)}
+             and any(o in broken and o.result.rolled_back for o, _ in owners)]
+    again = {a: t.attempt for a, t in _run(
+        rs.order(retry)[0], lambda a: True, {a: c for a, c in absorbed.items() if c in retry},
+        pending, system, options, tell, True).items()}
     again.update({a: again[c] for a, c in absorbed.items() if c in again})
     for action, owners in pending.items():
         for owner, item in owners:
             result = owner.result
             final = again.get(action, first[action])
             result.restarts.append(RestartDone(action, item.reason, first[action],
-                                               action in absorbed))
+                                               action in absorbed, timed[action].seconds))
             keys = result.plan.config_sets[action]
             hashed = (rs.previous_hash if owner in broken and action not in held
                       else rs.current_hash)(result.plan, keys)
             rs.record(owner.store.state, action, final, hashed, at, action in held)
             if rs.Outcome.FAILED in (first[action].outcome, final.outcome):
-                result.fail(_restart_error(result, action, first[action], again.get(action),
-                                           action in held))
+                result.fail(rs.failure(action, first[action], again.get(action),
+                                       len(result.rolled_back), len(result.kept),
+                                       action in held))
 
 
 def _keep_confining(owner: _Live, pending: dict[Action, list[tuple[_Live, rs.Pending]]],
@@ -284,31 +356,6 @@ def _check_held(pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: S
                 f"{', '.join(kept)}, which render keeps; not "
                 "restarted until the config changes or it is started by hand",
                 path=action.describe()))
-
-
-def _restart_error(result: ServiceResult, action: Action, first: rs.Attempt,
-                   again: rs.Attempt | None, held: bool = False) -> RestartError:
-    """One line: the unit, its state, what render did about it."""
-    if first.outcome is rs.Outcome.FAILED:
-        message = f"restart failed: unit is {first.state or 'failed'}"
-        if first.output and first.state in ("", "unknown"):
-            message += f" ({first.output})"
-    else:
-        message = "restarted fine, but another unit of this service failed"
-    count = len(result.rolled_back)
-    if count:
-        message += f"; rolled back {count} file(s) written by this run"
-    elif not result.kept:
-        message += "; no file written by this run to roll back"
-    if result.kept:
-        message += f"; kept {len(result.kept)} file(s) that confine the container"
-    if held:
-        message += "; left down until the config changes or it is started by hand"
-    elif again is not None:
-        message += f"; restarted again: unit is {again.state or again.outcome.value}"
-    elif not count:
-        message += "; the next run restarts it again"
-    return RestartError(message, path=action.describe())
 
 
 def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:

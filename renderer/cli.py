@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--health-timeout", type=seconds, default=30.0, metavar="SECONDS",
                         help="how long a restarted unit has to become active before its files "
                         "are rolled back (default 30)")
+    parser.add_argument("--health-settle", type=seconds, default=0.5, metavar="SECONDS",
+                        help="how long a restarted unit must stay active to count as healthy; "
+                        "restarts settle together, not one after another (default 0.5)")
     parser.add_argument("--keep-versions", type=count, default=5, metavar="N",
                         help="versions of each replaced file kept in the state dir (default 5)")
     add_source_options(parser)
@@ -132,16 +135,20 @@ def run(args: argparse.Namespace) -> int:
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,
-        health_timeout=args.health_timeout, keep=args.keep_versions,
+        health_timeout=args.health_timeout, health_settle=args.health_settle,
+        keep=args.keep_versions,
         lock_timeout=args.lock_timeout,
         key_source=Path(args.key_source) if args.key_source else
         Path(args.host_root) / DEFAULT_KEY_SOURCE)
     real = RealSystem(shlex.split(args.systemctl), Path(args.state_dir))
     runner = Runner(settings, DryRunSystem(real) if args.noop else real)
     pending = args.noop and not args.no_restart  # restarts a real run would make
+    live = None if args.format == "json" or args.quiet else report.Live(
+        sys.stdout, lambda: runner.masker, diff=args.diff, noop=args.noop, pending=pending,
+        context=args.diff_context, progress=_terminal(sys.stdout))
     try:
         results = runner.run(after=lambda done: publish(
-            args, done, report.exit_code(done, pending), pending, runner.masker))
+            args, done, report.exit_code(done, pending), pending, runner.masker), listener=live)
     except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
         line = runner.masker.mask_text(error_line(exc))
         print(line, file=sys.stderr)
@@ -153,8 +160,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         report.text(results, sys.stdout, sys.stderr, diff=args.diff, noop=args.noop,
                     pending=pending, quiet=args.quiet, masker=runner.masker,
-                    context=args.diff_context)
+                    context=args.diff_context, live=live)
     return report.exit_code(results, pending)
+
+
+def _terminal(out: TextIO) -> TextIO | None:
+    """The terminal under ``out`` (its colours unwrapped) for the progress line, or None: a
+    pipe (Puppet's exec, cron) gets the same lines without it."""
+    stream = getattr(out, "stream", out)
+    try:
+        return stream if stream.isatty() else None
+    except (AttributeError, ValueError):
+        return None
 
 
 def publish(args: argparse.Namespace, results: list[ServiceResult], code: int, pending: bool,

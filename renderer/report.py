@@ -4,19 +4,29 @@ Errors always go to stderr as one line, ``render: <service>: <path>:<line>: <mes
 Puppet ``exec`` log or a cron mail shows exactly what to fix. The counts are of what was done
 (written, restarted), never of what was planned; with ``--noop`` of what would be done. Diffs
 are made here, masked, and only when they are printed. The exit code policy lives here too.
+
+The text report is live (``Live``): a service's lines are printed (and flushed) as soon as its
+files are written, a restart's as soon as its health check is over, with its result and how long
+it took; what is left (restarts owed, late notes) and the summary come at the end. On a terminal
+only, one progress line, rewritten in place, says what a restart waits for, and is cleared once it
+is over. JSON is one document at the end.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
-from renderer.apply import ServiceResult
+from renderer.apply import Listener, RestartDone, ServiceResult
 from renderer.errors import error_line
 from renderer.masking import Masker
 from renderer.names import printable
 from renderer.plan import Change, FileChange
 from renderer.restarts import Outcome
+from renderer.services import Action
 
 VERBS = {Change.CREATE: "create", Change.UPDATE: "update", Change.METADATA: "fix",
          Change.REMOVE: "remove"}
@@ -80,26 +90,132 @@ def _file_lines(result: ServiceResult, out: TextIO, would: str, diff: bool,
             verb = would + VERBS[change.kind]
         _say(masker.mask_text(f"{result.plan.service}: {verb} {change.path} ({why(change)})"),
              out)
-    paths = {c.key: c.path for c in result.plan.files}
-    for key in result.rolled_back:
-        _say(f"{result.plan.service}: rolled back {paths[key]}", out)
-    for note in result.notes:
-        _say(masker.mask_text(f"{result.plan.service}: note: {note}"), out)
 
 
-def _restart_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
-    service = result.plan.service
-    for done in result.restarts:
-        unit = done.action.describe()
-        if done.attempt.outcome is Outcome.RESTARTED:
-            also = "; with its container" if done.absorbed else ""
-            _say(f"{service}: restart {unit} ({done.reason}{also})", out)
-        elif done.attempt.outcome is Outcome.NOT_RUNNING:
-            _say(f"{service}: {unit} is not running ({done.attempt.state}): "
-                 "left stopped; it reads the new files when started", out)
+def restart_line(service: str, done: RestartDone, again: bool = False) -> str:
+    """``keystone: restart systemd-nspawn@keystone.service (files changed): active after 1.2 s``."""
+    unit, attempt = done.action.describe(), done.attempt
+    if attempt.outcome is Outcome.NOT_RUNNING:
+        return (f"{service}: {unit} is not running ({attempt.state}): "
+                "left stopped; it reads the new files when started")
+    why = "with the rolled-back files" if again else done.reason
+    also = "; with its container" if done.absorbed else ""
+    state = attempt.state or ("done" if attempt.outcome is Outcome.RESTARTED else "failed")
+    return f"{service}: restart {unit} ({why}{also}): {state} after {done.seconds:.1f} s"
+
+
+def _owed_lines(result: ServiceResult, out: TextIO, pending: bool) -> None:
     for item in result.owed:
         verb = "would restart" if pending else "restart owed:"
-        _say(f"{service}: {verb} {item.action.describe()} ({item.reason})", out)
+        _say(f"{result.plan.service}: {verb} {item.action.describe()} ({item.reason})", out)
+
+
+class Live(Listener):
+    """The text report as the run goes (see the module docstring). ``masker`` is asked for at
+    each line: the runner makes its own once the run holds the lock. ``progress``: the terminal
+    the progress line goes to (the stream under ``out``'s colours), None when not one."""
+
+    def __init__(self, out: TextIO, masker: Callable[[], Masker], *, diff: bool, noop: bool,
+                 pending: bool, context: int = 3, progress: TextIO | None = None) -> None:
+        self.out, self.masker, self.diff, self.noop = out, masker, diff, noop
+        self.pending, self.context, self.progress = pending, context, progress
+        self.lock = threading.Lock()  # restarts report from their threads
+        self.notes: dict[int, int] = {}   # id(result) -> its notes printed so far
+        self.rolled: set[int] = set()     # id(result) of those whose rollback is printed
+        self.waits: dict[str, tuple[str, float, float, float]] = {}  # unit -> state, ...
+        self.shown = 0                    # width of the progress line on the terminal
+
+    def _emit(self, write: Callable[[], None]) -> None:
+        with self.lock:
+            self._clear()
+            write()
+            self.out.flush()
+            self._draw()
+            if self.progress is not None:
+                self.progress.flush()
+
+    def _new_notes(self, result: ServiceResult) -> None:
+        masker = self.masker()
+        for note in result.notes[self.notes.get(id(result), 0):]:
+            _say(masker.mask_text(f"{result.plan.service}: note: {note}"), self.out)
+        self.notes[id(result)] = len(result.notes)
+
+    def service(self, result: ServiceResult) -> None:
+        def write() -> None:
+            _file_lines(result, self.out, "would " if self.noop else "", self.diff,
+                        self.masker(), self.context)
+            self._new_notes(result)
+        self._emit(write)
+
+    def restarted(self, result: ServiceResult, done: RestartDone, again: bool) -> None:
+        self._emit(lambda: _say(restart_line(result.plan.service, done, again), self.out))
+
+    def rolled_back(self, result: ServiceResult) -> None:
+        def write() -> None:
+            paths = {c.key: c.path for c in result.plan.files}
+            for key in result.rolled_back:
+                _say(f"{result.plan.service}: rolled back {paths[key]}", self.out)
+            self.rolled.add(id(result))
+            self._new_notes(result)
+        self._emit(write)
+
+    def waiting(self, unit: str, state: str, waited: float, timeout: float) -> None:
+        if self.progress is not None:
+            with self.lock:
+                self.waits[unit] = (state, waited, timeout, time.monotonic())
+                self._clear()
+                self._draw()
+                self.progress.flush()
+
+    def done(self, action: Action) -> None:
+        if self.progress is not None:
+            with self.lock:
+                for unit in action.systemctl_args()[1:]:
+                    self.waits.pop(unit, None)
+                self._clear()
+                self._draw()
+                self.progress.flush()
+
+    def _draw(self) -> None:
+        """``waiting for systemd-nspawn@keystone.service (activating, 4 s of 30 s)``, for the
+        unit waited on longest, and how many others wait with it."""
+        if not self.waits:
+            return
+        unit, (state, waited, timeout, _) = min(self.waits.items(), key=lambda i: i[1][3] -
+                                                  i[1][1])
+        others = f" and {len(self.waits) - 1} other unit(s)" if len(self.waits) > 1 else ""
+        line = printable(f"waiting for {unit} ({state}, {waited:.0f} s of {timeout:.0f} s)"
+                         f"{others}")
+        assert self.progress is not None
+        self.progress.write(line + "\r")
+        self.shown = len(line)
+
+    def _clear(self) -> None:
+        if self.shown and self.progress is not None:
+            self.out.flush()
+            self.progress.write(" " * self.shown + "\r")
+            self.shown = 0
+
+    def finish(self, results: list[ServiceResult]) -> None:
+        """What was not told as it happened: late notes, a rollback not told, restarts owed."""
+        def write() -> None:
+            for result in results:
+                if result.rolled_back and id(result) not in self.rolled:
+                    self.rolled.add(id(result))
+                    paths = {c.key: c.path for c in result.plan.files}
+                    for key in result.rolled_back:
+                        _say(f"{result.plan.service}: rolled back {paths[key]}", self.out)
+                self._new_notes(result)
+                _owed_lines(result, self.out, self.pending)
+        self._emit(write)
+
+    def replay(self, result: ServiceResult) -> None:
+        """A result the run did not tell as it went (a report made afterwards), in the same
+        lines."""
+        self.service(result)
+        for done in result.restarts:
+            self.restarted(result, done, False)
+        self.finish([result])
 
 
 def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
@@ -127,15 +243,22 @@ def _summary(results: list[ServiceResult], noop: bool, pending: bool) -> str:
 
 
 def text(results: list[ServiceResult], out: TextIO, err: TextIO, *, diff: bool, noop: bool,
-         pending: bool, quiet: bool, masker: Masker, context: int = 3) -> None:
+         pending: bool, quiet: bool, masker: Masker, context: int = 3,
+         live: Live | None = None) -> None:
+    """The errors, what ``live`` did not print as the run went (all of it without one), and
+    the summary line."""
     _print_errors(results, err, masker)
     if quiet:
         return
-    would = "would " if noop else ""
-    for result in results:
-        _file_lines(result, out, would, diff, masker, context)
-        _restart_lines(result, out, pending)
+    if live is None:
+        replay = Live(out, lambda: masker, diff=diff, noop=noop, pending=pending,
+                      context=context)
+        for result in results:
+            replay.replay(result)
+    else:
+        live.finish(results)
     _say(_summary(results, noop, pending), out)
+    out.flush()
 
 
 def _file_json(change: FileChange, result: ServiceResult, noop: bool,

@@ -20,15 +20,23 @@ records it healthy, a config change restarts it as usual.
 
 A container restart that is due absorbs the restarts and daemon-reloads of units inside that
 container: they start with the container, with the new files, so they are not run separately.
+
+Restarts run in waves (``waves``): daemon-reloads first, then every other action at once, each
+in its own thread (a ``systemctl`` call releases the GIL), so their health waits overlap and a
+change that restarts N units waits about one health wait, not N. Actions of one ``group`` run
+one after the other inside a wave: today every action is its own group; a rolling policy (a
+cluster restarted one member at a time) is a group key.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from enum import Enum
 from typing import NamedTuple
 
+from renderer.errors import RestartError
 from renderer.plan import ServicePlan
 from renderer.services import Action, ActionKind
 from renderer.state import (
@@ -45,7 +53,14 @@ from renderer.system import System
 from renderer.targets import Target
 
 STOPPED = ("inactive", "failed", "unknown")
-HEALTH_SETTLE = 0.5  # seconds a unit must stay active after its restart to count as healthy
+# Seconds a unit must stay active after its restart to count as healthy (--health-settle). Each
+# unit settles in its own thread, so a wave of restarts settles once, not once per unit.
+HEALTH_SETTLE = 0.5
+PARALLEL = 32  # restarts in flight at once: each is one thread polling ``systemctl show``
+POLL = 0.2     # seconds between two looks at a unit that is still activating
+
+# (unit, ActiveState, seconds waited, timeout): called on each look while a restart waits
+Watch = Callable[[str, str, float, float], None]
 
 
 class Outcome(Enum):
@@ -155,6 +170,31 @@ def record(state: ServiceState, action: Action, attempt: Attempt, hashed: str, a
         state.units[key] = UnitRecord(hashed, at)
 
 
+def failure(action: Action, first: Attempt, again: Attempt | None, rolled_back: int,
+            kept: int, held: bool = False) -> RestartError:
+    """One line: the unit, its state, what render did about it (``rolled_back`` and ``kept``:
+    how many files of the service)."""
+    if first.outcome is Outcome.FAILED:
+        message = f"restart failed: unit is {first.state or 'failed'}"
+        if first.output and first.state in ("", "unknown"):
+            message += f" ({first.output})"
+    else:
+        message = "restarted fine, but another unit of this service failed"
+    if rolled_back:
+        message += f"; rolled back {rolled_back} file(s) written by this run"
+    elif not kept:
+        message += "; no file written by this run to roll back"
+    if kept:
+        message += f"; kept {kept} file(s) that confine the container"
+    if held:
+        message += "; left down until the config changes or it is started by hand"
+    elif again is not None:
+        message += f"; restarted again: unit is {again.state or again.outcome.value}"
+    elif not rolled_back:
+        message += "; the next run restarts it again"
+    return RestartError(message, path=action.describe())
+
+
 # --- running them -------------------------------------------------------------------------------
 
 def command(action: Action, force: bool = False) -> list[str]:
@@ -189,30 +229,34 @@ def unit_state(system: System, prefix: list[str], unit: str) -> str:
     return output.strip() if status == 0 and output.strip() else "unknown"
 
 
-def wait_active(system: System, prefix: list[str], unit: str, timeout: float) -> str:
-    """Poll until the unit is ``active`` (and still is a moment later) or gives up.
+def wait_active(system: System, prefix: list[str], unit: str, timeout: float,
+                settle: float = HEALTH_SETTLE, watch: Watch | None = None) -> str:
+    """Poll until the unit is ``active`` (and still is ``settle`` seconds later) or gives up.
 
     ``activating``, ``reloading`` and ``deactivating`` mean wait; ``failed`` and ``inactive``
     end the wait at once. A unit that dies right after its start job finished is caught by the
-    second look after HEALTH_SETTLE seconds.
+    second look after ``settle`` seconds. ``watch`` sees every look (the progress line).
     """
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     confirmed = False
     while True:
         state = unit_state(system, prefix, unit)
+        now = time.monotonic()
+        if watch is not None:
+            watch(unit, state, now - start, timeout)
         if state in STOPPED:
             return state
-        now = time.monotonic()
         if state == "active":
             if confirmed or now >= deadline:
                 return state
             confirmed = True
-            time.sleep(min(HEALTH_SETTLE, max(deadline - now, 0)))
+            time.sleep(min(settle, max(deadline - now, 0)))
             continue
         confirmed = False
         if now >= deadline:
             return state
-        time.sleep(min(0.2, deadline - now))
+        time.sleep(min(POLL, deadline - now))
 
 
 def current_state(system: System, action: Action) -> str:
@@ -225,7 +269,8 @@ def current_state(system: System, action: Action) -> str:
     return unit_state(system, *check) if check is not None else "unknown"
 
 
-def restart(system: System, action: Action, force: bool, timeout: float) -> Attempt:
+def restart(system: System, action: Action, force: bool, timeout: float,
+            settle: float = HEALTH_SETTLE, watch: Watch | None = None) -> Attempt:
     """One restart and its health check."""
     args = action.systemctl_args()
     if "try-restart" not in args:  # a reload or daemon-reload: its exit status says it all
@@ -242,7 +287,56 @@ def restart(system: System, action: Action, force: bool, timeout: float) -> Atte
     if not force and all(state in STOPPED for state in before):
         return Attempt(Outcome.NOT_RUNNING, ", ".join(before), "")
     status, output = system.systemctl(command(action, force))
-    after = [wait_active(system, prefix, unit, timeout) for unit in units]
+    after = [wait_active(system, prefix, unit, timeout, settle, watch) for unit in units]
     healthy = status == 0 and all(state == "active" for state in after)
     return Attempt(Outcome.RESTARTED if healthy else Outcome.FAILED, ", ".join(after),
                    "" if healthy else output)
+
+
+# --- in parallel ------------------------------------------------------------------------------
+
+def group(action: Action) -> Hashable:
+    """The key of the actions that must not restart at the same time: each its own today. A
+    rolling policy (issue *Fleet*: a cluster one member at a time) returns the cluster here."""
+    return action
+
+
+def waves(actions: Iterable[Action]) -> list[list[Action]]:
+    """Daemon-reloads, then everything else: a restart must see the drop-in it is for. A unit
+    inside a due container is not here at all (``order`` absorbs it into the container)."""
+    ordered = list(actions)
+    return [wave for wave in ([a for a in ordered if a.first], [a for a in ordered if not a.first])
+            if wave]
+
+
+def run_parallel(actions: Iterable[Action], attempt: Callable[[Action], Attempt],
+                 workers: int = PARALLEL) -> dict[Action, Attempt]:
+    """``attempt`` for every action, wave after wave; inside a wave every group at once (up to
+    ``workers``), the actions of a group in order. ``attempt`` must not raise."""
+    done: dict[Action, Attempt] = {}
+    for wave in waves(actions):
+        groups: dict[Hashable, list[Action]] = {}
+        for action in wave:
+            groups.setdefault(group(action), []).append(action)
+        queue = list(groups.values())
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    serial = queue.pop(0)
+                for action in serial:
+                    done[action] = attempt(action)
+
+        if len(queue) == 1:
+            work()
+            continue
+        threads = [threading.Thread(target=work, daemon=True)
+                   for _ in range(min(workers, len(queue)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return done

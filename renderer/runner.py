@@ -18,14 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from renderer.apply import Options, ServiceResult, apply
+from renderer.apply import Listener, Options, ServiceResult, apply
 from renderer.errors import InternalError, RenderError
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
 from renderer.overrides import OptionData, apply_overrides
 from renderer.plan import ServicePlan, failed, plan_file, plan_service
-from renderer.restarts import on_disk
+from renderer.restarts import HEALTH_SETTLE, on_disk
 from renderer.rollback import rollback_plan
 from renderer.scope import Scope, build_scope
 from renderer.services import (
@@ -60,6 +60,7 @@ class Settings(NamedTuple):
     noop: bool = False
     restart: bool = True              # False: --no-restart
     health_timeout: float = 30.0
+    health_settle: float = HEALTH_SETTLE
     keep: int = 5
     lock_timeout: float = 60.0
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
@@ -76,10 +77,11 @@ class Runner:
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
 
-    def run(self, after: Callable[[list[ServiceResult]], None] | None = None
-            ) -> list[ServiceResult]:
+    def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
+            listener: Listener | None = None) -> list[ServiceResult]:
         """``after``: called with the results before the lock is released (the monitoring
-        outputs: a --noop that checked before a real run cannot overwrite that run's fact)."""
+        outputs: a --noop that checked before a real run cannot overwrite that run's fact);
+        ``listener``: told of each service and restart as it is done (the live report)."""
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
@@ -93,9 +95,8 @@ class Runner:
             notes = self.sweep(plans)
             self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,
-                            Options(s.restart and not s.noop, s.health_timeout, s.keep))
-            for result in results:
-                result.notes[:0] = notes.get(result.plan.service, [])
+                            Options(s.restart and not s.noop, s.health_timeout, s.keep,
+                                    s.health_settle), listener, notes)
             if after is not None:
                 after(results)
             return results
