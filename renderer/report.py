@@ -122,7 +122,8 @@ class Live(Listener):
         self.lock = threading.Lock()  # restarts report from their threads
         self.notes: dict[int, int] = {}   # id(result) -> its notes printed so far
         self.rolled: set[int] = set()     # id(result) of those whose rollback is printed
-        self.waits: dict[str, tuple[str, float, float, float]] = {}  # unit -> state, ...
+        self.waits: dict[str, tuple[str, float, float]] = {}  # unit -> state, since, timeout
+        self.ticker: threading.Thread | None = None
         self.shown = 0                    # width of the progress line on the terminal
 
     def _emit(self, write: Callable[[], None]) -> None:
@@ -160,33 +161,50 @@ class Live(Listener):
         self._emit(write)
 
     def waiting(self, unit: str, state: str, waited: float, timeout: float) -> None:
-        if self.progress is not None:
-            with self.lock:
-                self.waits[unit] = (state, waited, timeout, time.monotonic())
-                self._clear()
-                self._draw()
-                self.progress.flush()
+        if self.progress is None:
+            return
+        with self.lock:
+            since = self.waits[unit][1] if unit in self.waits else time.monotonic() - waited
+            self.waits[unit] = (state, since, timeout)  # counted from the restart's start
+            self._redraw()
+            if self.ticker is None:  # a systemctl call blocks for as long as the start job
+                self.ticker = threading.Thread(target=self._tick, daemon=True)
+                self.ticker.start()
 
     def done(self, action: Action) -> None:
-        if self.progress is not None:
+        if self.progress is None:
+            return
+        with self.lock:
+            for unit in action.systemctl_args()[1:]:
+                self.waits.pop(unit, None)
+            self._redraw()
+
+    def _tick(self) -> None:
+        """Counts the seconds on while something is waited for; ends when nothing is."""
+        while True:
+            time.sleep(1)
             with self.lock:
-                for unit in action.systemctl_args()[1:]:
-                    self.waits.pop(unit, None)
-                self._clear()
-                self._draw()
-                self.progress.flush()
+                if not self.waits:
+                    self.ticker = None
+                    return
+                self._redraw()
+
+    def _redraw(self) -> None:
+        assert self.progress is not None
+        self._clear()
+        self._draw()
+        self.progress.flush()
 
     def _draw(self) -> None:
         """``waiting for systemd-nspawn@keystone.service (activating, 4 s of 30 s)``, for the
         unit waited on longest, and how many others wait with it."""
-        if not self.waits:
+        if not self.waits or self.progress is None:
             return
-        unit, (state, waited, timeout, _) = min(self.waits.items(), key=lambda i: i[1][3] -
-                                                  i[1][1])
+        unit, (state, since, timeout) = min(self.waits.items(), key=lambda item: item[1][1])
         others = f" and {len(self.waits) - 1} other unit(s)" if len(self.waits) > 1 else ""
+        waited = time.monotonic() - since
         line = printable(f"waiting for {unit} ({state}, {waited:.0f} s of {timeout:.0f} s)"
                          f"{others}")
-        assert self.progress is not None
         self.progress.write(line + "\r")
         self.shown = len(line)
 

@@ -286,6 +286,9 @@ def restart(system: System, action: Action, force: bool, timeout: float,
     before = [unit_state(system, prefix, unit) for unit in units]
     if not force and all(state in STOPPED for state in before):
         return Attempt(Outcome.NOT_RUNNING, ", ".join(before), "")
+    if watch is not None:  # the call itself lasts as long as the start job: it is waited for
+        for unit in units:
+            watch(unit, "restarting", 0.0, timeout)
     status, output = system.systemctl(command(action, force))
     after = [wait_active(system, prefix, unit, timeout, settle, watch) for unit in units]
     healthy = status == 0 and all(state == "active" for state in after)
