@@ -148,3 +148,20 @@ def test_reloads_skip_what_is_not_running(tmp_path: Path, systemctl):
                     Options())
     assert exit_code(results, False) == 2 and not results[0].errors
     assert fake.calls() == []
+
+
+def test_a_due_container_absorbs_its_units_and_their_daemon_reload(tmp_path: Path, systemctl):
+    fake = systemctl()
+    system = RealSystem(fake.command, tmp_path / "state")
+    plan = agents_plan(tmp_path, (
+        "  - {template: a.j2, dest: /etc/l3.d/path.conf, restart: [daemon-reload, 'unit:l3']}\n"
+        "  - {template: a.j2, dest: /etc/agents.conf, restart: container}\n"
+        "  - {template: a.j2, dest: /etc/nspawn, root: host, restart: host-reload:networkd}\n"),
+        system)
+    roots = Roots(tmp_path / "machines", tmp_path / "host")
+    [result] = apply([plan], system, roots, Options())
+    assert sorted(fake.calls()) == ["try-reload-or-restart networkd.service",
+                                    "try-restart systemd-nspawn@net.service"]
+    absorbed = {d.action.describe(): d.absorbed for d in result.restarts}
+    assert absorbed == {"systemd (daemon-reload) in net": True, "l3.service in net": True,
+                        "systemd-nspawn@net.service": False, "networkd.service (reload)": False}
