@@ -284,3 +284,17 @@ def test_show_by_another_user_ignores_roots_state_dir_from_the_file(tmp_path: Pa
         import shutil
 
         shutil.rmtree(shared)
+
+
+def test_health_settle_from_the_file_the_environment_and_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from renderer.restarts import HEALTH_SETTLE
+
+    conf = tmp_path / "render.conf"
+    assert parsed(["--all"]).health_settle == HEALTH_SETTLE  # the documented constant
+    assert parsed(["--all"], conf, "[render]\nhealth-settle = 2s\n").health_settle == 2.0
+    env = {"RENDER_HEALTH_SETTLE": "1.5"}
+    assert parsed(["--all"], conf, "[render]\nhealth-settle = 2\n", env,
+                  monkeypatch).health_settle == 1.5
+    assert parsed(["--all", "--health-settle", "0"], conf, "", env,
+                  monkeypatch).health_settle == 0.0
