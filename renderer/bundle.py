@@ -106,11 +106,11 @@ class Capture(Recorder):
         name = answer_key("lookup", key, merge, scope)
         try:
             value = super().lookup(key, scope, merge=merge, default=_ABSENT, explain=explain)
-        except RenderError as exc:  # a data error: the node fails the same way, in one line
-            from renderer.errors import error_line
+        except RenderError as exc:  # a data error: the node fails with the same line
             from renderer.masking import Masker
 
-            self.answers[name] = {"error": Masker(b"").mask_text(error_line(exc))}
+            self.answers[name] = {"error": Masker(b"").mask_text(exc.message), "path": exc.path,
+                                  "line": exc.line, "column": exc.column}
             raise
         if value is _ABSENT:
             self.answers[name] = {"found": False}
@@ -277,10 +277,18 @@ class BundleHiera:
                     "prefix": "the keys starting with"}[kind]
             merge_text = f" (merge {json.dumps(merge)})" if merge is not None else ""
             raise BundleError(f"the bundle has no answer to {what} '{key}'{merge_text} for "
-                              f"service {service}: {AGAIN}", path=self.path)
+                              f"service {service}{self._versions()}: {AGAIN}", path=self.path)
         if "error" in answer:
-            raise BundleError(str(answer["error"]), path=self.path)
+            raise BundleError(str(answer["error"]), path=answer.get("path"),
+                              line=answer.get("line"), column=answer.get("column"))
         return answer
+
+    def _versions(self) -> str:
+        from renderer import __version__
+
+        if self.made_by == __version__:
+            return ""
+        return f" (the bundle was made by render {self.made_by}, this is {__version__})"
 
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Any = None) -> Any:

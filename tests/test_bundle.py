@@ -183,3 +183,23 @@ def test_an_encrypted_bundle_holds_no_clear_value_and_opens_with_the_agent_key(
                    str(made), "--bundle-key", str(other))
     assert wrong.code == 4 and "openssl" in wrong.err
     assert len(wrong.err.strip().splitlines()) == 1
+
+
+def test_a_data_error_on_the_server_fails_the_service_on_the_node_with_the_same_line(
+        tree: Tree, tmp_path: Path):
+    data = tree.hieradata / "data" / "services" / "keystone.yaml"
+    loop = "keystone::database::name: \"%{lookup('keystone::database::name')}\"\n"
+    data.write_text(data.read_text() + loop)
+    made = tmp_path / "b.json"
+    result = render("bundle", "keystone", "placement", "--hieradata", str(tree.hieradata),
+                    "--templates", str(tree.templates), "--node", "controller1.example.com",
+                    "--output", str(made))
+    assert result.code == 0, result.err
+    assert result.err.count("\n") == 1 and "render bundle: keystone: " in result.err
+    with_data = render("keystone", "placement", *tree.options(), "--no-restart", "--noop")
+    node = render("keystone", "placement", *tree.options(), "--no-restart", "--noop",
+                  "--bundle", str(made))
+    assert with_data.code == 6 and node.code == 6, node.err
+    failed = [line for line in with_data.err.splitlines() if line.startswith("render: keystone")]
+    assert failed and failed == [line for line in node.err.splitlines()
+                                 if line.startswith("render: keystone")]
