@@ -203,3 +203,12 @@ def test_a_data_error_on_the_server_fails_the_service_on_the_node_with_the_same_
     failed = [line for line in with_data.err.splitlines() if line.startswith("render: keystone")]
     assert failed and failed == [line for line in node.err.splitlines()
                                  if line.startswith("render: keystone")]
+
+
+def test_render_list_takes_the_machines_the_data_decides_from_the_bundle(tree: Tree,
+                                                                        tmp_path: Path):
+    made = make_bundle(tree, tmp_path / "b.json")
+    with_data = render("--list", *tree.options())
+    shutil.rmtree(tree.hieradata)
+    assert render("--list", *tree.options(), "--bundle", str(made)).out == with_data.out
+    assert "-" not in [line.split("\t")[1] for line in with_data.out.splitlines()]
