@@ -1,14 +1,15 @@
 """Bundles: every lookup a node's services make, resolved on the Puppet server, for an agent node
 that has neither the hieradata nor the eyaml key.
 
-``render bundle SERVICE...`` (run by the Puppet function ``render::bundle`` while the server
-compiles the node's catalog, with the node's ``$facts`` and ``$trusted``) drives each service
-through the run's own steps (bind, render, override) on a ``Capture``: the recorder of ``render
-show`` that also keeps every answer as the pipeline asked for it, keyed by what the caller passed
-(key, merge argument, the scope's ``machine``), ``lookup_options`` and ``keys_with_prefix``
-included. ``render --bundle FILE`` on the node answers the same questions from the file
-(``BundleHiera`` stands in for ``Hiera``), so the node renders exactly what the server resolved;
-a question the bundle lacks fails its service in one line that says to run Puppet again.
+``render bundle SERVICE...`` (renderer.bundle_command; run by the Puppet function
+``render::bundle`` while the server compiles the node's catalog, with the node's ``$facts`` and
+``$trusted``) drives each service through the run's own steps (bind, render, override) on a
+``Capture``: the recorder of ``render show`` that also keeps every answer as the pipeline asked
+for it, keyed by what the caller passed (key, merge argument, the scope's ``machine``),
+``lookup_options`` and ``keys_with_prefix`` included. ``render --bundle FILE`` on the node
+answers the same questions from the file (``BundleHiera`` stands in for ``Hiera``), so the node
+renders exactly what the server resolved; a question the bundle lacks fails its service in one
+line that says to run Puppet again.
 
 Values keep Ruby's shapes and their Sensitive wrappers at any depth: a list is ``{"a": [...]}``,
 a hash ``{"h": [[key, value], ...]}`` (keys need not be strings), a Sensitive ``{"s": value}``, a
@@ -131,38 +132,6 @@ class Capture(Recorder):
         return keys
 
 
-def capture_service(name: str, templates: Any, scope: Scope, hiera: Any) -> dict[str, Any]:
-    """One service's answers, its pipeline driven as ``render show`` drives it. A failure is
-    noted and the answers so far kept: the node, asking the same questions, fails the same way."""
-    from renderer.overrides import OptionData, apply_overrides
-    from renderer.runner import bind_in_scope
-    from renderer.services import load_service
-    from renderer.templates import Renderer
-
-    capture = Capture(hiera)
-    entry: dict[str, Any] = {"answers": capture.answers}
-    try:
-        definition = load_service(templates, name)
-        service, local = bind_in_scope(definition, scope, lambda: capture)  # type: ignore
-        entry["machine"] = service.machine
-        secrets: set[str] = set()
-
-        def lookup(key: str, merge: Any, default: object) -> object:
-            return capture.lookup(key, local, merge=merge, default=default)
-
-        capture.phase = "template"
-        rendered = Renderer(templates).render_service(service, lookup, local, secrets)
-        capture.phase = "override"
-        apply_overrides(service, rendered, capture, local,  # type: ignore[arg-type]
-                        OptionData(templates), secrets)
-    except RenderError as exc:
-        from renderer.errors import error_line
-        from renderer.masking import Masker
-
-        entry["error"] = Masker(b"").mask_text(error_line(exc.with_context(service=name)))
-    return entry
-
-
 def data_digest(directory: Path) -> str:
     """sha256 over the hieradata tree (relative names and contents): which data made it."""
     digest = hashlib.sha256()
@@ -170,18 +139,6 @@ def data_digest(directory: Path) -> str:
         digest.update(str(path.relative_to(directory)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
-
-
-def make(services: list[str], templates: Any, scope: Scope, hiera: Any, hieradata: Path
-         ) -> dict[str, Any]:
-    from renderer import __version__
-
-    return {"format": FORMAT, "version": VERSION, "render": __version__,
-            "node": scope.trusted.get("certname"),
-            "environment": scope.variables.get("environment"),
-            "hieradata": {"path": str(hieradata), "sha256": data_digest(hieradata)},
-            "services": {name: capture_service(name, templates, scope, hiera)
-                         for name in services}}
 
 
 def encrypt(text: bytes, certificate: str) -> bytes:

@@ -12,10 +12,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from renderer.errors import InternalError, RenderError, UsageError, error_line
 from renderer.options import EXIT_INTERNAL, Parser, add_source_options, template_path
+
+if TYPE_CHECKING:
+    from renderer.scope import Scope
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the value of $environment [production]")
     parser.add_argument("--encrypt-to", metavar="CERT",
                         help="encrypt the bundle to this PEM certificate (the agent's)")
+    parser.add_argument("--envelope-cache", metavar="DIR",
+                        help="with --encrypt-to: reuse the envelope kept here while the bundle "
+                        "and the certificate are unchanged, so Puppet sees no change (ciphertext "
+                        "only; created 0700)")
     parser.add_argument("--output", metavar="FILE",
                         help="write the bundle here (mode 0600) instead of stdout")
     return parser
@@ -72,8 +79,55 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
     return 0
 
 
+def capture_service(name: str, templates: Any, scope: Scope, hiera: Any) -> dict[str, Any]:
+    """One service's answers, its pipeline driven as ``render show`` drives it. A failure is
+    noted and the answers so far kept: the node, asking the same questions, fails the same
+    way."""
+    from renderer.bundle import Capture
+    from renderer.overrides import OptionData, apply_overrides
+    from renderer.runner import bind_in_scope
+    from renderer.services import load_service
+    from renderer.templates import Renderer
+
+    capture = Capture(hiera)
+    entry: dict[str, Any] = {"answers": capture.answers}
+    try:
+        definition = load_service(templates, name)
+        service, local = bind_in_scope(definition, scope, lambda: capture)  # type: ignore
+        entry["machine"] = service.machine
+        secrets: set[str] = set()
+
+        def lookup(key: str, merge: Any, default: object) -> object:
+            return capture.lookup(key, local, merge=merge, default=default)
+
+        capture.phase = "template"
+        rendered = Renderer(templates).render_service(service, lookup, local, secrets)
+        capture.phase = "override"
+        apply_overrides(service, rendered, capture, local,  # type: ignore[arg-type]
+                        OptionData(templates), secrets)
+    except RenderError as exc:
+        from renderer.errors import error_line
+        from renderer.masking import Masker
+
+        entry["error"] = Masker(b"").mask_text(error_line(exc.with_context(service=name)))
+    return entry
+
+
+def make(services: list[str], templates: Any, scope: Scope, hiera: Any, hieradata: Path
+         ) -> dict[str, Any]:
+    from renderer import __version__
+    from renderer.bundle import FORMAT, VERSION, data_digest
+
+    return {"format": FORMAT, "version": VERSION, "render": __version__,
+            "node": scope.trusted.get("certname"),
+            "environment": scope.variables.get("environment"),
+            "hieradata": {"path": str(hieradata), "sha256": data_digest(hieradata)},
+            "services": {name: capture_service(name, templates, scope, hiera)
+                         for name in services}}
+
+
 def build(args: argparse.Namespace) -> bytes:
-    from renderer.bundle import encrypt, make
+    from renderer.bundle import encrypt
     from renderer.hiera import Hiera
     from renderer.scope import build_scope
     from renderer.services import list_services
@@ -90,4 +144,39 @@ def build(args: argparse.Namespace) -> bytes:
     names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
     text = (json.dumps(make(names, templates, scope, hiera, hieradata), sort_keys=True,
                        indent=1) + "\n").encode()
-    return encrypt(text, args.encrypt_to) if args.encrypt_to else text
+    if not args.encrypt_to:
+        return text
+    if not args.envelope_cache:
+        return encrypt(text, args.encrypt_to)
+    return cached_envelope(text, args.encrypt_to, Path(args.envelope_cache),
+                           str(scope.trusted.get("certname") or "node"))
+
+
+def cached_envelope(text: bytes, certificate: str, cache: Path, node: str) -> bytes:
+    """The envelope made for the same bundle and certificate before, else a new one (kept). A
+    CMS envelope is random each time: without this, every agent run would replace the file."""
+    import hashlib
+
+    from renderer.bounds import read_regular
+    from renderer.bundle import BundleError, encrypt
+    from renderer.names import is_name
+
+    if not is_name(node.lower()):
+        raise BundleError(f"not a node name for a cache file: {node!r}", path=cache)
+    digest = hashlib.sha256(text + b"\0" + read_regular(certificate, BundleError)).hexdigest()
+    path = cache / f"{node.lower()}.pem"
+    try:
+        kept = path.read_bytes()
+    except OSError:
+        kept = b""
+    head, _, envelope = kept.partition(b"\n")
+    if head == digest.encode():
+        return envelope
+    envelope = encrypt(text, certificate)
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(digest.encode() + b"\n" + envelope)
+    os.replace(temp, path)
+    return envelope

@@ -212,3 +212,19 @@ def test_render_list_takes_the_machines_the_data_decides_from_the_bundle(tree: T
     shutil.rmtree(tree.hieradata)
     assert render("--list", *tree.options(), "--bundle", str(made)).out == with_data.out
     assert "-" not in [line.split("\t")[1] for line in with_data.out.splitlines()]
+
+
+def test_an_unchanged_bundle_reuses_its_envelope_and_a_changed_one_does_not(tree: Tree,
+                                                                           tmp_path: Path):
+    cert, _ = agent_identity(tmp_path)
+    cache = tmp_path / "cache"
+    options = ("--encrypt-to", str(cert), "--envelope-cache", str(cache))
+    first = make_bundle(tree, tmp_path / "1.pem", *options).read_bytes()
+    assert make_bundle(tree, tmp_path / "2.pem", *options).read_bytes() == first
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    data = tree.hieradata / "data" / "credentials.yaml"
+    data.write_text(data.read_text().replace("Kst0ne-db-S3cret", "Kst0ne-db-N3w"))
+    changed = make_bundle(tree, tmp_path / "3.pem", *options).read_bytes()
+    assert changed != first and changed.startswith(b"-----BEGIN CMS-----")
+    assert make_bundle(tree, tmp_path / "4.pem", "--encrypt-to", str(cert)).read_bytes() \
+        != changed  # without the cache, a fresh envelope

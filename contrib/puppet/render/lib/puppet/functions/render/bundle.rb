@@ -17,7 +17,9 @@ Puppet::Functions.create_function(:'render::bundle') do
   # @param options  command (render on the compiling side: a path or an argv), hieradata (default:
   #                 this environment's directory), templates (search path), encrypt (true),
   #                 encrypt_to (a PEM certificate; default: the node's signed certificate in the
-  #                 CA dir, or the node's own when it compiles itself), extra (more arguments)
+  #                 CA dir, or the node's own when it compiles itself), cache (where the
+  #                 envelopes are kept, so an unchanged bundle is the same file: default
+  #                 <vardir>/render-bundles), extra (more arguments)
   # @return the bundle, Sensitive
   dispatch :bundle do
     param 'Array[String[1]]', :services
@@ -34,7 +36,8 @@ Puppet::Functions.create_function(:'render::bundle') do
              '--hieradata', (options['hieradata'] || environment.configuration.path_to_env).to_s]
     [options['templates']].flatten.compact.each { |dir| args += ['--templates', dir.to_s] }
     if options.fetch('encrypt', true)
-      args += ['--encrypt-to', options['encrypt_to'] || agent_certificate(certname)]
+      args += ['--encrypt-to', options['encrypt_to'] || agent_certificate(certname),
+               '--envelope-cache', options['cache'] || File.join(Puppet[:vardir], 'render-bundles')]
     end
     args += [options['extra']].flatten.compact.map(&:to_s)
     with_json(facts_of(scope)) do |facts|
