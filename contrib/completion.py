@@ -43,7 +43,7 @@ _render()
     local i command=
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            lookup | show) command=${words[i]}; break ;;
+            lookup | show | bundle) command=${words[i]}; break ;;
         esac
     done
 """
@@ -79,8 +79,8 @@ def value_cases(parser: argparse.ArgumentParser) -> list[str]:
 
 def script() -> str:
     out = [HEAD % {"passed": " | ".join(PASSED_ON)}, "    case $command in"]
-    positional = {"": '"$(_render_services) lookup show"', "lookup": '""',
-                  "show": '"$(_render_services)"'}
+    positional = {"": '"$(_render_services) lookup show bundle"', "lookup": '""',
+                  "show": '"$(_render_services)"', "bundle": '"$(_render_services)"'}
     for command in commands():
         flags = " ".join(name for action in options(command.parser)
                          for name in action.option_strings)

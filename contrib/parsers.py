@@ -1,4 +1,4 @@
-"""The three argument parsers of ``render`` (run, ``lookup``, ``show``), for the generators.
+"""The argument parsers of ``render`` (run, ``lookup``, ``show``, ``bundle``), for the generators.
 
 contrib/manpage.py and contrib/completion.py read the options from here at package build time,
 so the man page and the completion list what ``--help`` lists, an option added by any branch
@@ -16,7 +16,7 @@ from typing import NamedTuple
 for _name in [name for name in os.environ if name.startswith("RENDER_")]:
     del os.environ[_name]
 
-from renderer import cli, lookup, show  # noqa: E402
+from renderer import bundle_command, cli, lookup, show  # noqa: E402
 
 
 class Command(NamedTuple):
@@ -30,6 +30,8 @@ def commands() -> tuple[Command, ...]:
         Command("", cli.build_parser(), "[\\fIOPTION\\fR]... {\\fISERVICE\\fR... | \\fB--all\\fR}"),
         Command("lookup", lookup.build_parser(), "[\\fIOPTION\\fR]... \\fIKEY\\fR..."),
         Command("show", show.build_parser(), "[\\fIOPTION\\fR]... \\fISERVICE\\fR"),
+        Command("bundle", bundle_command.build_parser(),
+                "[\\fIOPTION\\fR]... {\\fISERVICE\\fR... | \\fB--all\\fR}"),
     )
 
 

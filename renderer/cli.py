@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a root-only file the masking key is derived from while the state "
                         "dir has no hmac.key (--noop writes none) [env RENDER_KEY_SOURCE; default "
                         "<host-root>/etc/ssh/ssh_host_ed25519_key]")
+    parser.add_argument("--bundle", metavar="FILE",
+                        help="answer every lookup from this bundle (made by `render bundle` on "
+                        "the Puppet server, delivered by Puppet), reading no hieradata "
+                        "[env RENDER_BUNDLE]")
+    parser.add_argument("--bundle-key", metavar="FILE",
+                        help="private key that opens an encrypted bundle (this node's Puppet "
+                        "key) [env RENDER_BUNDLE_KEY]")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     parser.add_argument("--lock-timeout", type=seconds, default=60.0, metavar="SECONDS",
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         health_timeout=args.health_timeout, health_settle=args.health_settle,
         keep=args.keep_versions,
         lock_timeout=args.lock_timeout,
+        bundle=Path(args.bundle) if args.bundle else None, bundle_key=args.bundle_key,
         key_source=Path(args.key_source) if args.key_source else
         Path(args.host_root) / DEFAULT_KEY_SOURCE)
     real = RealSystem(shlex.split(args.systemctl), Path(args.state_dir))
@@ -241,6 +249,10 @@ def _main(argv: list[str]) -> int:
         from renderer.show import main as show_main
 
         return show_main(argv, err=_error_stream())
+    if command == "bundle":
+        from renderer.bundle_command import main as bundle_main
+
+        return bundle_main(argv, err=_error_stream())
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)

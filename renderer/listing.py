@@ -1,9 +1,9 @@
 """``render --list``: every service of the search path and its machine, ``SERVICE<TAB>MACHINE``.
 
 One line per service, sorted, for people and for bash completion (its first column). A machine
-the data decides is looked up in the run's scope when the hieradata is there; ``-`` when it is
-not, or the lookup fails: listing is no check of the data, so only a definition that does not
-load is an error (its line still printed, then exit 4).
+the data decides is looked up in the run's scope when the hieradata (or ``--bundle``) is there;
+``-`` when it is not, or the lookup fails: listing is no check of the data, so only a definition
+that does not load is an error (its line still printed, then exit 4).
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ def data(args: argparse.Namespace) -> tuple[Any, Any]:
     from renderer.scope import build_scope
 
     try:
-        return (Hiera.load(Path(args.hieradata) / "hiera.yaml"),
-                build_scope(args.node, args.facts, list(args.var)))
+        scope = build_scope(args.node, args.facts, list(args.var))
+        if getattr(args, "bundle", None):  # --bundle: the machines the server resolved
+            from renderer.bundle import BundleHiera, load
+
+            return BundleHiera(load(Path(args.bundle), args.bundle_key), Path(args.bundle)), scope
+        return Hiera.load(Path(args.hieradata) / "hiera.yaml"), scope
     except RenderError:
         return None, None
 

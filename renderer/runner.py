@@ -64,6 +64,8 @@ class Settings(NamedTuple):
     keep: int = 5
     lock_timeout: float = 60.0
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
+    bundle: Path | None = None        # --bundle: lookups answered from it (renderer.bundle)
+    bundle_key: str | None = None     # --bundle-key: opens an encrypted bundle
 
 
 class Runner:
@@ -127,15 +129,25 @@ class Runner:
     # --- the steps ------------------------------------------------------------------------------
 
     def hiera(self) -> Hiera:
-        """hiera.yaml, read once per run; a broken one fails every service that needs data."""
+        """hiera.yaml (or the bundle), read once per run; a broken one fails every service that
+        needs data."""
         if self._hiera is None:
             try:
-                self._hiera = Hiera.load(self.settings.hieradata / "hiera.yaml")
+                self._hiera = self._load_data()
             except RenderError as exc:
                 self._hiera = exc
         if isinstance(self._hiera, RenderError):
             raise self._hiera.with_context()  # a copy: each service adds its own name
         return self._hiera
+
+    def _load_data(self) -> Hiera:
+        if self.settings.bundle is None:
+            return Hiera.load(self.settings.hieradata / "hiera.yaml")
+        from renderer.bundle import BundleHiera
+        from renderer.bundle import load as load_bundle
+
+        path = self.settings.bundle
+        return BundleHiera(load_bundle(path, self.settings.bundle_key), path)  # type: ignore
 
     def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""

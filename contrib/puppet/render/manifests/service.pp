@@ -4,7 +4,9 @@
 # `--var environment=$environment` (render has no --environment of its own; `render lookup`
 # has) and `--facts` with the facts Puppet compiled with, written as JSON (0600) to
 # `<facts_dir>/<certname>.json` (under --noop a temporary file, removed after the check).
-# Declare class render first: its command, state_dir, timeouts and config_file are read here. Puppet runs `render --noop --quiet SERVICE` first: exit 0 is in
+# Declare class render first: its command, state_dir, timeouts and config_file are read here;
+# likewise class render::bundle: render then answers every lookup from its bundle (--bundle).
+# Puppet runs `render --noop --quiet SERVICE` first: exit 0 is in
 # sync, nothing to report. Exit 2 is a pending change: `puppet apply --noop` reports it (with the
 # masked diff in its log) and a real run calls `render --diff SERVICE`, whose masked diff lands in
 # the Puppet log; 2 ("changes made") is success. Any other exit (4, 6 failures; 64 usage) fails
@@ -76,6 +78,17 @@ define render::service (
     $lock_timeout ? { undef => [], default => ['--lock-timeout', String($lock_timeout)] },
   ].flatten
 
+  # class render::bundle, when declared first: the lookups come from the bundle Puppet delivers
+  $bundle = getvar('render::bundle::path')
+  $bundle_key = getvar('render::bundle::key_file')
+  $from_bundle = $bundle ? {
+    undef   => [],
+    default => ['--bundle', $bundle] + ($bundle_key ? { undef => [], default => ['--bundle-key', $bundle_key] }),
+  }
+  if $bundle =~ NotUndef {
+    File[$bundle] -> Render_sync[$service]
+  }
+
   if getvar('render::manage_package') == true {
     Package[getvar('render::package_name')] -> Render_sync[$service]
   }
@@ -85,7 +98,7 @@ define render::service (
   render_sync { $service:
     state      => in_sync,
     command    => $run,
-    options    => $config + $scope + $timeouts + $options,
+    options    => $config + $scope + $from_bundle + $timeouts + $options,
     timeout    => $seconds,
     facts      => $pass_facts ? { true => $facts, default => undef },
     facts_file => $pass_facts ? { true => "${dir}/${certname}.json", default => undef },
