@@ -196,7 +196,8 @@ def read_trusted(path: Path) -> bytes:
 
 def load(path: Path, key: str | None) -> dict[str, Any]:
     data = read_trusted(path)
-    if data.startswith(PEM):
+    encrypted = data.startswith(PEM)
+    if encrypted:
         if not key:
             raise BundleError("the bundle is encrypted: give --bundle-key (this node's Puppet "
                               "private key, `puppet config print hostprivkey`)", path=path)
@@ -204,6 +205,12 @@ def load(path: Path, key: str | None) -> dict[str, Any]:
     try:
         document = json.loads(data)
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        if encrypted:
+            # RSA PKCS#1 v1.5: openssl answers a wrong key with a random content key (its
+            # defence against padding oracles), so a wrong key mostly fails in openssl and
+            # sometimes yields bytes that are no JSON
+            raise BundleError(f"the bundle does not open with --bundle-key {key} (openssl "
+                              "decrypted no bundle: another node's key?)", path=path) from exc
         raise BundleError(f"not a bundle (bad JSON: {getattr(exc, 'msg', exc)})",
                           path=path) from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT \
