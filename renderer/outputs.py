@@ -161,12 +161,21 @@ def publish(results: list[ServiceResult], code: int, err: TextIO, *, noop: bool,
             error: str | None = None, now: float | None = None) -> None:
     """Write the fact and the metrics, send the journal entries: every run, --noop included.
     ``error``: the masked line of a run that failed before any service."""
+    from renderer.status import statuses
+
+    publish_statuses(statuses(results, noop, pending, masker), code, err, noop=noop,
+                     fact_file=fact_file, metrics_file=metrics_file, journal=journal,
+                     error=error, now=now)
+
+
+def publish_statuses(items: list[Status], code: int, err: TextIO, *, noop: bool,
+                     fact_file: str | None, metrics_file: str | None, journal: str,
+                     error: str | None = None, now: float | None = None) -> None:
+    """``publish`` from the statuses (the fast path has no results, only what they were)."""
     import time
 
     from renderer import journal as journald
-    from renderer.status import statuses
 
-    items = statuses(results, noop, pending, masker)
     checked_at = int(time.time() if now is None else now)
     if fact_file:
         _write(Path(fact_file), fact(items, code, checked_at, noop, error), "fact file", err)

@@ -76,13 +76,16 @@ class Runner:
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
 
-    def run(self, after: Callable[[list[ServiceResult]], None] | None = None
-            ) -> list[ServiceResult]:
+    def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
+            before: Callable[[], None] | None = None) -> list[ServiceResult]:
         """``after``: called with the results before the lock is released (the monitoring
-        outputs: a --noop that checked before a real run cannot overwrite that run's fact)."""
+        outputs: a --noop that checked before a real run cannot overwrite that run's fact);
+        ``before``: right after the lock is taken (the fast path's manifest is dropped)."""
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
+            if before is not None:
+                before()
             key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
             self.scope = build_scope(s.node, s.facts, list(s.variables))
