@@ -124,7 +124,8 @@ def note_glob(pattern: str) -> None:
     import glob
 
     parts = pattern.split("/")
-    for depth in range(1, len(parts)):
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    for depth in range(max(first, 1), len(parts)):  # the directories listed, not above
         prefix = "/".join(parts[:depth]) or "/"
         if "**" in parts[depth - 1]:
             for found in glob.glob(prefix, recursive=True):
