@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
-from renderer import __version__
+from renderer import __version__, manifest
 from renderer.colour import CHOICES as COLOURS
 from renderer.colour import Painter, diff_colour, enabled, error_colour
 from renderer.errors import InternalError, RenderError, UsageError, error_line
@@ -172,20 +172,17 @@ class Manifest:
     before it may write anything and records its own when it ends in sync."""
 
     def __init__(self, args: argparse.Namespace, system: RealSystem) -> None:
-        from renderer import fastpath
-
         self.args, self.system = args, system
         self.old: bytes | None = None
-        self.on = (fastpath.collecting() and not args.noop and not args.no_fast_path
+        self.on = (manifest.collecting() and not args.noop and not args.no_fast_path
                    and not args.rollback)
-        self.fastpath = fastpath
 
     def invalidate(self) -> None:
         """Under the lock, before any write: the old records are kept in memory only."""
         if self.on:
-            self.old = self.system.read_state(self.fastpath.MANIFEST)
+            self.old = self.system.read_state(manifest.MANIFEST)
             if self.old is not None:
-                self.system.remove_state(self.fastpath.MANIFEST)
+                self.system.remove_state(manifest.MANIFEST)
 
     def record(self, results: list[ServiceResult], masker: Masker) -> None:
         import io
@@ -193,10 +190,11 @@ class Manifest:
         from renderer import report
         from renderer.statefile import host_key
 
-        fp, args = self.fastpath, self.args
+        args = self.args
         if not self.on or not all(in_sync(r) for r in results) or coloured():
             return
-        found = fp.invocation(sys.argv[1:] if fp.argv is None else fp.argv, os.environ)
+        words = sys.argv[1:] if manifest.argv is None else manifest.argv
+        found = manifest.invocation(words, os.environ)
         if found is None:
             return
         out: dict[bool, tuple[str, str]] = {}
@@ -211,11 +209,11 @@ class Manifest:
                             quiet=args.quiet, masker=masker, context=args.diff_context)
             out[noop] = (stdout.getvalue(), stderr.getvalue())
         key = host_key(self.system, create=False)
-        records = fp.record(fp.decode(self.old, key), found[0], args.state_dir, out,
+        records = manifest.record(manifest.decode(self.old, key), found[0], args.state_dir, out,
                             [(r.plan.service, r.plan.machine) for r in results],
                             (args.fact_file, args.metrics_file, args.journal))
         if records is not None:
-            self.system.write_state(fp.MANIFEST, fp.encode(records, key))
+            self.system.write_state(manifest.MANIFEST, manifest.encode(records, key))
 
 
 def in_sync(result: ServiceResult) -> bool:

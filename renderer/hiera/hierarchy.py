@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from renderer import fastpath
+from renderer import manifest
 from renderer.errors import HieraConfigError
 from renderer.hiera.config import HieraConfig, Level
 from renderer.hiera.interpolate import Resolver, interpolate, scope_value
@@ -97,7 +97,7 @@ class _Element:
 
 
 def _exists(path: str) -> bool:
-    fastpath.note(path)  # a path level's file appearing later is a change
+    manifest.note(path)  # a path level's file appearing later is a change
     return os.path.exists(path)
 
 
@@ -107,7 +107,7 @@ def ruby_glob(pattern: str) -> list[str]:
 
     found: list[str] = []
     for expanded in _expand_braces(pattern):
-        fastpath.note_glob(expanded)  # the directories it looks into: a new match is a change
+        manifest.note_glob(expanded)  # the directories it looks into: a new match is a change
         found.extend(sorted(glob.glob(expanded, recursive=True),
                             key=lambda path: [part.encode() for part in path.split("/")]))
     return found

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import yaml
 
 import renderer.services.fields as fields
-from renderer import fastpath
+from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
@@ -92,7 +92,7 @@ def list_services(templates: Templates) -> list[str]:
     names: set[str] = set()
     path = search_path(templates)
     for directory in path:
-        fastpath.note(directory)  # a service folder added or removed changes its mtime
+        manifest.note(directory)  # a service folder added or removed changes its mtime
         try:
             entries = list(directory.iterdir())
         except FileNotFoundError as exc:
@@ -109,7 +109,7 @@ def list_services(templates: Templates) -> list[str]:
 
 
 def _listed(definition: Path) -> bool:
-    fastpath.note(definition)
+    manifest.note(definition)
     return definition.is_file()
 
 
@@ -117,7 +117,7 @@ def service_dir(templates: Templates, name: str) -> Path | None:
     """The folder of ``name`` in the first directory of the path that has it: a site folder
     replaces the shipped one whole, never file by file."""
     for directory in search_path(templates):
-        fastpath.note(directory / name / DEFINITION)
+        manifest.note(directory / name / DEFINITION)
         if _present(directory / name / DEFINITION):
             return directory / name
     return None

@@ -26,7 +26,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from renderer import confine, fastpath
+from renderer import confine, manifest
 from renderer.bounds import MAX_FILE, read_bounded
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
@@ -105,7 +105,7 @@ class RealSystem:
                     follow: bool = False) -> tuple[int, str]:
         """A directory fd and a name in it for ``dest``, resolved inside ``root``."""
         display = f"{root}{dest}"
-        fastpath.note_chain(root, str(dest), follow)  # the file, its directories, the root
+        manifest.note_chain(root, str(dest), follow)  # the file, its directories, the root
         root_fd = self._open_root(root)
         try:
             base = self.uid_base(root)
@@ -303,7 +303,7 @@ class RealSystem:
         """Run ``<--systemctl> args``; returns the exit status and the last line of output."""
         import subprocess  # only runs that restart something pay for it
 
-        fastpath.taint("systemctl")  # what systemd says has no lstat: such a run records none
+        manifest.taint("systemctl")  # what systemd says has no lstat: such a run records none
 
         command = [*self.systemctl_cmd, *args]
         try:
