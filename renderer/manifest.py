@@ -210,7 +210,7 @@ def invocation(argv: list[str], environ: dict[str, str] | os._Environ[str]
             noop = noop or word in _NOOP
             skip = word == "--systemctl"
             continue
-        if word == "--" or (word.startswith("-") and not word.startswith("--")
+        if word in ("--", "lookup", "show") or (word.startswith("-") and not word.startswith("--")
                             and word != "-q"):
             return None
         if option.startswith("--") and any(o.startswith(option) for o in _REFUSE):

@@ -287,6 +287,7 @@ def test_invocation_refuses_what_argparse_would_expand() -> None:
     assert fastpath.invocation(["--no-fast-path", "keystone"], env) is None
     assert fastpath.invocation(["--", "keystone"], env) is None
     assert fastpath.invocation(["-qh", "keystone"], env) is None
+    assert fastpath.invocation(["lookup", "keystone::debug"], env) is None  # subcommands
     real = fastpath.invocation(["keystone"], env)
     noop = fastpath.invocation(["--noop", "keystone", "--systemctl", "true"], env)
     assert real is not None and noop is not None
