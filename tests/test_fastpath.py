@@ -304,3 +304,54 @@ def test_state_dir_is_found_as_the_full_run_finds_it(tmp_path: Path) -> None:
     assert fastpath.state_dir(["keystone"], {**env, "RENDER_STATE_DIR": "/x"}) == "/x"
     assert fastpath.state_dir(["--state-dir", "/y", "keystone"], env) == "/y"
     assert fastpath.state_dir(["--state", "/y", "keystone"], env) is None
+
+
+@pytest.mark.slow
+def test_fast_path_publishes_the_fact_and_metrics_as_the_full_run(sample: Sample) -> None:
+    fact, metrics = sample.base / "render.json", sample.base / "render.prom"
+    sample.options += ["--fact-file", str(fact), "--metrics-file", str(metrics)]
+    sample.settle("--all")
+
+    def published(*args: str) -> list[str]:
+        fact.unlink()
+        metrics.unlink()
+        assert sample.render("--noop", "--all", *args).returncode == 0
+        lines = fact.read_text().splitlines() + metrics.read_text().splitlines()
+        return [line for line in lines if "checked_at" not in line
+                and not line.startswith("render_last_check_timestamp_seconds ")]
+
+    fast = published()
+    assert sample.last() == "hit"
+    assert fast == published("--no-fast-path")
+    assert any('"noop": true' in line for line in fast)
+
+
+@pytest.mark.slow
+def test_facts_file_and_native_facts_are_inputs(sample: Sample) -> None:
+    import json
+
+    from renderer.scope import native_facts
+
+    sample.settle("keystone")  # native facts: their files and the node name are entries
+    fd = fastpath.open_state(str(sample.base / "state"))
+    assert fd is not None
+    try:
+        records = fastpath.decode(fastpath.read_state(fd, fastpath.MANIFEST),
+                                  fastpath.read_state(fd, "hmac.key") or b"")
+    finally:
+        os.close(fd)
+    (only,) = records.values()
+    entries = {path for path, _ in only["entries"]}  # type: ignore[attr-defined]
+    assert {"/etc/os-release", "/etc/resolv.conf"} <= entries
+    assert only["values"] == {"nodename": os.uname().nodename}
+
+    facts = sample.base / "facts.json"
+    facts.write_text(json.dumps({**native_facts(), "clientcert": NODE}))
+    sample.options += ["--facts", str(facts)]
+    sample.settle("keystone")
+    facts.write_text(json.dumps({**native_facts(), "clientcert": NODE, "extra": 1}))
+    full = sample.render("--noop", "keystone", "--no-fast-path")
+    fast = sample.render("--noop", "keystone")
+    assert sample.last() == f"changed {facts}"
+    assert (fast.returncode, fast.stdout, fast.stderr) == \
+        (full.returncode, full.stdout, full.stderr)
