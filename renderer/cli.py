@@ -178,8 +178,9 @@ class Manifest:
                    and not args.rollback)
 
     def invalidate(self) -> None:
-        """Under the lock, before any write: the old records are kept in memory only."""
-        if self.on:
+        """Under the lock, before any write, by every real run (--no-fast-path too): the old
+        records are kept in memory only, for ``record``."""
+        if not self.args.noop:
             self.old = self.system.read_state(manifest.MANIFEST)
             if self.old is not None:
                 self.system.remove_state(manifest.MANIFEST)

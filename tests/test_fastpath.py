@@ -355,3 +355,12 @@ def test_facts_file_and_native_facts_are_inputs(sample: Sample) -> None:
     assert sample.last() == f"changed {facts}"
     assert (fast.returncode, fast.stdout, fast.stderr) == \
         (full.returncode, full.stdout, full.stderr)
+
+
+@pytest.mark.slow
+def test_a_real_run_drops_the_manifest_before_it_writes(sample: Sample) -> None:
+    sample.settle("keystone")
+    manifest = sample.base / "state" / fastpath.MANIFEST
+    keystone_conf(sample).open("a").write("# drift\n")
+    assert sample.render("--systemctl", "true", "--no-fast-path", "keystone").returncode == 2
+    assert not manifest.exists()
