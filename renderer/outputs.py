@@ -174,12 +174,14 @@ def publish_statuses(items: list[Status], code: int, err: TextIO, *, noop: bool,
     """``publish`` from the statuses (the fast path has no results, only what they were)."""
     import time
 
-    from renderer import journal as journald
-
     checked_at = int(time.time() if now is None else now)
     if fact_file:
         _write(Path(fact_file), fact(items, code, checked_at, noop, error), "fact file", err)
     if metrics_file:
         _write(Path(metrics_file), metrics(items, code, checked_at), "metrics file", err)
+    if journal == "never" or (journal == "auto" and not os.environ.get("JOURNAL_STREAM")):
+        return  # renderer.journal (and socket) only when an entry may be sent
+    from renderer import journal as journald
+
     if journald.wanted(journal):
         journald.send_all(journald.entries(items, noop, code, error), err)
