@@ -2,6 +2,6 @@
 
 import sys
 
-from renderer.cli import main
+from renderer.fastpath import main
 
 sys.exit(main())

@@ -25,6 +25,7 @@ import os
 import stat
 from pathlib import Path
 
+from renderer import manifest
 from renderer.errors import RenderError
 
 MAX_FILE = 4 << 20
@@ -70,6 +71,7 @@ def parse_id(text: str) -> int | None:
 def read_regular(path: str | Path, error: type[RenderError]) -> bytes:
     """A source file's bytes; anything but a regular file (a FIFO, a device) is refused without
     blocking: opened with O_NONBLOCK, checked with fstat before the first read."""
+    manifest.note(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:

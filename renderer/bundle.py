@@ -195,8 +195,13 @@ def read_trusted(path: Path) -> bytes:
 
 
 def load(path: Path, key: str | None) -> dict[str, Any]:
+    from renderer import manifest
+
+    manifest.note(path)  # the fast path answers only while the bundle (and its key) stand still
     data = read_trusted(path)
     encrypted = data.startswith(PEM)
+    if encrypted and key:
+        manifest.note(key)
     if encrypted:
         if not key:
             raise BundleError("the bundle is encrypted: give --bundle-key (this node's Puppet "

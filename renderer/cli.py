@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
-from renderer import __version__
+from renderer import __version__, manifest
 from renderer.colour import CHOICES as COLOURS
 from renderer.colour import Painter, diff_colour, enabled, error_colour
 from renderer.errors import InternalError, RenderError, UsageError, error_line
@@ -35,6 +36,7 @@ from renderer.outputs import add_options as add_output_options
 if TYPE_CHECKING:
     from renderer.apply import ServiceResult
     from renderer.masking import Masker
+    from renderer.system.real import RealSystem
 
 # (option, environment variable, default, help)
 ROOT_OPTIONS = (
@@ -108,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="CMD", help="command that reaches systemd [env RENDER_SYSTEMCTL; "
                         "default systemctl]")
     add_output_options(parser)
+    parser.add_argument("--no-fast-path", action="store_true",
+                        help="always make the full run: never answer 'in sync' from the "
+                        "manifest of an earlier in-sync run (renderer.fastpath)")
     parser.add_argument("--version", action="version", version=f"render {__version__}")
     return parser
 
@@ -154,9 +159,14 @@ def run(args: argparse.Namespace) -> int:
     live = None if args.format == "json" or args.quiet else report.Live(
         sys.stdout, lambda: runner.masker, diff=args.diff, noop=args.noop, pending=pending,
         context=args.diff_context, progress=_terminal(sys.stdout))
+    manifest = Manifest(args, real)
+
+    def after(done: list[ServiceResult]) -> None:
+        publish(args, done, report.exit_code(done, pending), pending, runner.masker)
+        manifest.record(done, runner.masker)
+
     try:
-        results = runner.run(after=lambda done: publish(
-            args, done, report.exit_code(done, pending), pending, runner.masker), listener=live)
+        results = runner.run(before=manifest.invalidate, after=after, listener=live)
     except RenderError as exc:  # not tied to one service (--facts, the lock): masked all the same
         line = runner.masker.mask_text(error_line(exc))
         print(line, file=sys.stderr)
@@ -180,6 +190,67 @@ def _terminal(out: TextIO) -> TextIO | None:
         return stream if stream.isatty() else None
     except (AttributeError, ValueError):
         return None
+
+
+class Manifest:
+    """The fast path's side of a full run (renderer.fastpath): a real run drops the manifest
+    before it may write anything and records its own when it ends in sync."""
+
+    def __init__(self, args: argparse.Namespace, system: RealSystem) -> None:
+        self.args, self.system = args, system
+        self.old: bytes | None = None
+        self.on = (manifest.collecting() and not args.noop and not args.no_fast_path
+                   and not args.rollback)
+
+    def invalidate(self) -> None:
+        """Under the lock, before any write, by every real run (--no-fast-path too): the old
+        records are kept in memory only, for ``record``."""
+        if not self.args.noop:
+            self.old = self.system.read_state(manifest.MANIFEST)
+            if self.old is not None:
+                self.system.remove_state(manifest.MANIFEST)
+
+    def record(self, results: list[ServiceResult], masker: Masker) -> None:
+        import io
+
+        from renderer import report
+        from renderer.statefile import host_key
+
+        args = self.args
+        if not self.on or not all(in_sync(r) for r in results) or coloured():
+            return
+        words = sys.argv[1:] if manifest.argv is None else manifest.argv
+        found = manifest.invocation(words, os.environ)
+        if found is None:
+            return
+        out: dict[bool, tuple[str, str]] = {}
+        for noop in (False, True):
+            stdout, stderr = io.StringIO(), io.StringIO()
+            pending = noop and not args.no_restart
+            if args.format == "json":
+                report.as_json(results, stdout, stderr, noop=noop, pending=pending,
+                               masker=masker, context=args.diff_context)
+            else:
+                report.text(results, stdout, stderr, diff=args.diff, noop=noop, pending=pending,
+                            quiet=args.quiet, masker=masker, context=args.diff_context)
+            out[noop] = (stdout.getvalue(), stderr.getvalue())
+        key = host_key(self.system, create=False)
+        records = manifest.record(manifest.decode(self.old, key), found[0], args.state_dir, out,
+                            [(r.plan.service, r.plan.machine) for r in results],
+                            (args.fact_file, args.metrics_file, args.journal))
+        if records is not None:
+            self.system.write_state(manifest.MANIFEST, manifest.encode(records, key))
+
+
+def in_sync(result: ServiceResult) -> bool:
+    """Nothing to write, written, owed, restarted, held or said: what the manifest may answer."""
+    return not (result.plan.changes or result.written or result.restarts or result.owed
+                or result.rolled_back or result.kept or result.errors or result.notes)
+
+
+def coloured() -> bool:
+    """The recorded output is plain: a run whose streams are painted records none."""
+    return isinstance(sys.stdout, Painter) or isinstance(sys.stderr, Painter)
 
 
 def publish(args: argparse.Namespace, results: list[ServiceResult], code: int, pending: bool,
@@ -231,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
 def _error_stream() -> TextIO | None:
     """The subcommands' error lines coloured as render's, on a terminal (``RENDER_COLOR``,
     ``NO_COLOR``; they have no ``--color``)."""
-    import os
 
     choice = os.environ.get("RENDER_COLOR") or "auto"
     return cast(TextIO, Painter(sys.stderr, error_colour)) if enabled(choice, sys.stderr) \

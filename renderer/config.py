@@ -91,6 +91,9 @@ def config_file(argv: list[str], environ: Mapping[str, str]) -> tuple[str, bool]
 
 
 def read(name: str, named: bool) -> list[Entry]:
+    from renderer import manifest
+
+    manifest.note(name)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never waits
     except FileNotFoundError:

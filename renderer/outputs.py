@@ -161,16 +161,27 @@ def publish(results: list[ServiceResult], code: int, err: TextIO, *, noop: bool,
             error: str | None = None, now: float | None = None) -> None:
     """Write the fact and the metrics, send the journal entries: every run, --noop included.
     ``error``: the masked line of a run that failed before any service."""
-    import time
-
-    from renderer import journal as journald
     from renderer.status import statuses
 
-    items = statuses(results, noop, pending, masker)
+    publish_statuses(statuses(results, noop, pending, masker), code, err, noop=noop,
+                     fact_file=fact_file, metrics_file=metrics_file, journal=journal,
+                     error=error, now=now)
+
+
+def publish_statuses(items: list[Status], code: int, err: TextIO, *, noop: bool,
+                     fact_file: str | None, metrics_file: str | None, journal: str,
+                     error: str | None = None, now: float | None = None) -> None:
+    """``publish`` from the statuses (the fast path has no results, only what they were)."""
+    import time
+
     checked_at = int(time.time() if now is None else now)
     if fact_file:
         _write(Path(fact_file), fact(items, code, checked_at, noop, error), "fact file", err)
     if metrics_file:
         _write(Path(metrics_file), metrics(items, code, checked_at), "metrics file", err)
+    if journal == "never" or (journal == "auto" and not os.environ.get("JOURNAL_STREAM")):
+        return  # renderer.journal (and socket) only when an entry may be sent
+    from renderer import journal as journald
+
     if journald.wanted(journal):
         journald.send_all(journald.entries(items, noop, code, error), err)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import OverrideError, RenderError, ValidationError, raise_all
 from renderer.hiera import Hiera, Sensitive
@@ -43,6 +44,8 @@ class OptionData:
 
     def __init__(self, templates: Path | Sequence[Path]) -> None:
         roots = (templates,) if isinstance(templates, Path) else tuple(templates)
+        for root in roots:
+            manifest.note(root / OPTION_DATA)
         self.path = next((r / OPTION_DATA for r in roots if (r / OPTION_DATA).exists()),
                          roots[0] / OPTION_DATA)  # the search path's first; a site's may win
         self._namespaces: dict[str, Any] | None = None

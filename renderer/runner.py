@@ -80,13 +80,17 @@ class Runner:
         self._options: OptionData | None = None
 
     def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
-            listener: Listener | None = None) -> list[ServiceResult]:
+            listener: Listener | None = None, before: Callable[[], None] | None = None
+            ) -> list[ServiceResult]:
         """``after``: called with the results before the lock is released (the monitoring
         outputs: a --noop that checked before a real run cannot overwrite that run's fact);
-        ``listener``: told of each service and restart as it is done (the live report)."""
+        ``listener``: told of each service and restart as it is done (the live report);
+        ``before``: right after the lock is taken (the fast path's manifest is dropped)."""
         s = self.settings
         self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
         try:
+            if before is not None:
+                before()
             key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
             self.scope = build_scope(s.node, s.facts, list(s.variables))

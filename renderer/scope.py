@@ -9,11 +9,11 @@ per service, the variables ``service`` and ``machine``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import UsageError
 
@@ -46,6 +46,7 @@ class Scope:
 
 def _read_os_release(path: str = "/etc/os-release") -> dict[str, str]:
     values: dict[str, str] = {}
+    manifest.note(path)
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -60,6 +61,7 @@ def _read_os_release(path: str = "/etc/os-release") -> dict[str, str]:
 def _domain_from_resolv_conf(path: str = "/etc/resolv.conf") -> str:
     """Facter's fallback for the domain: resolv.conf ``domain``, else the first ``search``."""
     search = ""
+    manifest.note(path)
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -80,7 +82,7 @@ _OS_FAMILY = {"debian": "Debian", "ubuntu": "Debian", "rhel": "RedHat", "centos"
 
 def native_facts() -> dict[str, Any]:
     """The minimal fact set, computed without DNS or subprocesses so every run stays fast."""
-    node = os.uname().nodename  # what gethostname() returns, without importing socket
+    node = manifest.value("nodename")  # what gethostname() returns, without importing socket
     hostname, _, domain = node.partition(".")
     if not domain:
         domain = _domain_from_resolv_conf()
@@ -201,7 +203,7 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
     """
     if not facts_file:
         facts = native_facts()
-        certname: Any = node or facts.get("fqdn") or os.uname().nodename
+        certname: Any = node or facts.get("fqdn") or manifest.value("nodename")
         facts["clientcert"] = certname
         name, _, dns_domain = str(certname).partition(".")
         trusted: dict[str, Any] = {"authenticated": "local", "certname": certname,

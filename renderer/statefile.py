@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from renderer import manifest
 from renderer import state as st
 from renderer.errors import ApplyError
 from renderer.system import Actual, System
@@ -30,6 +31,7 @@ KEY_SIZE = 32
 
 def load(system: System, service: str) -> st.ServiceState:
     name = st.state_name(service)
+    manifest.note(system.state_path(name))
     return st.parse(system.read_state(name), system.state_path(name))
 
 
@@ -51,6 +53,7 @@ def host_key(system: System, create: bool, source: str | os.PathLike[str] | None
     file, not owned by this user, readable by group or others) the key is random: stored by a real
     run, so only ``--noop`` runs before the first real one mask differently each time.
     """
+    manifest.note(system.state_path(KEY_NAME))
     key = system.read_state(KEY_NAME)
     if key is not None and len(key) != KEY_SIZE:
         raise ApplyError(f"host key is {len(key)} bytes, not {KEY_SIZE}; refusing to use or "
@@ -75,6 +78,7 @@ def read_key_source(path: str | os.PathLike[str]) -> bytes | None:
     on a FIFO, never reads a file another user could have written or read."""
     import stat
 
+    manifest.note(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:

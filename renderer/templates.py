@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import jinja2
 
-from renderer import bounds
+from renderer import bounds, manifest
 from renderer.errors import LookupNotFound, RenderError, TemplateError, each_error, raise_all
 from renderer.hiera import NOT_GIVEN, Sensitive
 from renderer.masking import secret_strings
@@ -135,6 +135,7 @@ class _Loader(jinja2.FileSystemLoader):
         pieces = jinja2.loaders.split_template_path(template)
         for searchpath in self.searchpath:
             filename = posixpath.join(searchpath, *pieces)
+            manifest.note(filename)  # an earlier directory's file appearing shadows this one
             if os.path.lexists(filename) and not os.path.isdir(filename):
                 break
         else:

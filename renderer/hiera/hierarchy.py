@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from renderer import manifest
 from renderer.errors import HieraConfigError
 from renderer.hiera.config import HieraConfig, Level
 from renderer.hiera.interpolate import Resolver, interpolate, scope_value
@@ -44,7 +45,7 @@ def _locations(level: Level, inv: Resolver) -> tuple[Location, ...]:
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
                  for spec in level.specs]
-        return tuple(Location(level.name, path, os.path.exists(path), spec, level.error)
+        return tuple(Location(level.name, path, _exists(path), spec, level.error)
                      for path, spec in paths)
     if level.kind == "globs":
         return tuple(Location(level.name, path, True, spec, level.error) for spec in level.specs
@@ -68,7 +69,7 @@ def _mapped(level: Level, datadir: str, inv: Resolver) -> tuple[Location, ...]:
     locations = []
     for value in values:
         path = os.path.join(datadir, interpolate(template, _Element(inv, key, value), False))
-        locations.append(Location(level.name, path, os.path.exists(path), template, level.error))
+        locations.append(Location(level.name, path, _exists(path), template, level.error))
     return tuple(locations)
 
 
@@ -95,12 +96,18 @@ class _Element:
         return self.inv.interpolation_lookup(key)
 
 
+def _exists(path: str) -> bool:
+    manifest.note(path)  # a path level's file appearing later is a change
+    return os.path.exists(path)
+
+
 def ruby_glob(pattern: str) -> list[str]:
     """``Dir.glob``: braces expanded in order, each pattern's matches sorted per path segment."""
     import glob  # only hierarchies with glob levels pay for it
 
     found: list[str] = []
     for expanded in _expand_braces(pattern):
+        manifest.note_glob(expanded)  # the directories it looks into: a new match is a change
         found.extend(sorted(glob.glob(expanded, recursive=True),
                             key=lambda path: [part.encode() for part in path.split("/")]))
     return found

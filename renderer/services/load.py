@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import yaml
 
 import renderer.services.fields as fields
+from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
@@ -91,6 +92,7 @@ def list_services(templates: Templates) -> list[str]:
     names: set[str] = set()
     path = search_path(templates)
     for directory in path:
+        manifest.note(directory)  # a service folder added or removed changes its mtime
         try:
             entries = list(directory.iterdir())
         except FileNotFoundError as exc:
@@ -102,14 +104,20 @@ def list_services(templates: Templates) -> list[str]:
             raise ServiceError(f"cannot list service templates: {exc.strerror}",
                                path=directory) from exc
         names.update(e.name for e in entries
-                     if not e.name.startswith(("_", ".")) and (e / DEFINITION).is_file())
+                     if not e.name.startswith(("_", ".")) and _listed(e / DEFINITION))
     return sorted(names)
+
+
+def _listed(definition: Path) -> bool:
+    manifest.note(definition)
+    return definition.is_file()
 
 
 def service_dir(templates: Templates, name: str) -> Path | None:
     """The folder of ``name`` in the first directory of the path that has it: a site folder
     replaces the shipped one whole, never file by file."""
     for directory in search_path(templates):
+        manifest.note(directory / name / DEFINITION)
         if _present(directory / name / DEFINITION):
             return directory / name
     return None

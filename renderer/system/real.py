@@ -26,7 +26,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from renderer import confine
+from renderer import confine, manifest
 from renderer.bounds import MAX_FILE, read_bounded
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
@@ -105,6 +105,7 @@ class RealSystem:
                     follow: bool = False) -> tuple[int, str]:
         """A directory fd and a name in it for ``dest``, resolved inside ``root``."""
         display = f"{root}{dest}"
+        manifest.note_chain(root, str(dest), follow)  # the file, its directories, the root
         root_fd = self._open_root(root)
         try:
             base = self.uid_base(root)
@@ -301,6 +302,8 @@ class RealSystem:
     def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
         """Run ``<--systemctl> args``; returns the exit status and the last line of output."""
         import subprocess  # only runs that restart something pay for it
+
+        manifest.taint("systemctl")  # what systemd says has no lstat: such a run records none
 
         command = [*self.systemctl_cmd, *args]
         try:
