@@ -1,7 +1,5 @@
 """``python -m renderer`` is the ``render`` command."""
 
-import sys
+from renderer.cli import console
 
-from renderer.cli import main
-
-sys.exit(main())
+console()

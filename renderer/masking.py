@@ -132,7 +132,8 @@ class Masker:
         # known values of at least _MIN_SUBSTRING characters by their first _MIN_SUBSTRING: a
         # line is scanned once, whatever the number of secrets (a host of 1,000 services has
         # thousands), and adding a service's secrets costs only those secrets
-        self._by_prefix: dict[str, list[str]] = {}
+        # (the lengths of those values, so a shared prefix costs a set lookup per length)
+        self._by_prefix: dict[str, set[int]] = {}
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
@@ -143,7 +144,7 @@ class Masker:
                 continue
             self._values.add(value)
             if len(value) >= _MIN_SUBSTRING:
-                self._by_prefix.setdefault(value[:_MIN_SUBSTRING], []).append(value)
+                self._by_prefix.setdefault(value[:_MIN_SUBSTRING], set()).add(len(value))
             if "\n" in value or "\r" in value:
                 for part in value.splitlines():
                     part = part.strip()
@@ -168,11 +169,13 @@ class Masker:
         index = self._by_prefix
         if not index:
             return text
+        values = self._values
         found = []  # (-length, start, value) of every occurrence
         for start in range(len(text) - _MIN_SUBSTRING + 1):
-            for value in index.get(text[start:start + _MIN_SUBSTRING], ()):
-                if text.startswith(value, start):
-                    found.append((-len(value), start, value))
+            for length in index.get(text[start:start + _MIN_SUBSTRING], ()):
+                value = text[start:start + length]
+                if value in values:
+                    found.append((-length, start, value))
         if not found:
             return text
         found.sort()
