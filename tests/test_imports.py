@@ -56,6 +56,7 @@ def test_full_render_imports_jinja2() -> None:
     assert "jinja2" in _imported(done.stderr)
 
 
+@pytest.mark.slow  # two renders of every sample service
 def test_console_keeps_every_byte_on_a_pipe(tree: Tree) -> None:
     """A long --diff of every service through a pipe equals what main() prints in process
     (but for the masks: without a state dir each process masks under a key of its own)."""
@@ -66,6 +67,7 @@ def test_console_keeps_every_byte_on_a_pipe(tree: Tree) -> None:
         (expected.code, _unmasked(expected.out), expected.err)
 
 
+@pytest.mark.slow
 def test_console_keeps_the_exit_code_of_a_failure(tree: Tree) -> None:
     expected = render("--noop", "no-such-service", *tree.options())
     done = _process("--noop", "no-such-service", *tree.options())
