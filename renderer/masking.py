@@ -169,13 +169,22 @@ class Masker:
         index = self._by_prefix
         if not index:
             return text
+        # the prefixes the text holds: its _MIN_SUBSTRING-grams, built and intersected in C
+        grams = set(map("".join, zip(*(text[i:] for i in range(_MIN_SUBSTRING)))))
+        hits = grams.intersection(index)
+        if not hits:
+            return text
         values = self._values
         found = []  # (-length, start, value) of every occurrence
-        for start in range(len(text) - _MIN_SUBSTRING + 1):
-            for length in index.get(text[start:start + _MIN_SUBSTRING], ()):
-                value = text[start:start + length]
-                if value in values:
-                    found.append((-length, start, value))
+        for prefix in hits:
+            lengths = index[prefix]
+            start = text.find(prefix)
+            while start >= 0:
+                for length in lengths:
+                    value = text[start:start + length]
+                    if value in values:
+                        found.append((-length, start, value))
+                start = text.find(prefix, start + 1)
         if not found:
             return text
         found.sort()
