@@ -1,7 +1,5 @@
 """``python -m renderer`` is the ``render`` command."""
 
-import sys
+from renderer.fastpath import console
 
-from renderer.fastpath import main
-
-sys.exit(main())
+console()

@@ -14,6 +14,7 @@ then it is resolved the same way, still inside the root.
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from pathlib import PurePosixPath
@@ -129,11 +130,27 @@ def open_parent(root_fd: int, dest: PurePosixPath, display: str, *, create: bool
     return dirfd, name
 
 
-def temps(dirfd: int, prefix: str) -> list[str]:
-    """Names of entries ``prefix*`` that are not directories (temp files a killed run left)."""
-    with os.scandir(dirfd) as entries:
-        return sorted(e.name for e in entries
-                      if e.name.startswith(prefix) and not e.is_dir(follow_symlinks=False))
+Listings = dict[tuple[int, int, int, int], list[str]]
+
+
+def temps(dirfd: int, prefix: str, listings: Listings | None = None) -> list[str]:
+    """Names of entries ``prefix*`` that are not directories (temp files a killed run left).
+
+    ``listings`` keeps each directory's sorted names for the run, keyed by its identity and its
+    mtime and ctime (any entry added or removed changes them): 1,000 services writing into one
+    directory (``/etc/systemd/nspawn``) then list it once, not once per service."""
+    st = os.fstat(dirfd)
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    names = None if listings is None else listings.get(key)
+    if names is None:
+        with os.scandir(dirfd) as entries:
+            names = sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
+        if listings is not None:
+            listings[key] = names
+    start = end = bisect.bisect_left(names, prefix)
+    while end < len(names) and names[end].startswith(prefix):
+        end += 1
+    return names[start:end]
 
 
 def remove(dirfd: int, names: list[str]) -> None:

@@ -129,14 +129,22 @@ class Masker:
         self._values: set[str] = set()
         self._fragments: set[str] = set()
         self._short: set[str] = set()
-        self._by_length: list[str] = []
+        # known values of at least _MIN_SUBSTRING characters by their first _MIN_SUBSTRING: a
+        # line is scanned once, whatever the number of secrets (a host of 1,000 services has
+        # thousands), and adding a service's secrets costs only those secrets
+        # (the lengths of those values, so a shared prefix costs a set lookup per length)
+        self._by_prefix: dict[str, set[int]] = {}
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         for value in values:
             if not value:
                 continue
+            if value in self._values:
+                continue
             self._values.add(value)
+            if len(value) >= _MIN_SUBSTRING:
+                self._by_prefix.setdefault(value[:_MIN_SUBSTRING], set()).add(len(value))
             if "\n" in value or "\r" in value:
                 for part in value.splitlines():
                     part = part.strip()
@@ -144,7 +152,6 @@ class Masker:
                         self._fragments.add(part)
                     elif part and not _ARMOUR_RE.match(part):
                         self._short.add(part)  # masked where it is a whole line
-        self._by_length = sorted(self._values, key=len, reverse=True)
 
     def tag(self, value: str) -> str:
         import hashlib  # loading OpenSSL is only worth it when there is something to mask
@@ -157,10 +164,42 @@ class Masker:
         return _URL_CREDS_RE.sub(lambda m: f"{m['head']}{tag(m['pw'])}@", text)
 
     def _mask_known(self, text: str, tag: Callable[[str], str]) -> str:
-        for value in self._by_length:
-            if len(value) >= _MIN_SUBSTRING and value in text:
-                text = text.replace(value, tag(value))
-        return text
+        """Every occurrence of a known value, the longest first (a secret that contains
+        another is masked whole, never half), then the shorter ones in what is left."""
+        index = self._by_prefix
+        if not index:
+            return text
+        # the prefixes the text holds: its _MIN_SUBSTRING-grams, built and intersected in C
+        grams = set(map("".join, zip(*(text[i:] for i in range(_MIN_SUBSTRING)))))
+        hits = grams.intersection(index)
+        if not hits:
+            return text
+        values = self._values
+        found = []  # (-length, start, value) of every occurrence
+        for prefix in hits:
+            lengths = index[prefix]
+            start = text.find(prefix)
+            while start >= 0:
+                for length in lengths:
+                    value = text[start:start + length]
+                    if value in values:
+                        found.append((-length, start, value))
+                start = text.find(prefix, start + 1)
+        if not found:
+            return text
+        found.sort()
+        taken: list[tuple[int, int, str]] = []
+        for length, start, value in found:
+            end = start - length
+            if all(end <= s or start >= e for s, e, _ in taken):
+                taken.append((start, end, value))
+        taken.sort()
+        parts, position = [], 0
+        for start, end, value in taken:
+            parts += [text[position:start], tag(value)]
+            position = end
+        parts.append(text[position:])
+        return "".join(parts)
 
     def _mask_fragments(self, line: str, tag: Callable[[str], str]) -> str | None:
         """A line carrying a line of a multi-line secret, masked whole (indent and end kept)."""

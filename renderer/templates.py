@@ -126,19 +126,42 @@ class _Missing(jinja2.ChainableUndefined):
         return self
 
 
+_UNRESOLVED = "\0not found:"
+
+
 class _Loader(jinja2.FileSystemLoader):
     """FileSystemLoader that reads only regular files, opened with O_NONBLOCK (a FIFO named like
-    a template is refused in one line; Jinja's own loader would block on it or skip it)."""
+    a template is refused in one line; Jinja's own loader would block on it or skip it).
+
+    One loader (and one environment) serves every service of a run, so the shared ``_lib``
+    templates are compiled once, not once per service. Its search path is the current service's
+    (its own folder, then every ``_lib``); ``resolve`` turns a name into the file it finds there,
+    and that file's path is the name Jinja caches the template under: the same ``_lib`` file
+    reached from any service is one compiled template, and a service's own ``x.j2`` never
+    stands in for another's."""
+
+    def __init__(self, searchpath: list[Path]) -> None:
+        super().__init__(searchpath)
+        self._found: set[str] = set()  # names resolve() returned: files found in a search path
+
+    def resolve(self, template: str) -> str:
+        """The file ``template`` names in the current search path; when there is none, a name
+        no file has (so no other service's template is found under it) that get_source turns
+        into the error saying where it looked."""
+        pieces = jinja2.loaders.split_template_path(template)
+        for searchpath in self.searchpath:
+            filename = os.path.normpath(posixpath.join(searchpath, *pieces))
+            manifest.note(filename)  # an earlier directory's file appearing shadows this one
+            if os.path.lexists(filename) and not os.path.isdir(filename):
+                self._found.add(filename)
+                return filename
+        return _UNRESOLVED + template
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
-        pieces = jinja2.loaders.split_template_path(template)
-        for searchpath in self.searchpath:
-            filename = posixpath.join(searchpath, *pieces)
-            manifest.note(filename)  # an earlier directory's file appearing shadows this one
-            if os.path.lexists(filename) and not os.path.isdir(filename):
-                break
-        else:
+        filename = template if template in self._found else self.resolve(template)
+        if filename.startswith(_UNRESOLVED):
+            template = filename.removeprefix(_UNRESOLVED)
             plural = "path" if len(self.searchpath) == 1 else "paths"
             raise jinja2.TemplateNotFound(template, f"{template!r} not found in search {plural}: "
                                           f"{', '.join(repr(p) for p in self.searchpath)}")
@@ -225,30 +248,39 @@ def bytecode_cache(directory: Directory | None, writable: bool,
     return SignedBytecodeCache(directory, cache_key(host_key), writable)
 
 
+class _Environment(jinja2.Environment):
+    """Names inside templates (``{% import %}``, ``{% include %}``) resolve in the current
+    service's search path, to the file found there."""
+
+    loader: _Loader
+
+    def join_path(self, template: str, parent: str) -> str:
+        return self.loader.resolve(template)
+
+
 class Renderer:
-    """One Jinja2 environment per service folder, reused for every file of the run."""
+    """One Jinja2 environment for the whole run; its search path follows the service."""
 
     def __init__(self, templates: Templates, cache: jinja2.BytecodeCache | None = None) -> None:
         self.templates = search_path(templates)
-        self._cache = cache
-        self._envs: dict[Path, jinja2.Environment] = {}
+        self._shared = list(shared_dirs(self.templates))
+        self._env = _Environment(
+            loader=_Loader(self._shared),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            bytecode_cache=cache,
+            cache_size=-1,      # every template of the run stays compiled
+            auto_reload=False,  # one run: a template is read once (no stat on every use)
+        )
+        self._env.globals["range"] = _range
 
-    def _env(self, service: Service) -> jinja2.Environment:
-        env = self._envs.get(service.directory)
-        if env is None:
-            env = jinja2.Environment(
-                loader=_Loader([service.directory, *shared_dirs(self.templates)]),
-                undefined=jinja2.StrictUndefined,
-                keep_trailing_newline=True,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                autoescape=False,
-                extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
-                bytecode_cache=self._cache,
-            )
-            env.globals["range"] = _range
-            self._envs[service.directory] = env
-        return env
+    def _env_for(self, service: Service) -> _Environment:
+        self._env.loader.searchpath = [str(service.directory), *map(str, self._shared)]
+        return self._env
 
     def render_service(self, service: Service, lookup: Callable[..., Any], scope: Scope,
                        secrets: set[str]) -> list[Rendered]:
@@ -258,7 +290,7 @@ class Renderer:
         ``lookup(key, merge=None, default=NOT_GIVEN)`` resolves hieradata in the service's scope;
         values it returns as Sensitive are unwrapped and added to ``secrets``.
         """
-        env = self._env(service)
+        env = self._env_for(service)
         missing: list[RenderError] = []  # the current file's missing keys, in order
 
         def template_lookup(key: str, default: Any = NOT_GIVEN, merge: Any = None) -> Any:
@@ -307,7 +339,7 @@ class Renderer:
         raise_all(errors)
         return rendered
 
-    def _render_one(self, env: jinja2.Environment, service: Service, spec: FileSpec,
+    def _render_one(self, env: _Environment, service: Service, spec: FileSpec,
                     context: dict[str, Any]) -> bytes:
         source = service.directory / spec.template
 
@@ -318,11 +350,11 @@ class Renderer:
 
         try:
             with _deadline(bounds.TEMPLATE_SECONDS):
-                text = _bounded(env.get_template(spec.template).generate(context),
-                                bounds.MAX_OUTPUT, source)
+                template = env.get_template(env.loader.resolve(spec.template))
+                text = _bounded(template.generate(context), bounds.MAX_OUTPUT, source)
         except _Timeout as exc:  # not rewritten by Jinja: map the line of its code back
             path, line = _template_line(exc.__traceback__, self.templates)
-            template = env.get_template(spec.template)
+            template = env.get_template(env.loader.resolve(spec.template))
             line = template.get_corresponding_lineno(line) \
                 if line is not None and path == template.filename else None
             raise TemplateError(f"rendering took over {bounds.TEMPLATE_SECONDS:g} s (a runaway "

@@ -145,3 +145,62 @@ def test_bytecode_cache_written_by_real_runs_only(tmp_path: Path):
     assert len(list(cache_dir.iterdir())) == 1 and cache_dir.stat().st_mode & 0o777 == 0o700
     cache = bytecode_cache(dry.cache_dir("cache/jinja", True), False, b"k" * 32)
     assert isinstance(cache, SignedBytecodeCache) and not cache.writable
+
+
+def _tree_listing(top: Path) -> dict[str, tuple[int, int, int]]:
+    return {str(p): (p.lstat().st_mode, p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in sorted(top.rglob("*"))}
+
+
+@pytest.mark.slow  # a real run and a --noop run of every sample service
+def test_noop_after_a_real_run_loads_bytecode_and_writes_nothing(tree, monkeypatch):
+    """--noop compiles nothing a real run compiled (it loads the signed bytecode) and leaves
+    the state dir as it was: same entries, sizes, modes and mtimes."""
+    import jinja2
+    from conftest import render as run_render
+
+    assert run_render("--systemctl", "true", "--all", *tree.options()).code == 2  # changed
+    before = _tree_listing(tree.state)
+    assert any("cache/jinja/" in name for name in before)
+    compiled: list[str] = []
+    original = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, raw=False, defer_init=False):
+        compiled.append(filename or name or "?")
+        return original(self, source, name, filename, raw, defer_init)
+
+    loaded: list[str] = []
+    original_load = SignedBytecodeCache.load_bytecode
+
+    def counting_load(self, bucket):
+        original_load(self, bucket)
+        if bucket.code is not None:
+            loaded.append(bucket.key)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    monkeypatch.setattr(SignedBytecodeCache, "load_bytecode", counting_load)
+    result = run_render("--noop", "--all", *tree.options())
+    assert result.code == 0, result.err
+    assert compiled == [] and len(loaded) > 10
+    assert _tree_listing(tree.state) == before
+
+
+def test_one_environment_compiles_lib_once_and_keeps_each_services_own(tmp_path: Path):
+    """Services share one environment: ``_lib`` is compiled once for all of them, while each
+    service's own ``t.j2`` (and its own copy of a ``_lib`` name) resolves in its folder first."""
+    lib = tmp_path / "_lib"
+    lib.mkdir()
+    (lib / "m.j2").write_text("{% macro who() %}lib{% endmacro %}")
+    for name in ("a", "b", "c"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "service.yaml").write_text("files:\n  - template: t.j2\n    dest: /etc/t\n")
+        (folder / "t.j2").write_text(f"{{% from 'm.j2' import who %}}{name}={{{{ who() }}}}\n")
+    (tmp_path / "c" / "m.j2").write_text("{% macro who() %}own{% endmacro %}")
+    renderer = Renderer(tmp_path)
+    out = {name: renderer.render_service(load_bound(tmp_path, name), fake_lookup, Scope(),
+                                         set())[0].data.decode() for name in ("a", "b", "c")}
+    assert out == {"a": "a=lib\n", "b": "b=lib\n", "c": "c=own\n"}
+    names = [template.name for template in renderer._env.cache.values()]
+    assert sorted(Path(n).relative_to(tmp_path).as_posix() for n in names) == \
+        ["_lib/m.j2", "a/t.j2", "b/t.j2", "c/m.j2", "c/t.j2"]

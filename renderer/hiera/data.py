@@ -8,6 +8,7 @@ breaks that key alone; we keep the same granularity and remember each verdict.
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,34 @@ _OK = object()
 class DataFile:
     """One parsed data file: its top-level hash and the per-key validity verdicts."""
 
-    __slots__ = ("path", "data", "_verdicts")
+    __slots__ = ("path", "data", "_verdicts", "_sorted", "_plain")
 
     def __init__(self, path: str, data: dict[Any, Any]) -> None:
         self.path = path
         self.data = data
         self._verdicts: dict[str, object] = {}
+        self._sorted: list[str] | None = None
+        self._plain: dict[str, bool] = {}
+
+    def plain(self, key: str) -> bool:
+        """Whether nothing in the value of ``key`` (keys included) is interpolated: then its
+        interpolation is a copy, and a dotted lookup may dig first and copy only what it dug."""
+        plain = self._plain.get(key)
+        if plain is None:
+            plain = self._plain[key] = not _interpolated(self.data[key])
+        return plain
+
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        """The top-level string keys starting with ``prefix``: the keys are sorted once per
+        file, so each service's search costs a bisection, not a scan of every key."""
+        if self._sorted is None:
+            self._sorted = sorted(key for key in self.data if type(key) is str)
+        keys = self._sorted
+        start = bisect.bisect_left(keys, prefix)
+        end = start
+        while end < len(keys) and keys[end].startswith(prefix):
+            end += 1
+        return keys[start:end]
 
     def value(self, key: str) -> Any:
         """The raw value of a top-level key; raises HieraDataError if Puppet would reject it."""
@@ -60,6 +83,17 @@ def _rich_data_problem(value: Any) -> str | None:
             if problem:
                 return problem
     return None
+
+
+def _interpolated(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return "%{" in value
+    if kind is list:
+        return any(map(_interpolated, value))
+    if kind is dict:
+        return any(_interpolated(k) or _interpolated(v) for k, v in value.items())
+    return False
 
 
 def load_data_file(path: str) -> DataFile:

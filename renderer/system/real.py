@@ -53,6 +53,7 @@ class RealSystem:
         self.state = StateDir(state_dir)  # checked (strict modes) and opened on first use
         self._ids: dict[tuple[str, str], dict[str, int]] = {}
         self._bases: dict[str, int] = {}
+        self._listings: confine.Listings = {}
         self._lock: tuple[int, int | None] | None = None
 
     # --- the run lock ---------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class RealSystem:
         except ApplyError:
             return []  # a missing or unsafe directory is reported when the file is read
         try:
-            return confine.temps(dirfd, f"{TEMP_PREFIX}{name}.")
+            return confine.temps(dirfd, f"{TEMP_PREFIX}{name}.", self._listings)
         except OSError:
             return []  # a directory we cannot list is reported when we write to it
         finally:
