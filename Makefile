@@ -17,6 +17,8 @@ TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container 
 TEST_DEBS += facter prometheus-node-exporter
 # bundles: openssl cms encrypts a bundle to the agent's certificate and opens it (test_bundle*.py)
 TEST_DEBS += openssl
+# bench: tests/test_bench.py applies the bench's puppet-keystone manifest for real
+TEST_DEBS += puppet-module-keystone
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
@@ -37,7 +39,7 @@ DEB_OUT ?= build/deb
 # Debian's own python3 and tools, never a python3 earlier on the caller's PATH (pyenv, a venv).
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
-.PHONY: debs deb deb-package build-debs lintian run test test-fast lint bench golden-update oslo-data clean venv compile new-service
+.PHONY: debs deb deb-package build-debs lintian run test test-fast lint bench bench-debs golden-update oslo-data clean venv compile new-service
 
 # Debian 12 ships python3 without a working venv (no ensurepip): install python3-venv when
 # creating the virtualenv fails, then try again.
@@ -128,7 +130,14 @@ test-fast: debs $(VENV)/.test-installed
 	@rc=0; $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
-bench: compile
+# make bench compares with puppet-keystone's no-change `puppet apply` (apt resolves the module's
+# dependencies: openstacklib, inifile, stdlib, ...) and restarts containers under the real systemd
+# booted in a namespace (util-linux unshare/nsenter, mount for the overlay over /etc).
+BENCH_DEBS := puppet puppet-module-keystone systemd util-linux mount
+bench-debs:
+	$(call apt-missing,$(BENCH_DEBS))
+
+bench: compile bench-debs
 	$(BIN)/python bench/bench.py
 
 # Every golden family: general cases (tests/data/golden), the catalog (tests/data/catalog) and the

@@ -45,7 +45,7 @@ _FILE = """\
     group: @NAME@
     mode: "0640"
     validate: ini
-    restart: unit:@NAME@
+    restart: @RESTART@
 """
 
 
@@ -53,8 +53,10 @@ def service_names(services: int) -> list[str]:
     return [f"svc{index:04d}" for index in range(1, services + 1)]
 
 
-def build(base: Path, services: int, files: int = 3) -> list[str]:
-    """Build the host in ``base`` (created; must not hold one already); the render options."""
+def build(base: Path, services: int, files: int = 3, restart: str = "unit:@NAME@") -> list[str]:
+    """Build the host in ``base`` (created; must not hold one already); the render options.
+    ``restart``: what a change to a service's own files restarts (``container`` for hosts whose
+    systemd runs stand-in containers only, as bench/restart_ns.py)."""
     base = Path(base)
     hieradata, templates = base / "hieradata", base / "templates"
     shutil.copytree(REPO / "hieradata", hieradata)
@@ -81,7 +83,8 @@ def build(base: Path, services: int, files: int = 3) -> list[str]:
             f"  DEFAULT:\n    max_request_body_size: 114688\n")
         folder = templates / name
         folder.mkdir()
-        entries = "".join(_FILE.replace("@NAME@", name).replace("@INDEX@", str(index))
+        entries = "".join(_FILE.replace("@RESTART@", restart).replace("@NAME@", name)
+                          .replace("@INDEX@", str(index))
                           for index in range(1, own + 1))
         (folder / "service.yaml").write_text(
             f"# {name}: a synthetic container service.\nmachine: {name}\nfiles:\n{entries}"
@@ -97,6 +100,17 @@ def build(base: Path, services: int, files: int = 3) -> list[str]:
     return ["--hieradata", str(hieradata), "--templates", str(templates),
             "--machines-dir", str(base / "machines"), "--host-root", str(base / "host"),
             "--state-dir", str(base / "state"), "--node", NODE]
+
+
+def change_common(base: Path) -> None:
+    """A change to common data every service's own files read (the memcached servers of
+    keystone_authtoken), so every service restarts; a second call changes it back."""
+    path = base / "hieradata" / "data" / "common.yaml"
+    text = path.read_text()
+    old, new = "192.0.2.22", "192.0.2.23"
+    if old not in text and new not in text:
+        sys.exit(f"synth_host: {old} is no longer in {path}")
+    path.write_text(text.replace(old, new) if old in text else text.replace(new, old))
 
 
 def main(argv: list[str] | None = None) -> None:
