@@ -14,6 +14,9 @@ file declares (``oslo_namespaces`` in service.yaml) and the option data generate
 packages into ``service_templates/_lib/oslo_options.json`` (``make oslo-data``; ``make test``
 fails when it drifts from the packages). A section is accepted when the rendered file has it or
 one of its namespaces registers it; anything else is an error naming the key, section and file.
+Every option an override or a template sets in such a file must be registered by its namespaces
+and have a value oslo.config would read (renderer.optioncheck): an override's error is at its
+data file and line, a template's at the rendered file's line.
 """
 
 from __future__ import annotations
@@ -46,18 +49,31 @@ class OptionData:
         self.path = next((r / OPTION_DATA for r in roots if (r / OPTION_DATA).exists()),
                          roots[0] / OPTION_DATA)  # the search path's first; a site's may win
         self._namespaces: dict[str, Any] | None = None
+        self._plugins: dict[str, Any] = {}
+        self._catalogs: dict[tuple[str, ...], Any] = {}
 
     def _load(self) -> dict[str, Any]:
         if self._namespaces is None:
             try:
                 import json
 
-                self._namespaces = json.loads(read_regular(self.path, RenderError))["namespaces"]
+                data = json.loads(read_regular(self.path, RenderError))
+                self._namespaces = data["namespaces"]
+                self._plugins = data.get("auth_plugins", {})
             except RenderError:
                 raise
             except (ValueError, KeyError) as exc:
                 raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
         return self._namespaces
+
+    def catalog(self, namespaces: tuple[str, ...]) -> Any:
+        """The optioncheck.Catalog of a file reading ``namespaces`` (built once per set)."""
+        if namespaces not in self._catalogs:
+            from renderer.optioncheck import Catalog
+
+            self.for_file(namespaces)  # the missing-namespace error
+            self._catalogs[namespaces] = Catalog(self._load(), self._plugins, namespaces)
+        return self._catalogs[namespaces]
 
     def for_file(self, namespaces: tuple[str, ...]) -> tuple[frozenset[str], frozenset[tuple]]:
         """(groups, {(group, option)} multi-valued) of a file reading ``namespaces``."""
@@ -78,12 +94,14 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
                     options: OptionData, secrets: set[str]) -> list[Rendered]:
     """``rendered`` with every override of ``service`` merged in; every bad one is an error,
     all raised together once each key has been tried (a bad key leaves its files as rendered)."""
+    checked = template_errors(rendered, options, secrets)
     prefix = service.name + SEPARATOR
     keys = hiera.keys_with_prefix(prefix, scope)
     if not keys:
-        return rendered  # the fast path: no lookup, no iniparser import
+        raise_all(checked)
+        return rendered  # the fast path: no lookup
     result = list(rendered)
-    errors: list[RenderError] = []
+    errors: list[RenderError] = list(checked)
     for key in keys:
         # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
         # Puppet code must too (lookup('"keystone::config::keystone.conf"')).
@@ -94,7 +112,7 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
             indices = _targets(key[len(prefix):], result, service, fail)
             value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
             for index in indices:
-                result[index] = _merged(result[index], value, options, fail)
+                result[index] = _merged(result[index], value, options, fail, secrets)
         except RenderError as exc:
             errors.append(exc)
     raise_all(errors)
@@ -138,8 +156,34 @@ def _targets(name: str, rendered: list[Rendered], service: Service,
     return matches
 
 
+def template_errors(rendered: list[Rendered], options: OptionData,
+                    secrets: set[str]) -> list[RenderError]:
+    """An error for each option a template sets that its file's namespaces do not register, or
+    with a value oslo.config would refuse, at the rendered file's line."""
+    from renderer import ini
+    from renderer.optioncheck import file_values
+
+    errors: list[RenderError] = []
+    for item in rendered:
+        if item.spec.validate != "ini" or not item.spec.oslo_namespaces:
+            continue
+        try:
+            layout = ini.parse(item.data.decode("utf-8"))
+        except (ini.IniSyntaxError, UnicodeDecodeError):
+            continue  # validate says so, at its line
+        settings, values = file_values(layout)
+        lines = {(s[0], s[1]): s[3] for s in reversed(settings)}  # the first line of each
+        catalog = options.catalog(item.spec.oslo_namespaces)
+        for section, option, message in catalog.problems(
+                [s[:3] for s in settings], values, secrets):
+            errors.append(ValidationError(
+                f"option: {message}", line=lines[(section, option)],
+                path=f"{item.spec.dest} (from {item.spec.template})"))
+    return errors
+
+
 def _merged(item: Rendered, value: Any, options: OptionData,
-            fail: Callable[..., OverrideError]) -> Rendered:
+            fail: Callable[..., OverrideError], secrets: set[str]) -> Rendered:
     """``item`` with the override ``value`` merged in."""
     from renderer import ini
 
@@ -156,7 +200,16 @@ def _merged(item: Rendered, value: Any, options: OptionData,
     registers = " nor does any oslo.config namespace of it" if namespaces else ""
     raise_all([*errors, *(fail(f"section [{section}] is not in {item.spec.dest}: its template "
                                f"does not render it{registers}", section) for section in unknown)])
-    return Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
+    text = ini.merge(layout, settings)
+    if namespaces:
+        from renderer.optioncheck import file_values
+
+        _, values = file_values(ini.parse(text))
+        raise_all([fail(f"{item.spec.dest}: {message}", section, option)
+                   for section, option, message in options.catalog(namespaces).problems(
+                       [(s.section, s.key, s.values) for s in settings if s.values],
+                       values, secrets)])
+    return Rendered(item.spec, text.encode("utf-8"))
 
 
 def _settings(value: Any, is_multi: Callable[[str, str], bool],
