@@ -94,14 +94,14 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
                     options: OptionData, secrets: set[str]) -> list[Rendered]:
     """``rendered`` with every override of ``service`` merged in; every bad one is an error,
     all raised together once each key has been tried (a bad key leaves its files as rendered)."""
-    checked = template_errors(rendered, options, secrets)
     prefix = service.name + SEPARATOR
     keys = hiera.keys_with_prefix(prefix, scope)
     if not keys:
-        raise_all(checked)
+        raise_all(template_errors(rendered, options, secrets, {}))
         return rendered  # the fast path: no lookup
     result = list(rendered)
-    errors: list[RenderError] = list(checked)
+    errors: list[RenderError] = []
+    touched: dict[int, set[tuple[str, str]]] = {}  # what overrides set: not the template's
     for key in keys:
         # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
         # Puppet code must too (lookup('"keystone::config::keystone.conf"')).
@@ -112,10 +112,11 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
             indices = _targets(key[len(prefix):], result, service, fail)
             value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
             for index in indices:
-                result[index] = _merged(result[index], value, options, fail, secrets)
+                result[index] = _merged(result[index], value, options, fail, secrets,
+                                        touched.setdefault(index, set()))
         except RenderError as exc:
             errors.append(exc)
-    raise_all(errors)
+    raise_all([*template_errors(result, options, secrets, touched), *errors])
     return result
 
 
@@ -156,15 +157,16 @@ def _targets(name: str, rendered: list[Rendered], service: Service,
     return matches
 
 
-def template_errors(rendered: list[Rendered], options: OptionData,
-                    secrets: set[str]) -> list[RenderError]:
+def template_errors(rendered: list[Rendered], options: OptionData, secrets: set[str],
+                    touched: dict[int, set[tuple[str, str]]]) -> list[RenderError]:
     """An error for each option a template sets that its file's namespaces do not register, or
-    with a value oslo.config would refuse, at the rendered file's line."""
+    with a value oslo.config would refuse, at the line of the file as it will be written; the
+    options overrides set (``touched``, per file index) are the overrides' to report."""
     from renderer import ini
     from renderer.optioncheck import file_values
 
     errors: list[RenderError] = []
-    for item in rendered:
+    for index, item in enumerate(rendered):
         if item.spec.validate != "ini" or not item.spec.oslo_namespaces:
             continue
         try:
@@ -172,6 +174,8 @@ def template_errors(rendered: list[Rendered], options: OptionData,
         except (ini.IniSyntaxError, UnicodeDecodeError):
             continue  # validate says so, at its line
         settings, values = file_values(layout)
+        skip = touched.get(index, set())
+        settings = [s for s in settings if (s[0], s[1]) not in skip]
         lines = {(s[0], s[1]): s[3] for s in reversed(settings)}  # the first line of each
         catalog = options.catalog(item.spec.oslo_namespaces)
         for section, option, message in catalog.problems(
@@ -183,13 +187,15 @@ def template_errors(rendered: list[Rendered], options: OptionData,
 
 
 def _merged(item: Rendered, value: Any, options: OptionData,
-            fail: Callable[..., OverrideError], secrets: set[str]) -> Rendered:
-    """``item`` with the override ``value`` merged in."""
+            fail: Callable[..., OverrideError], secrets: set[str],
+            touched: set[tuple[str, str]]) -> Rendered:
+    """``item`` with the override ``value`` merged in; what it sets is added to ``touched``."""
     from renderer import ini
 
     namespaces = item.spec.oslo_namespaces or ()
     groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
     settings, errors = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+    touched.update((s.section, s.key) for s in settings)
     try:
         layout = ini.parse(item.data.decode("utf-8"))
     except ini.IniSyntaxError as exc:
