@@ -199,3 +199,54 @@ def test_checker_knows_auth_plugin_options_and_oslo_syntax(tmp_path: Path):
     [result] = json.loads(run_checker("check", stdin=json.dumps(request)))
     assert result["errors"] == [f"{conf}:10: [keystone_authtoken] bogus: no such option in "
                                 "namespaces keystonemiddleware.auth_token, oslo.log"]
+
+
+# (service, namespace, section, option, value): values render refuses (renderer.optioncheck)...
+REFUSED = [
+    ("lib", "oslo.log", "DEFAULT", "debug", "maybe"), ("lib", "oslo.log", "DEFAULT", "debug", "t"),
+    ("lib", "oslo.log", "DEFAULT", "debug", ""),
+    ("lib", "oslo.cache", "cache", "expiration_time", "0"),
+    ("lib", "oslo.cache", "cache", "memcache_pool_maxsize", "lots"),
+    ("lib", "oslo.cache", "cache", "memcache_pool_maxsize", "5.0"),
+    ("lib", "oslo.cache", "cache", "backend", "dogpile.cache.nope"),
+    ("lib", "oslo.messaging", "oslo_messaging_rabbit", "kombu_reconnect_delay", "4.6"),
+    ("lib", "oslo.db", "database", "connection_debug", "101"),
+    ("keystone", "keystone", "totp", "included_previous_windows", "11"),
+    ("cinder", "cinder", "DEFAULT", "osapi_volume_listen_port", "70000"),
+    ("cinder", "cinder", "DEFAULT", "osapi_volume_listen_port", "-1"),
+    ("cinder", "cinder", "DEFAULT", "osapi_volume_listen_port", "http"),
+]
+# ... and values it accepts, deprecated names and groups included
+ACCEPTED = [
+    ("lib", "oslo.log", "DEFAULT", "debug", "TRUE"), ("lib", "oslo.log", "DEFAULT", "debug", "off"),
+    ("lib", "oslo.cache", "cache", "expiration_time", "1_0"),
+    ("lib", "oslo.cache", "cache", "memcache_pool_maxsize", ""),
+    ("lib", "oslo.cache", "cache", "backend", "oslo_cache.dict"),
+    ("lib", "oslo.cache", "cache", "memcache_password", "x"),
+    ("lib", "oslo.messaging", "oslo_messaging_rabbit", "kombu_reconnect_delay", "4.5"),
+    ("keystone", "keystone", "assignment", "list_limit", "5"),
+    ("cinder", "cinder", "DEFAULT", "osapi_volume_listen_port", "65535"),
+]
+
+
+def test_what_render_refuses_oslo_config_refuses(tmp_path: Path):
+    """Each value render's option check refuses (and only those) oslo.config refuses too, read
+    from a file as the service reads it; a typo render flags is unknown to oslo as well."""
+    from renderer.optioncheck import Catalog
+
+    data = json.loads(OPTION_DATA.read_text())
+    cases = [(*case, True) for case in REFUSED] + [(*case, False) for case in ACCEPTED] + \
+        [("lib", "oslo.cache", "cache", "memcache_pool_maxsze", "30", True)]
+    request = []
+    for number, (service, namespace, section, option, value, bad) in enumerate(cases):
+        problems = Catalog(data["namespaces"], data["auth_plugins"], (namespace,)).problems(
+            [(section, option, (value,))], {}, set())
+        assert bool(problems) == bad, (namespace, section, option, value, problems)
+        conf = tmp_path / f"{number}.conf"
+        conf.write_text(f"[{section}]\n{option} = {value}\n")
+        request.append({"path": str(conf), "service": service, "namespaces": [namespace]})
+    results = json.loads(run_checker("check", stdin=json.dumps(request)))
+    by_path = {item["path"]: item["errors"] for item in results}
+    for case, item in zip(cases, request):
+        errors = by_path[item["path"]]
+        assert bool(errors) == case[-1], (case, errors)
