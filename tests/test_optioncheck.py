@@ -180,3 +180,25 @@ def test_sections_match_as_oslo_normalises_them():
 def test_value_problem(kind: str, value: str, problem: str | None):
     found = value_problem(SPEC[kind], value)
     assert found is None if problem is None else (found is not None and problem in found), found
+
+
+def test_a_sites_option_data_earlier_in_the_search_path_wins(tree: Tree, tmp_path: Path):
+    """Another release's data (README, "Another OpenStack release") in the site directory, first
+    on the search path (tree.options() appends the shipped templates after it)."""
+    without_overrides(tree)
+    set_data(tree, NODE_LEVEL, KEY, {"cache": {"site_release_option": 3}})
+    site = tmp_path / "site"
+    (site / "_lib").mkdir(parents=True)
+    data = json.loads((tree.templates / "_lib" / "oslo_options.json").read_text())
+    data["namespaces"]["oslo.cache"]["options"]["cache"]["site_release_option"] = \
+        {"type": "int", "max": 2}
+    (site / "_lib" / "oslo_options.json").write_text(json.dumps(data))
+    shipped = render("--no-restart", "keystone", *tree.options())
+    assert shipped.code == 4 and "[cache] site_release_option: no such option" in shipped.err
+    result = render("--no-restart", "keystone", "--templates", str(site), *tree.options())
+    assert result.code == 4 and result.err.endswith(
+        "[cache] site_release_option: '3' is above the maximum 2\n"), result.err
+    set_data(tree, NODE_LEVEL, KEY, {"cache": {"site_release_option": 2}})
+    result = render("--no-restart", "keystone", "--templates", str(site), *tree.options())
+    assert (result.code, result.err) == (2, "")
+    assert "site_release_option=2\n" in (tree.machines / CONF).read_text()
