@@ -14,6 +14,9 @@ file declares (``oslo_namespaces`` in service.yaml) and the option data generate
 packages into ``service_templates/_lib/oslo_options.json`` (``make oslo-data``; ``make test``
 fails when it drifts from the packages). A section is accepted when the rendered file has it or
 one of its namespaces registers it; anything else is an error naming the key, section and file.
+Every option an override or a template sets in such a file must be registered by its namespaces
+and have a value oslo.config would read (renderer.optioncheck): an override's error is at its
+data file and line, a template's at the rendered file's line.
 """
 
 from __future__ import annotations
@@ -49,18 +52,31 @@ class OptionData:
         self.path = next((r / OPTION_DATA for r in roots if (r / OPTION_DATA).exists()),
                          roots[0] / OPTION_DATA)  # the search path's first; a site's may win
         self._namespaces: dict[str, Any] | None = None
+        self._plugins: dict[str, Any] = {}
+        self._catalogs: dict[tuple[str, ...], Any] = {}
 
     def _load(self) -> dict[str, Any]:
         if self._namespaces is None:
             try:
                 import json
 
-                self._namespaces = json.loads(read_regular(self.path, RenderError))["namespaces"]
+                data = json.loads(read_regular(self.path, RenderError))
+                self._namespaces = data["namespaces"]
+                self._plugins = data.get("auth_plugins", {})
             except RenderError:
                 raise
             except (ValueError, KeyError) as exc:
                 raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
         return self._namespaces
+
+    def catalog(self, namespaces: tuple[str, ...]) -> Any:
+        """The optioncheck.Catalog of a file reading ``namespaces`` (built once per set)."""
+        if namespaces not in self._catalogs:
+            from renderer.optioncheck import Catalog
+
+            self.for_file(namespaces)  # the missing-namespace error
+            self._catalogs[namespaces] = Catalog(self._load(), self._plugins, namespaces)
+        return self._catalogs[namespaces]
 
     def for_file(self, namespaces: tuple[str, ...]) -> tuple[frozenset[str], frozenset[tuple]]:
         """(groups, {(group, option)} multi-valued) of a file reading ``namespaces``."""
@@ -84,9 +100,11 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
     prefix = service.name + SEPARATOR
     keys = hiera.keys_with_prefix(prefix, scope)
     if not keys:
-        return rendered  # the fast path: no lookup, no iniparser import
+        raise_all(template_errors(rendered, options, secrets, {}))
+        return rendered  # the fast path: no lookup
     result = list(rendered)
     errors: list[RenderError] = []
+    touched: dict[int, set[tuple[str, str]]] = {}  # what overrides set: not the template's
     for key in keys:
         # The file name has a dot, which a lookup key reads as "dig into": quote the key, as
         # Puppet code must too (lookup('"keystone::config::keystone.conf"')).
@@ -97,10 +115,11 @@ def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, sc
             indices = _targets(key[len(prefix):], result, service, fail)
             value = _unwrap(hiera.lookup(quoted, scope, merge=merge), secrets)
             for index in indices:
-                result[index] = _merged(result[index], value, options, fail)
+                result[index] = _merged(result[index], value, options, fail, secrets,
+                                        touched.setdefault(index, set()))
         except RenderError as exc:
             errors.append(exc)
-    raise_all(errors)
+    raise_all([*template_errors(result, options, secrets, touched), *errors])
     return result
 
 
@@ -141,14 +160,45 @@ def _targets(name: str, rendered: list[Rendered], service: Service,
     return matches
 
 
+def template_errors(rendered: list[Rendered], options: OptionData, secrets: set[str],
+                    touched: dict[int, set[tuple[str, str]]]) -> list[RenderError]:
+    """An error for each option a template sets that its file's namespaces do not register, or
+    with a value oslo.config would refuse, at the line of the file as it will be written; the
+    options overrides set (``touched``, per file index) are the overrides' to report."""
+    from renderer import ini
+    from renderer.optioncheck import file_values
+
+    errors: list[RenderError] = []
+    for index, item in enumerate(rendered):
+        if item.spec.validate != "ini" or not item.spec.oslo_namespaces:
+            continue
+        try:
+            layout = ini.parse(item.data.decode("utf-8"))
+        except (ini.IniSyntaxError, UnicodeDecodeError):
+            continue  # validate says so, at its line
+        settings, values = file_values(layout)
+        skip = touched.get(index, set())
+        settings = [s for s in settings if (s[0], s[1]) not in skip]
+        lines = {(s[0], s[1]): s[3] for s in reversed(settings)}  # the first line of each
+        catalog = options.catalog(item.spec.oslo_namespaces)
+        for section, option, message in catalog.problems(
+                [s[:3] for s in settings], values, secrets):
+            errors.append(ValidationError(
+                f"option: {message}", line=lines[(section, option)],
+                path=f"{item.spec.dest} (from {item.spec.template})"))
+    return errors
+
+
 def _merged(item: Rendered, value: Any, options: OptionData,
-            fail: Callable[..., OverrideError]) -> Rendered:
-    """``item`` with the override ``value`` merged in."""
+            fail: Callable[..., OverrideError], secrets: set[str],
+            touched: set[tuple[str, str]]) -> Rendered:
+    """``item`` with the override ``value`` merged in; what it sets is added to ``touched``."""
     from renderer import ini
 
     namespaces = item.spec.oslo_namespaces or ()
     groups, multi = options.for_file(namespaces) if namespaces else (frozenset(), frozenset())
     settings, errors = _settings(value, lambda sec, opt: (sec, opt) in multi, fail)
+    touched.update((s.section, s.key) for s in settings)
     try:
         layout = ini.parse(item.data.decode("utf-8"))
     except ini.IniSyntaxError as exc:
@@ -159,7 +209,16 @@ def _merged(item: Rendered, value: Any, options: OptionData,
     registers = " nor does any oslo.config namespace of it" if namespaces else ""
     raise_all([*errors, *(fail(f"section [{section}] is not in {item.spec.dest}: its template "
                                f"does not render it{registers}", section) for section in unknown)])
-    return Rendered(item.spec, ini.merge(layout, settings).encode("utf-8"))
+    text = ini.merge(layout, settings)
+    if namespaces:
+        from renderer.optioncheck import file_values
+
+        _, values = file_values(ini.parse(text))
+        raise_all([fail(f"{item.spec.dest}: {message}", section, option)
+                   for section, option, message in options.catalog(namespaces).problems(
+                       [(s.section, s.key, s.values) for s in settings if s.values],
+                       values, secrets)])
+    return Rendered(item.spec, text.encode("utf-8"))
 
 
 def _settings(value: Any, is_multi: Callable[[str, str], bool],

@@ -13,10 +13,12 @@ group the file sets is read, which runs oslo's type conversion (``debug = maybe`
 every option name the file sets must be registered (oslo itself ignores unknown names silently).
 Prints JSON ``[{"path": ..., "errors": ["<path>:<line>: <message>", ...]}]``.
 
-``dump``: stdin is JSON ``{service: [namespace, ...]}``; prints JSON
-``{namespace: {"groups": [...], "multi": {group: [option]}}}``,
-the data render ships in ``service_templates/_lib/oslo_options.json`` to know which sections exist
-and which options are multi-valued (``MultiOpt``).
+``dump``: stdin is JSON ``{service: [namespace, ...]}``; prints JSON ``{"namespaces": {namespace:
+{"groups": [...], "multi": {group: [option]}, "options": {group: {option: spec}}}},
+"auth_plugins": {plugin: {option: spec}}}``, the data render ships in
+``service_templates/_lib/oslo_options.json`` to know which sections exist, which options are
+multi-valued (``MultiOpt``), and every option's name, deprecated names and type with its bounds
+(``spec``, see ``spec``), so render checks option names and values without oslo.config.
 """
 
 from __future__ import annotations
@@ -61,20 +63,74 @@ def _list_opts(namespaces: list[str]) -> list[tuple[str, Any, list[Any]]]:
     return result
 
 
+def type_spec(kind: Any) -> dict[str, Any]:
+    """An oslo type as data: {"type": bool|int|port|float|str|list|<other>, bounds...}. Only
+    what render checks is spelled out; any other type is named and accepted as text."""
+    from oslo_config import types
+
+    spec: dict[str, Any]
+    if isinstance(kind, types.Boolean):
+        return {"type": "bool"}
+    if isinstance(kind, (types.Integer, types.Float)):
+        spec = {"type": "port" if isinstance(kind, types.Port) else
+                "int" if isinstance(kind, types.Integer) else "float"}
+        spec.update({k: getattr(kind, k) for k in ("min", "max")
+                     if getattr(kind, k, None) is not None})
+        if kind.choices:
+            spec["choices"] = sorted(kind.choices)
+        return spec
+    if isinstance(kind, types.String) and type(kind) is types.String:
+        spec = {"type": "str"}
+        if kind.choices:
+            spec["choices"] = sorted(str(c) for c in kind.choices)
+            if kind.ignore_case:
+                spec["ignore_case"] = True
+        return spec
+    if isinstance(kind, types.List):
+        return {"type": "list", "item": type_spec(kind.item_type)}
+    return {"type": type(kind).__name__.lower()}
+
+
+def opt_spec(opt: Any, group: str) -> dict[str, Any]:
+    spec = type_spec(opt.type)
+    old = sorted({(o.group or group, o.name or opt.dest) for o in opt.deprecated_opts
+                  if o.name or o.group} - {(group, opt.dest)})
+    if old:
+        spec["deprecated"] = [list(pair) for pair in old]
+    if opt.secret:
+        spec["secret"] = True
+    return spec
+
+
 def dump(namespaces: list[str]) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     data = {}
     for namespace in namespaces:
         groups: set[str] = set()
         multi: dict[str, set[str]] = {}
+        options: dict[str, dict[str, Any]] = {}
         for name, _group, opts in list_opts([namespace]):
             groups.add(name)
             for opt in opts:
                 if isinstance(opt, cfg.MultiOpt):
                     multi.setdefault(name, set()).add(opt.dest)
+                if not (name == DEFAULT and opt.dest in _OWN_OPTS):
+                    options.setdefault(name, {}).setdefault(opt.dest, opt_spec(opt, name))
         data[namespace] = {"groups": sorted(groups),
-                           "multi": {g: sorted(o) for g, o in sorted(multi.items())}}
+                           "multi": {g: sorted(o) for g, o in sorted(multi.items())},
+                           "options": options}
     return data
+
+
+def dump_auth_plugins(_: Any = None) -> dict[str, Any]:
+    """Every installed keystoneauth plugin's options: a group whose ``auth_type`` names one
+    gets them when the service loads it (keystone_authtoken, [nova] in neutron.conf, ...)."""
+    warnings.simplefilter("ignore")
+    from keystoneauth1 import loading
+
+    return {name: {opt.dest: opt_spec(opt, "") for opt in
+                   loading.get_auth_plugin_conf_options(name)}
+            for name in sorted(loading.get_available_plugin_names())}
 
 
 class _Assignments(iniparser.BaseParser):
@@ -235,7 +291,9 @@ def main(argv: list[str]) -> int:
             for namespace, value in part.items():
                 if data.setdefault(namespace, value) != value:
                     raise SystemExit(f"oslo_check: {namespace} differs between projects")
-        json.dump(data, sys.stdout, indent=1, sort_keys=True)
+        [plugins] = _in_children(dump_auth_plugins, [None])
+        json.dump({"namespaces": data, "auth_plugins": plugins}, sys.stdout, indent=1,
+                  sort_keys=True)
         return 0
     if argv[:1] == ["check"]:
         files = json.load(sys.stdin)

@@ -66,8 +66,8 @@ def test_lists_booleans_numbers_and_removal(tree: Tree):
 
 def test_section_of_a_known_oslo_group_is_appended(tree: Tree):
     without_overrides(tree)
-    set_data(tree, NODE_LEVEL, KEY, {"oslo_policy": {"enforce_scope": True}})
-    assert conf_after(tree).endswith("\n\n[oslo_policy]\nenforce_scope=True\n")
+    set_data(tree, NODE_LEVEL, KEY, {"oslo_policy": {"enforce_new_defaults": True}})
+    assert conf_after(tree).endswith("\n\n[oslo_policy]\nenforce_new_defaults=True\n")
 
 
 def test_lookup_options_merge_replaces_the_default_deep_merge(tree: Tree):
@@ -83,9 +83,9 @@ def test_lookup_options_merge_replaces_the_default_deep_merge(tree: Tree):
 
 def test_overridden_secrets_are_masked(tree: Tree):
     without_overrides(tree)
-    set_data(tree, SERVICE_LEVEL, KEY, {"cache": {"memcache_secret_key": "Cache-S3cret-key"}})
+    set_data(tree, SERVICE_LEVEL, KEY, {"cache": {"memcache_password": "Cache-S3cret-key"}})
     result = render("--noop", "--diff", "keystone", *tree.options())
-    assert "memcache_secret_key=<redacted>#" in result.out
+    assert "memcache_password=<redacted>#" in result.out
     assert "Cache-S3cret-key" not in result.out + result.err
 
 

@@ -160,7 +160,7 @@ def test_a_planted_value_is_traced_to_its_level_and_line(tree: Tree):
     text = node.read_text()
     line = text.count("\n") + 1
     node.write_text(text + "keystone::token::expiration: 7\n"
-                    "glance::config::glance-api.conf:\n  DEFAULT:\n    workers: 3\n")
+                    "glance::config::glance-api.conf:\n  DEFAULT:\n    image_tag_quota: 3\n")
     doc = show(tree, "keystone")
     entry = next(k for k in doc["keys"] if k["key"] == "keystone::token::expiration")
     assert (entry["value"], entry["level"], entry["file"], entry["line"], entry["merge"]) == \
@@ -182,7 +182,7 @@ def test_a_planted_value_is_traced_to_its_level_and_line(tree: Tree):
         "    policy_file: policy.yaml") + 1
     glance = show(tree, "glance")
     workers = next(o for k in glance["keys"] for o in k.get("options", ())
-                   if o["option"] == "workers")
+                   if o["option"] == "image_tag_quota")
     assert (workers["value"], workers["level"], workers["line"]) == (3, "Per node", line + 3)
 
 
