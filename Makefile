@@ -15,6 +15,9 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container binutils
 # outputs: the fact, metrics and journal entries read back by their real consumers
 TEST_DEBS += facter prometheus-node-exporter
+# eyaml (tests/test_eyaml*.py): the real eyaml command makes the tokens and puppet lookup reads them
+# with hiera-eyaml; gnupg for ENC[GPG,...]; Debian's asn1crypto and cryptography for the package
+TEST_DEBS += hiera-eyaml gnupg python3-asn1crypto python3-cryptography openssl
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
