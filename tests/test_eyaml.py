@@ -220,6 +220,21 @@ def test_gpg_token_decrypts_with_gpg_gnupghome(tmp_path: Path, gnupghome: Path):
     assert token[8:40] not in message and "\n" not in message
     subprocess.run(["gpgconf", "--homedir", str(empty), "--kill", "gpg-agent"], check=False,
                    capture_output=True)
+    for options, said in (("pkcs7_private_key: /x", "No GPG home directory configured"),
+                          (f"gpg_gnupghome: {tmp_path}/absent", "doesn't exist")):
+        config = _tree(tmp_path / said[:2], data, options)
+        with pytest.raises(HieraDataError, match=said):
+            _lookup(config, "gpg")
+
+
+@pytest.mark.slow
+def test_gpg_home_from_hiera_eyaml_gpg_gnupghome(tmp_path: Path, gnupghome: Path,
+                                                 monkeypatch: pytest.MonkeyPatch):
+    """The plugin's environment variable wins over the level's option."""
+    monkeypatch.setenv("HIERA_EYAML_GPG_GNUPGHOME", str(gnupghome))
+    config = _tree(tmp_path, f"gpg: {_gpg_token(gnupghome, b'from env')}\n",
+                   f"gpg_gnupghome: {tmp_path}/absent")
+    assert _lookup(config, "gpg") == "from env"
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ only then is it interpolated. The scheme defaults to PKCS7.
 Options, as hiera-eyaml 4.x/5.x reads them for a lookup (no CLI defaults, no ``EYAML_CONFIG``:
 those are the ``eyaml`` command's): ``pkcs7_private_key_env_var`` (the PEM in that variable),
 then ``pkcs7_b64_private_key_env_var`` (base64 of the PEM), then ``pkcs7_private_key`` (a file);
-``pkcs7_public_key`` is only needed to encrypt. ``gpg_gnupghome`` for ``ENC[GPG,...]``, else
-gpg's own default (``$GNUPGHOME``, ``~/.gnupg``), as the hiera-eyaml-gpg plugin does.
+``pkcs7_public_key`` is only needed to encrypt. ``ENC[GPG,...]`` (the hiera-eyaml-gpg plugin):
+the ``gpg`` command with ``$HIERA_EYAML_GPG_GNUPGHOME``, else ``gpg_gnupghome``, which must be
+an existing directory (in a lookup the plugin has no default home).
 """
 
 from __future__ import annotations
@@ -128,11 +129,17 @@ def private_key_pem(options: dict[str, Any]) -> bytes:
 
 
 def gpg_decrypt(data: bytes, options: dict[str, Any]) -> bytes:
-    """``gpg --decrypt`` with the level's ``gpg_gnupghome``; never asks for a passphrase."""
-    command = ["gpg", "--batch", "--quiet", "--no-tty", "--pinentry-mode", "error"]
-    home = _option(options, "gpg_gnupghome")
-    if home:
-        command += ["--homedir", home]
+    """``gpg --decrypt`` in the plugin's GNUPGHOME; never asks for a passphrase (a lookup
+    cannot answer one)."""
+    home = os.environ.get("HIERA_EYAML_GPG_GNUPGHOME") or _option(options, "gpg_gnupghome")
+    if not home:
+        raise EyamlError("GPG: No GPG home directory configured, check gpg_gnupghome "
+                         "configuration value is correct")
+    if not os.path.isdir(home):
+        raise EyamlError(f"GPG: Configured GPG home directory {home} doesn't exist, check "
+                         "gpg_gnupghome configuration value is correct")
+    command = ["gpg", "--batch", "--quiet", "--no-tty", "--pinentry-mode", "error",
+               "--homedir", home]
     try:
         done = subprocess.run([*command, "--decrypt"], input=data, capture_output=True,
                               timeout=300, check=False)
