@@ -9,7 +9,10 @@ primitives, present in every version, decrypt it. Both are imported only here, o
 
 from __future__ import annotations
 
+from typing import Any
+
 _CIPHERS = {"aes": 16}  # block size; AES-128/192/256-CBC, whichever the envelope names
+_KEYS: dict[bytes, Any] = {}  # PEM -> loaded key: loading checks the key, ~50-600 ms each time
 
 
 class Pkcs7Error(Exception):
@@ -19,8 +22,7 @@ class Pkcs7Error(Exception):
 def decrypt(der: bytes, private_key_pem: bytes) -> bytes:
     """The plaintext of one EnvelopedData, with the first recipient's RSA private key."""
     from asn1crypto import cms
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     try:
@@ -42,12 +44,7 @@ def decrypt(der: bytes, private_key_pem: bytes) -> bytes:
         raise Pkcs7Error(f"not a PKCS7 token: {exc}") from None
     if cipher_name not in _CIPHERS or algorithm.encryption_mode != "cbc":
         raise Pkcs7Error(f"unsupported content cipher {algorithm['algorithm'].native}")
-    try:
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise Pkcs7Error(f"the private key cannot be read: {exc}") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise Pkcs7Error("the private key is not an RSA key")
+    key = _private_key(private_key_pem)
     try:
         content_key = key.decrypt(encrypted_key, padding.PKCS1v15())
         decryptor = Cipher(algorithms.AES(content_key), modes.CBC(iv)).decryptor()
@@ -58,3 +55,26 @@ def decrypt(der: bytes, private_key_pem: bytes) -> bytes:
     if not 1 <= size <= _CIPHERS[cipher_name] or padded[-size:] != bytes([size]) * size:
         raise Pkcs7Error("the private key does not decrypt this token (bad padding)")
     return padded[:-size]
+
+
+def _private_key(pem: bytes) -> Any:
+    """The RSA key of ``pem``, loaded once per run. The site's own key file is trusted: its
+    consistency check (cryptography >= 39 can skip it) is what makes loading slow."""
+    key = _KEYS.get(pem)
+    if key is not None:
+        return key
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        try:
+            key = serialization.load_pem_private_key(pem, None,
+                                                     unsafe_skip_rsa_key_validation=True)
+        except TypeError:  # cryptography 38 (Debian 12): no such parameter
+            key = serialization.load_pem_private_key(pem, None)
+    except (ValueError, TypeError) as exc:
+        raise Pkcs7Error(f"the private key cannot be read: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise Pkcs7Error("the private key is not an RSA key")
+    _KEYS[pem] = key
+    return key
