@@ -255,3 +255,26 @@ def test_run_masks_decrypted_values_without_lookup_options(tree: Tree):
     written = [path for path in tree.machines.rglob("keystone.conf")
                if b"eyaml-only-user-77" in path.read_bytes()]
     assert written, "the plaintext reaches the rendered file"
+
+
+@pytest.mark.slow
+@pytest.mark.puppet
+def test_debian_hiera_eyaml_3_3_fails_on_bare_key_tokens_render_reads(tmp_path: Path):
+    """The one known disagreement, on purpose: Debian's hiera-eyaml 3.3 matches the recipient
+    against pkcs7_public_key's certificate, so real puppet lookup fails on a 4.1+ token
+    (serial 0); render decrypts it as hiera-eyaml 4.1+ does."""
+    from test_hiera_puppet import _ruby, _run_puppet
+
+    ruby = _ruby()
+    assert ruby, "puppet's ruby is needed"
+    token = bare_key_token(b"bare", PUBLIC.read_bytes())
+    options = (f"{{pkcs7_private_key: {PRIVATE}, pkcs7_public_key: {PUBLIC}}}")
+    case = {"hiera": "version: 5\ndefaults: {datadir: data, lookup_key: eyaml_lookup_key, "
+                     f"options: {options}}}\nhierarchy:\n  - {{name: c, path: c.eyaml}}\n",
+            "files": {"data/c.eyaml": f"bare: {token}\ncert: {_cert_token()}\n"},
+            "queries": [{"key": "bare"}, {"key": "cert"}]}
+    bare, cert = _run_puppet("bare", case, ruby, tmp_path)
+    assert cert["status"] == "found" and cert["value"] == "s3cr3t pass"
+    assert bare["status"] == "error" and "decrypt error" in bare["message"]
+    config = _tree(tmp_path / "render", f"bare: {token}\n")
+    assert _lookup(config, "bare") == "bare"
