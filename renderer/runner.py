@@ -122,15 +122,22 @@ class Runner:
             rendered = self.render(service, scope, secrets)
             rendered = self.override(service, rendered, scope, secrets)
             self.masker.add(secrets)
+            self.learn_decrypted()
             validate(rendered, self.masker)
             observed = self.observe(service, rendered)
             return self.plan(service, rendered, observed, state)
         except RenderError as exc:
+            self.learn_decrypted()  # an error may quote a value that came from an eyaml token
             return failed(name, exc)
         except Exception as exc:  # noqa: BLE001 - a bug in render fails its service only
             return failed(name, InternalError.from_exception(exc))
 
     # --- the steps ------------------------------------------------------------------------------
+
+    def learn_decrypted(self) -> None:
+        """Every eyaml plaintext is a secret, with or without ``convert_to: Sensitive``."""
+        if isinstance(self._hiera, Hiera):
+            self.masker.add(self._hiera.secrets)
 
     def hiera(self) -> Hiera:
         """hiera.yaml (or the bundle), read once per run; a broken one fails every service that

@@ -142,7 +142,7 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
         data.phase = "override"
         rendered = apply_overrides(service, rendered, data, local,  # type: ignore[arg-type]
                                    OptionData(templates), secrets)
-        masker = Masker(key, secrets)
+        masker = Masker(key, secrets | data.hiera.secrets)  # with every eyaml plaintext
         for record in data.records.values():  # a Sensitive value only service.yaml read, too
             if record.secret:
                 masker.add(secret_strings(_plain(record.value)))

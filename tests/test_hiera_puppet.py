@@ -44,6 +44,11 @@ DRIVER = DATA / "puppet_lookup_batch.rb"
 SAMPLE = Path(__file__).parent.parent / "hieradata"
 NODE = "node1.example.com"
 UPDATE = os.environ.get("RENDER_UPDATE_GOLDEN") == "1"
+# eyaml cases: the TEST key pair (tests/data/hiera/eyaml) reaches Puppet and render alike through
+# the cases' pkcs7_*_key_env_var options, whatever directory each runs in
+EYAML_KEYS = DATA / "eyaml"
+os.environ["RENDER_TEST_EYAML_PRIVATE_KEY"] = (EYAML_KEYS / "private_key.pkcs7.pem").read_text()
+os.environ["RENDER_TEST_EYAML_PUBLIC_KEY"] = (EYAML_KEYS / "public_key.pkcs7.pem").read_text()
 
 
 def _facts(case: dict) -> dict:

@@ -28,6 +28,7 @@ _TOP_KEYS = frozenset(("version", "defaults", "hierarchy", "plan_hierarchy", "de
 _BUILTIN_DEFAULTS = {"datadir": "data", "data_hash": "yaml_data"}
 _BUILTIN_HIERARCHY = [{"name": "Common", "path": "common.yaml"}]
 SUPPORTED_FUNCTION = ("data_hash", "yaml_data")
+EYAML_FUNCTION = ("lookup_key", "eyaml_lookup_key")  # renderer.hiera.eyaml
 
 
 class Level:
@@ -38,16 +39,18 @@ class Level:
     (Plain slotted classes rather than dataclasses: they cost nothing at import.)
     """
 
-    __slots__ = ("name", "kind", "specs", "datadir", "line", "error")
+    __slots__ = ("name", "kind", "specs", "datadir", "line", "error", "eyaml")
 
     def __init__(self, name: str, kind: str, specs: tuple[str, ...], datadir: str,
-                 line: int | None, error: str | None = None) -> None:
+                 line: int | None, error: str | None = None,
+                 eyaml: dict[str, Any] | None = None) -> None:
         self.name = name
         self.kind = kind
         self.specs = specs
         self.datadir = datadir
         self.line = line
         self.error = error  # why reading any existing file of this level fails, as in Puppet
+        self.eyaml = eyaml  # eyaml_lookup_key's options (not yet interpolated), else None
 
     def __repr__(self) -> str:
         return f"Level({self.name!r}, {self.kind}={list(self.specs)!r}, datadir={self.datadir!r})"
@@ -206,9 +209,11 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
                              f"defined in {where}", node)
         kind = inherited
         function = (kind, defaults[kind])
-    if function != SUPPORTED_FUNCTION:
+    if function not in (SUPPORTED_FUNCTION, EYAML_FUNCTION):
         raise check.fail(f"{where} uses {function[0]}: {function[1]}; render reads only "
-                         "data_hash: yaml_data", _child(node, function[0]))
+                         "data_hash: yaml_data and lookup_key: eyaml_lookup_key",
+                         _child(node, function[0]))
+    eyaml = function == EYAML_FUNCTION
     if "options" in entry:
         _options(check, entry["options"], _child(node, "options"), where)
     locations = [key for key in LOCATION_KEYS if key in entry]
@@ -217,7 +222,7 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
                          f"defined in {where}", node)
     if not locations or locations[0] in ("uri", "uris"):
         raise check.fail(f"{where}: one of 'path', 'paths', 'glob', 'globs' or 'mapped_paths' "
-                         "must be declared in hiera.yaml when using yaml_data", node)
+                         f"must be declared in hiera.yaml when using {function[1]}", node)
     kind = locations[0]
     value, value_node = entry[kind], _child(node, kind)
     if kind in ("path", "glob"):
@@ -238,8 +243,9 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
     # yaml_data accepts no options but its path: Puppet fails when it reads a file of the level
     error = ("'yaml_data' one of 'path', 'paths' 'glob', 'globs' or 'mapped_paths' must be "
              f"declared in hiera.yaml when using this data_hash function (hierarchy '{name}' "
-             "has options, which yaml_data does not take)") if options else None
-    return Level(name, kind, specs, os.path.join(root, datadir), line, error)
+             "has options, which yaml_data does not take)") if options and not eyaml else None
+    return Level(name, kind, specs, os.path.join(root, datadir), line, error,
+                 dict(options) if eyaml else None)
 
 
 def _strings(value: Any) -> list[str]:

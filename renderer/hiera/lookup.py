@@ -77,6 +77,12 @@ class Hiera:
         self._files: dict[str, DataFile | HieraError] = {}
         self._states: dict[int, _ScopeState] = {}
         self._warned: set[str] = set()
+        # eyaml_lookup_key levels (renderer.hiera.eyaml): their options by level name, the values
+        # decrypted so far, and every plaintext, which the masker of a run must learn
+        self.eyaml_levels = {level.name: level.eyaml for level in config.levels
+                             if level.eyaml is not None}
+        self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}
+        self.secrets: set[str] = set()
 
     @classmethod
     def load(cls, config_path: Path) -> "Hiera":
@@ -143,7 +149,7 @@ class _Invocation:
     """One top-level lookup: the scope and the names being resolved (for loops). It is the
     ``Resolver`` its interpolations and hierarchy resolution call back."""
 
-    __slots__ = ("hiera", "state", "scope", "stack", "explain")
+    __slots__ = ("hiera", "state", "scope", "stack", "explain", "decrypted")
 
     def __init__(self, hiera: Hiera, state: _ScopeState, explain: Explain | None) -> None:
         self.hiera = hiera
@@ -151,6 +157,7 @@ class _Invocation:
         self.scope = state.scope
         self.stack: list[str] = []
         self.explain = explain
+        self.decrypted = False  # an eyaml token was decrypted: --explain masks what follows
 
     # --- the lookup ------------------------------------------------------------------------------
 
@@ -191,7 +198,8 @@ class _Invocation:
                 value = convert(value, convert_to, key)
         if explain:
             explain("result", {"key": key, "merge": strategy, "found": value is not MISSING,
-                               "value": value, "secret": secret, "convert_to": convert_to,
+                               "value": value, "secret": secret or self.decrypted,
+                               "convert_to": convert_to,
                                "dug": segments[1:]})
         return value
 
@@ -226,17 +234,24 @@ class _Invocation:
 
     def read(self, location: Location, root: str, secret: bool) -> Any:
         found = MISSING
+        decrypted = False
         if location.exists:
             if location.error:
                 raise HieraConfigError(location.error, path=self.hiera.config.path)
             data_file = self.hiera.data_file(location.path)
             if root in data_file.data:
-                found = interpolate(data_file.value(root), self, True)
+                value = data_file.value(root)
+                if location.level in self.hiera.eyaml_levels:
+                    from renderer.hiera.eyaml import level_value
+
+                    value, decrypted = level_value(self.hiera, self, location, root, value)
+                    self.decrypted = self.decrypted or decrypted
+                found = interpolate(value, self, True)
         if self.explain:
             self.explain("location", {"key": root, "level": location.level,
                                       "path": location.path, "original": location.original,
                                       "exists": location.exists, "found": found is not MISSING,
-                                      "value": found, "secret": secret})
+                                      "value": found, "secret": secret or decrypted})
         return found
 
     def levels(self) -> list[tuple[Location, ...]]:
