@@ -20,10 +20,11 @@ from renderer.hiera.interpolate import Resolver, interpolate, scope_value
 class Location:
     """One data file of a level, and whether it existed when the hierarchy was resolved."""
 
-    __slots__ = ("level", "path", "exists", "original", "error")
+    __slots__ = ("level", "path", "exists", "original", "error", "function")
 
     def __init__(self, level: str, path: str, exists: bool, original: str = "",
-                 error: str | None = None) -> None:
+                 error: str | None = None, function: str = "yaml_data") -> None:
+        self.function = function  # the level's data_hash function
         self.level = level
         self.path = path
         self.exists = exists
@@ -44,10 +45,11 @@ def _locations(level: Level, inv: Resolver) -> tuple[Location, ...]:
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
                  for spec in level.specs]
-        return tuple(Location(level.name, path, os.path.exists(path), spec, level.error)
-                     for path, spec in paths)
+        return tuple(Location(level.name, path, os.path.exists(path), spec, level.error,
+                              level.function) for path, spec in paths)
     if level.kind == "globs":
-        return tuple(Location(level.name, path, True, spec, level.error) for spec in level.specs
+        return tuple(Location(level.name, path, True, spec, level.error, level.function)
+                     for spec in level.specs
                      for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
                      if not os.path.isdir(path))
     return _mapped(level, datadir, inv)
@@ -68,7 +70,8 @@ def _mapped(level: Level, datadir: str, inv: Resolver) -> tuple[Location, ...]:
     locations = []
     for value in values:
         path = os.path.join(datadir, interpolate(template, _Element(inv, key, value), False))
-        locations.append(Location(level.name, path, os.path.exists(path), template, level.error))
+        locations.append(Location(level.name, path, os.path.exists(path), template, level.error,
+                                  level.function))
     return tuple(locations)
 
 

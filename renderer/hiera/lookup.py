@@ -6,6 +6,12 @@ strategy or else the one from lookup_options, digs ``b`` out of the merged value
 ``convert_to``. Lookups inside interpolation go through the same path and share one stack of names
 being resolved, which is how loops are detected.
 
+Layers, as Puppet's ``LookupAdapter``: the global hiera.yaml (Puppet's ``hiera_config``), the
+environment's, and for a key ``mod::x`` the hiera.yaml of module ``mod`` (first in the modulepath),
+merged in that order with the lookup's strategy. lookup_options: the global layer's hash-merged
+over the environment's (global wins), then those over the module's (which may only name keys of
+its module), as ``retrieve_lookup_options`` does.
+
 Caches: parsed data files live as long as the Hiera object (one run). Everything that depends on
 the scope (interpolated paths, lookup_options, which may interpolate too) is kept per Scope object.
 """
@@ -25,7 +31,7 @@ from renderer.errors import (
     LookupNotFound,
 )
 from renderer.hiera import merge as merging
-from renderer.hiera.config import HieraConfig, load_config
+from renderer.hiera.config import HieraConfig, HieraVersion3Error, default_config, load_config
 from renderer.hiera.data import DataFile, load_data_file
 from renderer.hiera.hierarchy import Location, resolve
 from renderer.hiera.interpolate import interpolate
@@ -46,6 +52,7 @@ Explain = Callable[[str, dict[str, Any]], None]
 # lookup_options compiled: the entries by exact key, and the (pattern, entry) pairs of the keys
 # that are regexps, in order.
 _Options = tuple[dict[Any, Any], list[tuple[re.Pattern[str], Any]]]
+_MODULE_NAME = re.compile(r"\A[a-z][a-z0-9_]*\Z")  # Puppet's; any other name has no module
 
 
 class _NotGiven:
@@ -65,22 +72,63 @@ class _ScopeState:
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.levels: list[tuple[Location, ...]] | None = None
-        self.options: _Options | None = None
+        self.levels: dict[int, list[tuple[Location, ...]]] = {}  # by id() of the layer's config
+        self.options: dict[str | None, _Options] = {}  # by module name (None: no module)
 
 
 class Hiera:
-    """One hiera.yaml and its data, looked up with any number of scopes."""
+    """The environment's hiera.yaml (``config``), the global one and the modules' ones, and
+    their data, looked up with any number of scopes."""
 
-    def __init__(self, config: HieraConfig) -> None:
+    def __init__(self, config: HieraConfig, global_config: HieraConfig | None = None,
+                 modulepath: tuple[Path, ...] = (),
+                 backends: dict[str, str] | None = None) -> None:
         self.config = config
-        self._files: dict[str, DataFile | HieraError] = {}
+        self.global_config = global_config
+        self.modulepath = modulepath
+        self.backends = backends or {}
+        self._modules: dict[str, HieraConfig | None] = {}
+        self._files: dict[tuple[str, str], DataFile | HieraError] = {}
         self._states: dict[int, _ScopeState] = {}
         self._warned: set[str] = set()
 
     @classmethod
-    def load(cls, config_path: Path) -> "Hiera":
-        return cls(load_config(Path(config_path).absolute()))
+    def load(cls, config_path: Path, global_path: Path | None = None,
+             modulepath: tuple[Path, ...] = (),
+             backends: dict[str, str] | None = None) -> "Hiera":
+        """``global_path`` None: no global layer; a missing file is Puppet's built-in one."""
+        global_config = None
+        if global_path is not None:
+            global_config = load_global(Path(global_path).absolute(), backends)
+        return cls(load_config(Path(config_path).absolute(), "environment", backends),
+                   global_config, tuple(Path(p).absolute() for p in modulepath), backends)
+
+    def layers(self, root: Any) -> list[HieraConfig]:
+        """The configs a root key is looked up in, in Puppet's order (PROVIDER_STACK)."""
+        layers = [self.config] if self.global_config is None else [self.global_config,
+                                                                   self.config]
+        name = module_name(root)
+        module = self.module_config(name) if name is not None else None
+        return layers if module is None else [*layers, module]
+
+    def module_config(self, name: str) -> HieraConfig | None:
+        """The hiera.yaml of module ``name``, first in the modulepath; None: no module layer
+        (no such module, no hiera.yaml, or a version 3 one, which Puppet ignores there)."""
+        if name not in self._modules:
+            config = None
+            if _MODULE_NAME.match(name):
+                for directory in self.modulepath:
+                    if (directory / name).is_dir():
+                        path = directory / name / "hiera.yaml"
+                        if path.is_file():
+                            try:
+                                config = load_config(path, "module", self.backends)
+                            except HieraVersion3Error:
+                                self.warn_once(f"{path}: hiera.yaml version 3 found at module "
+                                               "root was ignored")
+                        break
+            self._modules[name] = config
+        return self._modules[name]
 
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
@@ -105,11 +153,18 @@ class Hiera:
         (``<service>::config::<file>``) and to report one for a file the service lacks.
         """
         found: set[str] = set()
-        for locations in _Invocation(self, self._state(scope), None).levels():
-            for location in locations:
-                if location.exists:
-                    found.update(key for key in self.data_file(location.path).data
-                                 if type(key) is str and key.startswith(prefix))
+        inv = _Invocation(self, self._state(scope), None)
+        name = module_name(prefix)
+        for config in self.layers(prefix):
+            # a module's data holds only keys of its namespace (Puppet drops the others)
+            module = name is not None and config is self.module_config(name)
+            wanted = f"{name}::" if module else prefix
+            for locations in inv.levels(config):
+                for location in locations:
+                    if location.exists:
+                        data = self.data_file(location.path, location.function).data
+                        found.update(key for key in data if type(key) is str
+                                     and key.startswith(prefix) and key.startswith(wanted))
         return sorted(found)
 
     def _state(self, scope: Scope) -> _ScopeState:
@@ -120,15 +175,15 @@ class Hiera:
             state = self._states[id(scope)] = _ScopeState(scope)
         return state
 
-    def data_file(self, path: str) -> DataFile:
+    def data_file(self, path: str, function: str = "yaml_data") -> DataFile:
         """The parsed file at ``path``, read once per run (a failure is remembered too)."""
-        entry = self._files.get(path)
+        entry = self._files.get((path, function))
         if entry is None:
             try:
-                entry = load_data_file(path)
+                entry = load_data_file(path, function)
             except HieraDataError as exc:
                 entry = exc
-            self._files[path] = entry
+            self._files[path, function] = entry
         if isinstance(entry, HieraError):
             raise HieraDataError(entry.message, path=entry.path, line=entry.line,
                                  column=entry.column)
@@ -193,20 +248,21 @@ class _Invocation:
                                "dug": segments[1:]})
         return value
 
-    def search(self, root: str, strategy: merging.Strategy, secret: bool = False) -> Any:
-        """The merged value of ``root`` over every level, each location's value interpolated."""
-        levels = self.levels()
-        if not levels:
-            return MISSING
-        return strategy.lookup(levels, lambda locations: strategy.lookup(
-            locations, lambda location: self.read(location, root, secret)))
+    def search(self, root: str, strategy: merging.Strategy, secret: bool = False,
+               layers: list[HieraConfig] | None = None) -> Any:
+        """The merged value of ``root`` over every layer and level, each location's value
+        interpolated."""
+        return strategy.lookup(
+            self.hiera.layers(root) if layers is None else layers,
+            lambda config: strategy.lookup(self.levels(config), lambda locations: strategy.lookup(
+                locations, lambda location: self.read(config, location, root, secret))))
 
-    def read(self, location: Location, root: str, secret: bool) -> Any:
+    def read(self, config: HieraConfig, location: Location, root: str, secret: bool) -> Any:
         found = MISSING
         if location.exists:
             if location.error:
-                raise HieraConfigError(location.error, path=self.hiera.config.path)
-            data_file = self.hiera.data_file(location.path)
+                raise HieraConfigError(location.error, path=config.path)
+            data_file = self.hiera.data_file(location.path, location.function)
             if root in data_file.data:
                 found = interpolate(data_file.value(root), self, True)
         if self.explain:
@@ -216,18 +272,23 @@ class _Invocation:
                                       "value": found, "secret": secret})
         return found
 
-    def levels(self) -> list[tuple[Location, ...]]:
-        if self.state.levels is None:
-            self.state.levels = resolve(self.hiera.config, self)
-        return self.state.levels
+    def levels(self, config: HieraConfig) -> list[tuple[Location, ...]]:
+        levels = self.state.levels.get(id(config))
+        if levels is None:
+            levels = self.state.levels[id(config)] = resolve(config, self)
+        return levels
 
     # --- lookup_options --------------------------------------------------------------------------
 
     def options_for(self, root: Any) -> Any:
         """The options for a root key: its exact entry, else the first pattern that matches."""
-        if self.state.options is None:
-            self.state.options = self._compile_options()
-        exact, patterns = self.state.options
+        name = module_name(root) if type(root) is str else None
+        if name is not None and self.hiera.module_config(name) is None:
+            name = None  # no module layer: the environment's options, compiled once
+        compiled = self.state.options.get(name)
+        if compiled is None:
+            compiled = self.state.options[name] = self._compile_options(name)
+        exact, patterns = compiled
         options = exact.get(root)
         if options is not None:
             return options
@@ -237,19 +298,52 @@ class _Invocation:
                     return options
         return None
 
-    def _compile_options(self) -> _Options:
+    def _layer_options(self, config: HieraConfig | None, module: str | None) -> Any:
+        """One layer's lookup_options (hash-merged over its levels), checked as Puppet's
+        ``validate_lookup_options`` checks them; MISSING when it has none."""
+        if config is None:
+            return MISSING
+        found = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH,
+                                                               layers=[config]))
+        if found is MISSING:
+            return found
+        if type(found) is not dict:
+            raise HieraDataError("value of lookup_options must be a hash", path=config.path)
+        if module is not None:
+            prefix = f"{module}::"
+            for key in found:
+                text = key if type(key) is str else ""
+                if text.startswith("^") and text[1:len(prefix) + 1] != prefix:
+                    raise HieraDataError(f"all lookup_options patterns must match a key "
+                                         f"starting with module name '{module}'", path=config.path)
+                if not text.startswith(("^", prefix)):
+                    raise HieraDataError(f"all lookup_options keys must start with module name "
+                                         f"'{module}'", path=config.path)
+        return found
+
+    def _compile_options(self, module: str | None) -> _Options:
         explain = self.explain
         if explain:
             explain("search", {"key": LOOKUP_OPTIONS})
             explain("strategy", {"key": LOOKUP_OPTIONS, "merge": merging.HASH, "source": None})
-        merged = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH))
+        hiera = self.hiera
+        merged = self._layer_options(hiera.global_config, None)
+        env = self._layer_options(hiera.config, None)
+        if merged is MISSING or env is MISSING:
+            merged = env if merged is MISSING else merged
+        else:  # Puppet: merge_strategy.merge(global, environment): the global layer wins
+            merged = merging.HASH.merge(merged, env)
+        if module is not None:
+            own = self._layer_options(hiera.module_config(module), module)
+            if merged is MISSING or own is MISSING:
+                merged = own if merged is MISSING else merged
+            else:  # the environment's (with the global's) over the module's
+                merged = merging.HASH.merge(merged, own)
         if explain:
             explain("result", {"key": LOOKUP_OPTIONS, "merge": merging.HASH,
                                "found": merged is not MISSING, "value": merged, "secret": False})
         if merged is MISSING:
             return {}, []
-        if type(merged) is not dict:
-            raise HieraDataError("value of lookup_options must be a hash")
         exact: dict[Any, Any] = {}
         patterns: list[tuple[re.Pattern[str], Any]] = []
         for key, options in merged.items():
@@ -310,3 +404,26 @@ def _option(options: Any, name: str) -> Any:
     if options is not None:
         raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
     return None
+
+
+def module_name(root: Any) -> str | None:
+    """Puppet's ``LookupKey#module_name``: what precedes the first ``::`` of the root key."""
+    if type(root) is not str:
+        return None
+    index = root.find("::")
+    if index < 0:
+        return None
+    return root if index == 0 else root[:index]  # Ruby's root_key[0..-1] is the whole key
+
+
+def load_global(path: Path, backends: dict[str, str] | None) -> HieraConfig:
+    """The global layer: Puppet's ``hiera_config``; a missing file is version 5's built-in
+    hierarchy next to it. A version 3 file (Hiera 3 backends) Puppet reads; render does not."""
+    if not path.exists():
+        return default_config(path)
+    try:
+        return load_config(path, "global", backends)
+    except HieraVersion3Error as exc:
+        raise HieraConfigError("a global hiera.yaml of version 3 (Hiera 3 backends) is not "
+                               "supported by render: convert it to version 5 (Puppet reads both)",
+                               path=path, line=exc.line) from exc
