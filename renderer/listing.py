@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from renderer.errors import RenderError, error_line
@@ -34,12 +33,12 @@ def machine_of(definition: Any, hiera: Any, scope: Any) -> str:
 
 def data(args: argparse.Namespace) -> tuple[Any, Any]:
     """The run's Hiera and scope, or (None, None) when the data cannot be read."""
-    from renderer.hiera import Hiera
+    from renderer import sources
     from renderer.scope import build_scope
 
     try:
-        return (Hiera.load(Path(args.hieradata) / "hiera.yaml"),
-                build_scope(args.node, args.facts, list(args.var)))
+        return (sources.from_args(args).load(),
+                build_scope(args.node, args.facts, list(args.var), args.environment))
     except RenderError:
         return None, None
 

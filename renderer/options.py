@@ -22,7 +22,6 @@ from typing import NoReturn
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in render, never 1 or 4
 PACKAGE_DIR = Path(__file__).resolve().parent
-HIERADATA_DEFAULT = "/etc/puppetlabs/code/environments/production"
 SITE_TEMPLATES = Path("/etc/render/services")
 SHIPPED_TEMPLATES = Path("/usr/share/render/services")
 
@@ -77,10 +76,13 @@ def from_env(env: str, default: str | None) -> str | None:
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     """Where the data and templates are, and the scope they are read in."""
-    parser.add_argument("--hieradata", metavar="DIR",
-                        default=from_env("RENDER_HIERADATA", HIERADATA_DEFAULT),
-                        help="directory holding hiera.yaml (Puppet's environment directory "
-                        f"works unchanged) [env RENDER_HIERADATA; default {HIERADATA_DEFAULT}]")
+    from renderer import sources
+
+    parser.add_argument("--hieradata", metavar="DIR", default=from_env("RENDER_HIERADATA", None),
+                        help="the environment directory holding hiera.yaml (Puppet's works "
+                        "unchanged) [env RENDER_HIERADATA; default <environmentpath>/"
+                        "<environment>]")
+    sources.add_options(parser)
     parser.add_argument("--templates", metavar="DIR[:DIR...]", action=Repeat, default=None,
                         help="template search path (repeatable): a service folder in an earlier "
                         "directory replaces the same folder in later ones, _lib files likewise "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from renderer.apply import Options, ServiceResult, apply
-from renderer.errors import InternalError, RenderError
+from renderer.errors import HieraConfigError, InternalError, RenderError
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
@@ -37,6 +37,7 @@ from renderer.services import (
     load_service,
     resolve_machine,
 )
+from renderer.sources import Source, missing_hint
 from renderer.state import ServiceState, action_key
 from renderer.statefile import host_key, load, migrate_files, migrate_units
 from renderer.system import System
@@ -63,6 +64,7 @@ class Settings(NamedTuple):
     keep: int = 5
     lock_timeout: float = 60.0
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
+    source: Source | None = None      # the three layers; None: hieradata's hiera.yaml alone
 
 
 class Runner:
@@ -85,7 +87,8 @@ class Runner:
         try:
             key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
-            self.scope = build_scope(s.node, s.facts, list(s.variables))
+            self.scope = build_scope(s.node, s.facts, list(s.variables),
+                                     s.source.environment.name if s.source else "production")
             self.renderer = Renderer(s.templates, bytecode_cache(
                 self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
@@ -129,7 +132,10 @@ class Runner:
         """hiera.yaml, read once per run; a broken one fails every service that needs data."""
         if self._hiera is None:
             try:
-                self._hiera = Hiera.load(self.settings.hieradata / "hiera.yaml")
+                source = self.settings.source or Source(self.settings.hieradata, None, (), {})
+                if not source.config.exists():
+                    raise HieraConfigError(missing_hint(source))
+                self._hiera = source.load()
             except RenderError as exc:
                 self._hiera = exc
         if isinstance(self._hiera, RenderError):

@@ -31,11 +31,12 @@ from renderer.errors import (
     LookupNotFound,
 )
 from renderer.hiera import merge as merging
-from renderer.hiera.config import HieraConfig, HieraVersion3Error, default_config, load_config
+from renderer.hiera.config import HieraConfig, load_config
 from renderer.hiera.data import DataFile, load_data_file
 from renderer.hiera.hierarchy import Location, resolve
 from renderer.hiera.interpolate import interpolate
 from renderer.hiera.keys import MISSING, dig, split_key
+from renderer.hiera.layers import check_module_options, find_module, load_global, module_name
 from renderer.hiera.ruby import regexp
 from renderer.log import warning
 from renderer.scope import Scope
@@ -52,7 +53,6 @@ Explain = Callable[[str, dict[str, Any]], None]
 # lookup_options compiled: the entries by exact key, and the (pattern, entry) pairs of the keys
 # that are regexps, in order.
 _Options = tuple[dict[Any, Any], list[tuple[re.Pattern[str], Any]]]
-_MODULE_NAME = re.compile(r"\A[a-z][a-z0-9_]*\Z")  # Puppet's; any other name has no module
 
 
 class _NotGiven:
@@ -112,23 +112,12 @@ class Hiera:
         return layers if module is None else [*layers, module]
 
     def module_config(self, name: str) -> HieraConfig | None:
-        """The hiera.yaml of module ``name``, first in the modulepath; None: no module layer
-        (no such module, no hiera.yaml, or a version 3 one, which Puppet ignores there)."""
+        """The hiera.yaml of module ``name``; None: no module layer."""
         if name not in self._modules:
-            config = None
-            if _MODULE_NAME.match(name):
-                for directory in self.modulepath:
-                    if (directory / name).is_dir():
-                        path = directory / name / "hiera.yaml"
-                        if path.is_file():
-                            try:
-                                config = load_config(path, "module", self.backends)
-                            except HieraVersion3Error:
-                                self.warn_once(f"{path}: hiera.yaml version 3 found at module "
-                                               "root was ignored")
-                        break
-            self._modules[name] = config
+            self._modules[name] = find_module(name, self.modulepath, self.backends,
+                                              self.warn_once)
         return self._modules[name]
+
 
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
@@ -310,16 +299,9 @@ class _Invocation:
         if type(found) is not dict:
             raise HieraDataError("value of lookup_options must be a hash", path=config.path)
         if module is not None:
-            prefix = f"{module}::"
-            for key in found:
-                text = key if type(key) is str else ""
-                if text.startswith("^") and text[1:len(prefix) + 1] != prefix:
-                    raise HieraDataError(f"all lookup_options patterns must match a key "
-                                         f"starting with module name '{module}'", path=config.path)
-                if not text.startswith(("^", prefix)):
-                    raise HieraDataError(f"all lookup_options keys must start with module name "
-                                         f"'{module}'", path=config.path)
+            check_module_options(found, module, config.path)
         return found
+
 
     def _compile_options(self, module: str | None) -> _Options:
         explain = self.explain
@@ -405,25 +387,3 @@ def _option(options: Any, name: str) -> Any:
         raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
     return None
 
-
-def module_name(root: Any) -> str | None:
-    """Puppet's ``LookupKey#module_name``: what precedes the first ``::`` of the root key."""
-    if type(root) is not str:
-        return None
-    index = root.find("::")
-    if index < 0:
-        return None
-    return root if index == 0 else root[:index]  # Ruby's root_key[0..-1] is the whole key
-
-
-def load_global(path: Path, backends: dict[str, str] | None) -> HieraConfig:
-    """The global layer: Puppet's ``hiera_config``; a missing file is version 5's built-in
-    hierarchy next to it. A version 3 file (Hiera 3 backends) Puppet reads; render does not."""
-    if not path.exists():
-        return default_config(path)
-    try:
-        return load_config(path, "global", backends)
-    except HieraVersion3Error as exc:
-        raise HieraConfigError("a global hiera.yaml of version 3 (Hiera 3 backends) is not "
-                               "supported by render: convert it to version 5 (Puppet reads both)",
-                               path=path, line=exc.line) from exc
