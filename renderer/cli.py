@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         services=(args.rollback,) if args.rollback else tuple(args.services),
         templates=template_path(args.templates),
         hieradata=source.environment, source=source,
+        extensions=tuple(args.trusted_extension), environment=args.environment,
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,

@@ -38,7 +38,8 @@ def data(args: argparse.Namespace) -> tuple[Any, Any]:
 
     try:
         return (sources.from_args(args).load(),
-                build_scope(args.node, args.facts, list(args.var), args.environment))
+                build_scope(args.node, args.facts, list(args.var), args.environment,
+                            args.trusted_extension))
     except RenderError:
         return None, None
 

@@ -160,7 +160,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     from renderer.scope import build_scope
 
     merge = merge_option(args)
-    scope = build_scope(args.node, args.facts, args.var, args.environment)
+    scope = build_scope(args.node, args.facts, args.var, args.environment,
+                        args.trusted_extension)
     service = None
     if args.service:
         from renderer.services import load_service

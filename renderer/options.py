@@ -98,6 +98,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--facts", metavar="FILE",
                         help="facts as YAML or JSON, used alone as puppet lookup does "
                              "(Puppet's cached facts with 'values:' too)")
+    parser.add_argument("--trusted-extension", action=Repeat, default=[], metavar="KEY=VALUE",
+                        help="a trusted.extensions entry (Puppet takes them from the node's "
+                        "certificate), e.g. pp_role=web for roles/%%{trusted.extensions.pp_role}"
+                        ".yaml (repeatable)")
     parser.add_argument("--var", action=Repeat, default=[], metavar="KEY=VALUE",
                         help="set a top-scope variable (repeatable); VALUE may be a JSON array "
                              "or hash; a dotted KEY sets a nested fact")

@@ -65,6 +65,8 @@ class Settings(NamedTuple):
     lock_timeout: float = 60.0
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
     source: Source | None = None      # the three layers; None: hieradata's hiera.yaml alone
+    extensions: tuple[str, ...] = ()  # --trusted-extension KEY=VALUE
+    environment: str = "production"   # $environment
 
 
 class Runner:
@@ -88,7 +90,7 @@ class Runner:
             key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
             self.scope = build_scope(s.node, s.facts, list(s.variables),
-                                     s.source.environment.name if s.source else "production")
+                                     s.environment, s.extensions)
             self.renderer = Renderer(s.templates, bytecode_cache(
                 self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))

@@ -120,7 +120,8 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
     from renderer.validate import validate
 
     templates = template_path(args.templates)
-    scope = build_scope(args.node, args.facts, list(args.var), args.environment)
+    scope = build_scope(args.node, args.facts, list(args.var), args.environment,
+                        args.trusted_extension)
     definition = load_service(templates, args.service)
     hiera: list[Recorder] = []
 

@@ -114,3 +114,22 @@ def test_missing_hiera_yaml_hint_names_options_and_variables(tmp_path: Path) -> 
     assert str(tmp_path / "hiera.yaml") in hint
     for name in ("--hieradata", "RENDER_HIERADATA", "--environment", "RENDER_ENVIRONMENT"):
         assert name in hint
+
+
+def test_trusted_extensions_are_given_by_option_and_refused_as_var(tmp_path: Path) -> None:
+    """Puppet's role pattern roles/%{trusted.extensions.pp_role}.yaml; --var trusted.* would be a
+    fact named trusted, never $trusted: one clear line instead."""
+    env = tmp_path / "env"
+    (env / "data" / "roles").mkdir(parents=True)
+    (env / "hiera.yaml").write_text("version: 5\nhierarchy:\n  - name: role\n"
+                                    "    path: \"roles/%{trusted.extensions.pp_role}.yaml\"\n")
+    (env / "data" / "roles" / "web.yaml").write_text("port: 80\n")
+    base = ["--hieradata", str(env), "--node", "n.example.com", "port"]
+    out, err = io.StringIO(), io.StringIO()
+    assert lookup_command.main(["--trusted-extension", "pp_role=web", *base], out, err) == 0
+    assert out.getvalue() == "80\n"
+    err = io.StringIO()
+    code = lookup_command.main(["--var", "trusted.extensions.pp_role=web", *base],
+                               io.StringIO(), err)
+    assert code == 64 and err.getvalue().count("\n") == 1
+    assert "use --trusted-extension KEY=VALUE" in err.getvalue()
