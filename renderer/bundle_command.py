@@ -35,8 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trusted", metavar="FILE",
                         help="the node's $trusted as JSON (the catalog's; replaces the "
                         "trusted data built from --facts)")
-    parser.add_argument("--environment", default="production",
-                        help="the value of $environment [production]")
     parser.add_argument("--encrypt-to", metavar="CERT",
                         help="encrypt the bundle to this PEM certificate (the agent's)")
     parser.add_argument("--envelope-cache", metavar="DIR",
@@ -127,20 +125,25 @@ def make(services: list[str], templates: Any, scope: Scope, hiera: Any, hieradat
 
 
 def build(args: argparse.Namespace) -> bytes:
+    from renderer import sources
     from renderer.bundle import encrypt
-    from renderer.hiera import Hiera
+    from renderer.errors import HieraConfigError
     from renderer.scope import build_scope
     from renderer.services import list_services
 
     templates = template_path(args.templates)
-    scope = build_scope(args.node, args.facts, list(args.var), args.environment)
+    scope = build_scope(args.node, args.facts, list(args.var), args.environment,
+                        args.trusted_extension)
     if args.trusted:
         from renderer.scope import load_facts_file
 
         trusted = load_facts_file(args.trusted)
         scope = scope.__class__(scope.facts, dict(trusted), scope.variables)
-    hieradata = Path(args.hieradata)
-    hiera = Hiera.load(hieradata / "hiera.yaml")
+    source = sources.from_args(args)  # the three layers, as the catalog's lookups see them
+    if not source.config.exists():
+        raise HieraConfigError(sources.missing_hint(source))
+    hieradata = source.environment
+    hiera = source.load()
     names = list_services(templates) if args.all else list(dict.fromkeys(args.services))
     text = (json.dumps(make(names, templates, scope, hiera, hieradata), sort_keys=True,
                        indent=1) + "\n").encode()

@@ -133,17 +133,19 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Choose the System, run, report."""
-    from renderer import report
+    from renderer import report, sources
     from renderer.runner import Runner, Settings
     from renderer.statefile import DEFAULT_KEY_SOURCE
     from renderer.system.dryrun import DryRunSystem
     from renderer.system.real import RealSystem
     from renderer.targets import Roots
 
+    source = sources.from_args(args)
     settings = Settings(
         services=(args.rollback,) if args.rollback else tuple(args.services),
         templates=template_path(args.templates),
-        hieradata=Path(args.hieradata),
+        hieradata=source.environment, source=source,
+        extensions=tuple(args.trusted_extension), environment=args.environment,
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from renderer.errors import RenderError, error_line
@@ -34,16 +33,19 @@ def machine_of(definition: Any, hiera: Any, scope: Any) -> str:
 
 def data(args: argparse.Namespace) -> tuple[Any, Any]:
     """The run's Hiera and scope, or (None, None) when the data cannot be read."""
-    from renderer.hiera import Hiera
+    from renderer import sources
     from renderer.scope import build_scope
 
     try:
-        scope = build_scope(args.node, args.facts, list(args.var))
+        scope = build_scope(args.node, args.facts, list(args.var), args.environment,
+                            args.trusted_extension)
         if getattr(args, "bundle", None):  # --bundle: the machines the server resolved
+            from pathlib import Path
+
             from renderer.bundle import BundleHiera, load
 
             return BundleHiera(load(Path(args.bundle), args.bundle_key), Path(args.bundle)), scope
-        return Hiera.load(Path(args.hieradata) / "hiera.yaml"), scope
+        return sources.from_args(args).load(), scope
     except RenderError:
         return None, None
 

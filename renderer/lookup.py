@@ -61,10 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --service: list every key the service reads and the merge "
                         "render uses for it, one per line (no KEY)")
     puppet = parser.add_argument_group("as `puppet lookup` spells them")
-    puppet.add_argument("--hiera_config", "--hiera-config", metavar="FILE",
-                        help="the hiera.yaml to read (instead of --hieradata DIR/hiera.yaml)")
-    puppet.add_argument("--environment", default="production",
-                        help="the value of $environment [production]")
     puppet.add_argument("--type", metavar="TYPE",
                         help="fail unless the value is an instance of this Puppet type")
     puppet.add_argument("--compile", action="store_true",
@@ -164,7 +160,8 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
     from renderer.scope import build_scope
 
     merge = merge_option(args)
-    scope = build_scope(args.node, args.facts, args.var, args.environment)
+    scope = build_scope(args.node, args.facts, args.var, args.environment,
+                        args.trusted_extension)
     service = None
     if args.service:
         from renderer.services import load_service
@@ -174,12 +171,15 @@ def resolve(args: argparse.Namespace, explain: Any = None) -> Any:
         if isinstance(service.machine, str):
             scope = scope.with_variables(machine=service.machine)
     wanted = parse_type(args.type)
-    config = Path(args.hiera_config or Path(args.hieradata) / "hiera.yaml")
-    if not config.parent.is_dir():  # Puppet: no such environment
+    from renderer import sources
+
+    source = sources.from_args(args)
+    if not source.environment.is_dir():  # Puppet: no such environment
         from renderer.errors import HieraConfigError
 
-        raise HieraConfigError("no such directory", path=config.parent)
-    hiera = load_hiera(config)
+        raise HieraConfigError("no such directory (the environment; see --hieradata, "
+                               "--environment)", path=source.environment)
+    hiera = load_hiera(source.config, source)
     if hiera is not None:
         if service is not None and not isinstance(service.machine, str):  # the data decides it
             scope = scope.with_variables(machine=_machine(service, hiera, scope))
@@ -264,9 +264,10 @@ def _machine(service: Any, hiera: Any, scope: Any) -> str:
                                                                       default=default))
 
 
-def load_hiera(config: Path) -> Any:
-    """The Hiera for ``config``; None when Puppet would find no data there: no hiera.yaml, or a
-    Hiera 3 one (no version, version 3, not a hash), which Puppet ignores in an environment."""
+def load_hiera(config: Path, source: Any = None) -> Any:
+    """The Hiera for ``config`` (with ``source``'s global and module layers); None when Puppet
+    would find no environment data there: no hiera.yaml, or a Hiera 3 one (no version, version
+    3, not a hash), which Puppet ignores in an environment."""
     from renderer.hiera import Hiera
     from renderer.hiera.config import HieraVersion3Error
     from renderer.log import warning
@@ -275,7 +276,7 @@ def load_hiera(config: Path) -> Any:
         warning(__name__, "%s does not exist: no data to look up", config)
         return None
     try:
-        return Hiera.load(config)
+        return source.load() if source is not None else Hiera.load(config)
     except HieraVersion3Error as exc:
         warning(__name__, "%s; as Puppet does, no data is looked up there", exc)
         return None

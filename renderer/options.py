@@ -22,7 +22,6 @@ from typing import NoReturn
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in render, never 1 or 4
 PACKAGE_DIR = Path(__file__).resolve().parent
-HIERADATA_DEFAULT = "/etc/puppetlabs/code/environments/production"
 SITE_TEMPLATES = Path("/etc/render/services")
 SHIPPED_TEMPLATES = Path("/usr/share/render/services")
 
@@ -77,10 +76,13 @@ def from_env(env: str, default: str | None) -> str | None:
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     """Where the data and templates are, and the scope they are read in."""
-    parser.add_argument("--hieradata", metavar="DIR",
-                        default=from_env("RENDER_HIERADATA", HIERADATA_DEFAULT),
-                        help="directory holding hiera.yaml (Puppet's environment directory "
-                        f"works unchanged) [env RENDER_HIERADATA; default {HIERADATA_DEFAULT}]")
+    from renderer import sources
+
+    parser.add_argument("--hieradata", metavar="DIR", default=from_env("RENDER_HIERADATA", None),
+                        help="the environment directory holding hiera.yaml (Puppet's works "
+                        "unchanged) [env RENDER_HIERADATA; default <environmentpath>/"
+                        "<environment>]")
+    sources.add_options(parser)
     parser.add_argument("--templates", metavar="DIR[:DIR...]", action=Repeat, default=None,
                         help="template search path (repeatable): a service folder in an earlier "
                         "directory replaces the same folder in later ones, _lib files likewise "
@@ -96,6 +98,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--facts", metavar="FILE",
                         help="facts as YAML or JSON, used alone as puppet lookup does "
                              "(Puppet's cached facts with 'values:' too)")
+    parser.add_argument("--trusted-extension", action=Repeat, default=[], metavar="KEY=VALUE",
+                        help="a trusted.extensions entry (Puppet takes them from the node's "
+                        "certificate), e.g. pp_role=web for roles/%%{trusted.extensions.pp_role}"
+                        ".yaml (repeatable)")
     parser.add_argument("--var", action=Repeat, default=[], metavar="KEY=VALUE",
                         help="set a top-scope variable (repeatable); VALUE may be a JSON array "
                              "or hash; a dotted KEY sets a nested fact")

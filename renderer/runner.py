@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from renderer.apply import Listener, Options, ServiceResult, apply
-from renderer.errors import InternalError, RenderError
+from renderer.errors import HieraConfigError, InternalError, RenderError
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
@@ -37,6 +37,7 @@ from renderer.services import (
     load_service,
     resolve_machine,
 )
+from renderer.sources import Source, missing_hint
 from renderer.state import ServiceState, action_key
 from renderer.statefile import host_key, load, migrate_files, migrate_units
 from renderer.system import System
@@ -66,6 +67,9 @@ class Settings(NamedTuple):
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
     bundle: Path | None = None        # --bundle: lookups answered from it (renderer.bundle)
     bundle_key: str | None = None     # --bundle-key: opens an encrypted bundle
+    source: Source | None = None      # the three layers; None: hieradata's hiera.yaml alone
+    extensions: tuple[str, ...] = ()  # --trusted-extension KEY=VALUE
+    environment: str = "production"   # $environment
 
 
 class Runner:
@@ -93,7 +97,8 @@ class Runner:
                 before()
             key = host_key(self.system, create=not s.noop, source=s.key_source)
             self.masker = Masker(key)
-            self.scope = build_scope(s.node, s.facts, list(s.variables))
+            self.scope = build_scope(s.node, s.facts, list(s.variables),
+                                     s.environment, s.extensions)
             self.renderer = Renderer(s.templates, bytecode_cache(
                 self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
@@ -153,7 +158,10 @@ class Runner:
 
     def _load_data(self) -> Hiera:
         if self.settings.bundle is None:
-            return Hiera.load(self.settings.hieradata / "hiera.yaml")
+            source = self.settings.source or Source(self.settings.hieradata, None, (), {})
+            if not source.config.exists():
+                raise HieraConfigError(missing_hint(source))
+            return source.load()
         from renderer.bundle import BundleHiera
         from renderer.bundle import load as load_bundle
 

@@ -188,7 +188,8 @@ def _sanitized(fact: Any) -> Any:
 
 def build_scope(node: str | None = None, facts_file: str | None = None,
                 variables: list[str] | tuple[str, ...] = (),
-                environment: str = "production") -> Scope:
+                environment: str = "production", extensions: list[str] | tuple[str, ...] = ()
+                ) -> Scope:
     """The scope ``puppet lookup --node NODE --facts FILE`` builds; ``render`` and
     ``render lookup`` share it, so a key resolves the same in both and as in Puppet.
 
@@ -199,7 +200,9 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
     facts stand in, and ``--node`` (default: the host's fqdn) is ``trusted.certname`` and the
     ``clientcert`` fact. ``--var KEY=VALUE`` sets a top-scope variable, not a fact (Puppet: a
     variable set in site.pp), an array or hash when VALUE is written as JSON; a dotted KEY sets a
-    nested fact instead.
+    nested fact instead. ``extensions`` (``--trusted-extension pp_role=web``) are
+    ``trusted.extensions``, which Puppet takes from the node's certificate; ``--var trusted...``
+    cannot set them and is refused.
     """
     if not facts_file:
         facts = native_facts()
@@ -224,11 +227,20 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
                    "hostname": hostname, "domain": domain, "external": {}}
     top: dict[str, Any] = {key: value for key, value in PUPPET_TOP.items() if key not in facts}
     top["environment"] = environment
+    for item in extensions:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--trusted-extension expects KEY=VALUE, got {item!r}")
+        trusted["extensions"][key] = text
     for item in variables:
         key, sep, text = item.partition("=")
         key = key.removeprefix("::")
         if not sep or not key:
             raise UsageError(f"--var expects KEY=VALUE, got {item!r}")
+        if key == "trusted" or key.startswith("trusted."):
+            raise UsageError(f"--var {key}: $trusted cannot be set as a variable (Puppet "
+                             "reserves it); use --trusted-extension KEY=VALUE for "
+                             "trusted.extensions")
         value = _json_container(text)
         if "." in key:
             _set_dotted(facts, key.removeprefix("facts."), value)

@@ -109,7 +109,7 @@ class Shown(NamedTuple):
 
 def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown:
     """The pipeline up to ``validate``, as a run makes it, on a recording Hiera."""
-    from renderer.hiera import Hiera
+    from renderer import sources
     from renderer.masking import Masker, secret_strings
     from renderer.overrides import OptionData, apply_overrides
     from renderer.recorder import Recorder
@@ -120,13 +120,14 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
     from renderer.validate import validate
 
     templates = template_path(args.templates)
-    scope = build_scope(args.node, args.facts, list(args.var))
+    scope = build_scope(args.node, args.facts, list(args.var), args.environment,
+                        args.trusted_extension)
     definition = load_service(templates, args.service)
     hiera: list[Recorder] = []
 
     def recorder() -> Recorder:
         if not hiera:
-            hiera.append(Recorder(Hiera.load(Path(args.hieradata) / "hiera.yaml"), sets))
+            hiera.append(Recorder(sources.from_args(args).load(), sets))
         return hiera[0]
 
     try:

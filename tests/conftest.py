@@ -48,6 +48,10 @@ for _name in [*RENDER_ENVIRONMENT, *(n for n in os.environ if n.startswith("REND
 os.environ["RENDER_JOURNAL_SOCKET"] = "/nonexistent/render-test/journal-socket"
 # ... and no test reads the machine's /etc/render/render.conf (an installed package's)
 os.environ["RENDER_CONFIG"] = str(Path(__file__).parent / "data" / "empty-render.conf")
+# ... nor the machine's Puppet layers (/etc/puppet/hiera.yaml, environments, modules)
+os.environ["RENDER_HIERA_CONFIG"] = "/nonexistent/render-test/hiera.yaml"
+os.environ["RENDER_ENVIRONMENTPATH"] = "/nonexistent/render-test/environments"
+os.environ["RENDER_BASEMODULEPATH"] = "/nonexistent/render-test/modules"
 
 from renderer.services import Service, bind, load_service, resolve_machine  # noqa: E402
 

@@ -125,7 +125,7 @@ def test_each_file_is_parsed_once_per_run(tmp_path: Path, monkeypatch: pytest.Mo
     parsed: list[str] = []
     real = data_module.load_data_file
     monkeypatch.setattr("renderer.hiera.lookup.load_data_file",
-                        lambda path: parsed.append(Path(path).name) or real(path))
+                        lambda path, *rest: parsed.append(Path(path).name) or real(path, *rest))
     for service in ("keystone", "nova", "keystone", "nova"):
         for key in ("a", "b", "nosuch"):
             hiera.lookup(key, scope(service=service), default=None)
@@ -167,10 +167,11 @@ def test_explain_reports_each_location_and_the_result(tmp_path: Path) -> None:
      "Hierarchy name 'a' defined more than once", 5),
     ("version: 5\nhierarchy:\n  - name: a\n    path: a.yaml\n    paths: [b.yaml]\n",
      "Only one of path, paths", 3),
-    ("version: 5\nhierarchy:\n  - name: a\n    data_hash: json_data\n    path: a.json\n",
-     "render reads only data_hash: yaml_data", 4),
+    ("version: 5\nhierarchy:\n  - name: a\n    data_hash: hocon_data\n    path: a.conf\n",
+     "hierarchy 'a' uses data_hash: hocon_data, a backend render cannot run", 4),
     ("version: 5\nhierarchy:\n  - name: a\n    lookup_key: vault_lookup\n    path: a.eyaml\n",
-     "render reads only data_hash: yaml_data and lookup_key: eyaml_lookup_key", 4),
+     "a backend render cannot run (it reads data_hash: yaml_data and json_data, and lookup_key: "
+     "eyaml_lookup_key)", 4),
     ("version: 5\ndefaults:\n  datadir: data\nhierarchy:\n  - name: a\n    path: a.yaml\n",
      "One of data_hash, lookup_key, data_dig, hiera3_backend must be defined", 5),
     ("version: 5\nhierarchy:\n  - name: a\n    path: \"%{lookup('x')}.yaml\"\n",

@@ -107,7 +107,8 @@ def test_missing_hiera_yaml_means_no_data_as_in_puppet(data: Path) -> None:
 def test_puppet_lookup_spellings(data: Path) -> None:
     """--hiera_config, --environment, --type and --compile, as `puppet lookup` takes them."""
     (data / "data" / "common.yaml").write_text(COMMON + "env: '%{environment}'\n")
-    assert render("lookup", "--hiera_config", str(data / "hiera.yaml"), "--facts",
+    assert render("lookup", "--hiera_config", str(data / "no-global.yaml"), "--environmentpath",
+                  str(data.parent), "--hieradata", str(data), "--facts",
                   str(data / "facts.json"), "--environment", "dev", "--compile",
                   "env").out == '"dev"\n'
     assert lookup(data, "--type", "Array[String]", "ntp::servers")[0] == 0

@@ -4,8 +4,12 @@ included), and the same found / not found / error outcome.
 
 Puppet runs isolated (every directory it uses inside the case's temp dir: confdir, vardir,
 codedir, rundir, logdir, ssldir, publicdir, ...; empty basemodulepath, the case as its only
-environment, no global hiera.yaml), one process per case; ``puppet_lookup_batch.rb`` runs Puppet's
-own lookup application but answers all of a case's queries in one compiled scope. Processes run in
+environment), one process per case. A case may declare the other layers: ``global_hiera`` and
+``global_files`` (Puppet's ``hiera_config`` and its data; else a global hiera.yaml that does not
+exist, which Puppet replaces by its built-in one), ``modules`` (``{name: {hiera:, files:}}`` in
+the environment's ``modules``) and ``environment`` (its name; production by default).
+``puppet_lookup_batch.rb`` runs Puppet's own lookup application but answers all of a case's
+queries in one compiled scope. Processes run in
 parallel. Puppet's answers are also kept as golden files (``<case>.expected.json``) for review;
 ``RENDER_UPDATE_GOLDEN=1`` rewrites them, otherwise a change in Puppet's answers fails the test.
 
@@ -35,6 +39,7 @@ from renderer.hiera import NOT_GIVEN, Hiera
 from renderer.hiera import merge as merging
 from renderer.hiera.ruby import to_s
 from renderer.scope import build_scope
+from renderer.sources import Source
 
 pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 
@@ -169,16 +174,34 @@ def _answers(puppet_results: dict | None, name: str) -> Any:
     return answers
 
 
+def _write(directory: Path, files: dict | None) -> None:
+    for name, content in (files or {}).items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def _global_config(case: dict, root: Path) -> Path:
+    """The case's global hiera.yaml (Puppet's hiera_config); one that does not exist without."""
+    return root / ("global" if "global_hiera" in case else "noglobal") / "hiera.yaml"
+
+
 def _materialize(case: dict, root: Path) -> tuple[Path, Path]:
-    """The case as a Puppet environment directory under ``root``; returns it and the facts file."""
-    env = root / "envs" / "production"
+    """The case as a Puppet environment directory under ``root`` (with its global layer and
+    modules); returns it and the facts file."""
+    env = root / "envs" / case.get("environment", "production")
     env.mkdir(parents=True)
     (root / "noglobal").mkdir()
     (env / "hiera.yaml").write_text(case.get("hiera", "version: 5\n"))
-    for name, content in (case.get("files") or {}).items():
-        path = env / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+    _write(env, case.get("files"))
+    if "global_hiera" in case:
+        _write(root / "global", {"hiera.yaml": case["global_hiera"],
+                                 **(case.get("global_files") or {})})
+    for module, content in (case.get("modules") or {}).items():
+        (env / "modules" / module).mkdir(parents=True)
+        _write(env / "modules" / module, {**({"hiera.yaml": content["hiera"]}
+                                             if "hiera" in content else {}),
+                                          **(content.get("files") or {})})
     if case.get("variables"):
         (env / "manifests").mkdir()
         (env / "manifests" / "site.pp").write_text("".join(
@@ -200,8 +223,9 @@ def _puppet_literal(value: Any) -> str:
 
 def _puppet_args(root: Path, case: dict, facts: Path) -> list[str]:
     return [*puppet_dirs(root / "puppet"), "--basemodulepath", "",
-            "--environmentpath", str(root / "envs"), "--environment", "production",
-            "--hiera_config", str(root / "noglobal" / "hiera.yaml"),
+            "--environmentpath", str(root / "envs"),
+            "--environment", case.get("environment", "production"),
+            "--hiera_config", str(_global_config(case, root)),
             "--facts", str(facts), "--node", case.get("node", NODE),
             *(["--compile"] if case.get("variables") else [])]
 
@@ -280,10 +304,12 @@ def _lookup_api(hiera: Hiera, query: dict, scope: Any) -> Any:
 def _run_render(case: dict, root: Path) -> list[dict]:
     """Every query through the Python API, in the scope ``render lookup`` builds."""
     env, facts = _materialize(case, root)
-    scope = build_scope(case.get("node", NODE), str(facts)).with_variables(
+    scope = build_scope(case.get("node", NODE), str(facts),
+                        environment=case.get("environment", "production")).with_variables(
         **(case.get("variables") or {}))
+    source = Source(env, _global_config(case, root), (env / "modules",), {})
     try:
-        hiera = lookup_command.load_hiera(env / "hiera.yaml")  # None: Puppet ignores a Hiera 3 file
+        hiera = lookup_command.load_hiera(source.config, source)  # None: Hiera 3, ignored
     except HieraError as exc:
         return [{"query": q, "status": "error", "message": str(exc)} for q in case["queries"]]
     results = []
@@ -314,6 +340,8 @@ def _cli_base(case: dict, env: Path, facts: Path) -> list[str] | None:
     if any(value is None for value in variables.values()):
         return None
     return ["--hieradata", str(env), "--facts", str(facts), "--node", case.get("node", NODE),
+            "--hiera_config", str(_global_config(case, env.parent.parent)),
+            "--environment", case.get("environment", "production"), "--basemodulepath", "",
             *(f"--var={name}={_var_text(value)}" for name, value in variables.items())]
 
 

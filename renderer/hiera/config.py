@@ -27,8 +27,9 @@ _DEFAULTS_KEYS = frozenset(("data_hash", "lookup_key", "data_dig", "datadir", "o
 _TOP_KEYS = frozenset(("version", "defaults", "hierarchy", "plan_hierarchy", "default_hierarchy"))
 _BUILTIN_DEFAULTS = {"datadir": "data", "data_hash": "yaml_data"}
 _BUILTIN_HIERARCHY = [{"name": "Common", "path": "common.yaml"}]
-SUPPORTED_FUNCTION = ("data_hash", "yaml_data")
 EYAML_FUNCTION = ("lookup_key", "eyaml_lookup_key")  # renderer.hiera.eyaml
+SUPPORTED_FUNCTIONS = (("data_hash", "yaml_data"), ("data_hash", "json_data"), EYAML_FUNCTION)
+LAYERS = ("global", "environment", "module")
 
 
 class Level:
@@ -39,11 +40,12 @@ class Level:
     (Plain slotted classes rather than dataclasses: they cost nothing at import.)
     """
 
-    __slots__ = ("name", "kind", "specs", "datadir", "line", "error", "eyaml")
+    __slots__ = ("name", "kind", "specs", "datadir", "line", "error", "function", "eyaml")
 
     def __init__(self, name: str, kind: str, specs: tuple[str, ...], datadir: str,
-                 line: int | None, error: str | None = None,
+                 line: int | None, error: str | None = None, function: str = "yaml_data",
                  eyaml: dict[str, Any] | None = None) -> None:
+        self.function = function  # yaml_data, json_data or eyaml_lookup_key (read as YAML)
         self.name = name
         self.kind = kind
         self.specs = specs
@@ -67,6 +69,13 @@ class HieraConfig:
     def __init__(self, path: Path, levels: tuple[Level, ...]) -> None:
         self.path = path
         self.levels = levels
+
+
+def default_config(path: Path) -> HieraConfig:
+    """What Puppet reads when a layer's hiera.yaml does not exist: version 5's built-in
+    hierarchy, ``<dir>/data/common.yaml``."""
+    return HieraConfig(path, (Level("Common", "paths", ("common.yaml",),
+                                    os.path.join(path.parent, "data"), None),))
 
 
 class _Checker:
@@ -109,8 +118,12 @@ def _items(node: Any) -> list[Any]:
     return node.value if isinstance(node, yaml.SequenceNode) else []
 
 
-def load_config(path: Path) -> HieraConfig:
-    """Read and validate ``path``; every problem is a HieraConfigError naming the file and line."""
+def load_config(path: Path, layer: str = "environment",
+                backends: dict[str, str] | None = None) -> HieraConfig:
+    """Read and validate ``path``; every problem is a HieraConfigError naming the file and line.
+
+    ``backends`` says what to do with a level whose backend render cannot run (by level name):
+    ``skip`` leaves it out (the caller warns: Puppet would consult it)."""
     raw = read_regular(path, HieraConfigError)  # a FIFO is refused, never waited on
     try:
         root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
@@ -135,8 +148,9 @@ def load_config(path: Path) -> HieraConfig:
         if key not in _TOP_KEYS:
             raise check.fail(f"unknown key '{key}'", _child(root, key))
     if "default_hierarchy" in config:
-        raise check.fail("'default_hierarchy' is only allowed in the module layer",
-                         _child(root, "default_hierarchy"))
+        where = ("render does not read a module's 'default_hierarchy'" if layer == "module" else
+                 "'default_hierarchy' is only allowed in the module layer")
+        raise check.fail(where, _child(root, "default_hierarchy"))
     defaults = _defaults(check, config, _child(root, "defaults"))
     for plan_key in ("plan_hierarchy", "hierarchy"):
         if config.get(plan_key) is not None and not isinstance(config[plan_key], list):
@@ -148,7 +162,9 @@ def load_config(path: Path) -> HieraConfig:
     levels: list[Level] = []
     seen: dict[str, int | None] = {}
     for entry, node in zip(entries, nodes):
-        level = _level(check, entry, node, defaults, path.parent)
+        level = _level(check, entry, node, defaults, path.parent, backends or {})
+        if level is None:  # skipped by the operator
+            continue
         if level.name in seen:
             first = seen[level.name]
             also = f" First defined at line {first}." if first else ""
@@ -157,7 +173,8 @@ def load_config(path: Path) -> HieraConfig:
         levels.append(level)
     for entry, node in zip(config.get("plan_hierarchy") or [],
                            _items(_child(root, "plan_hierarchy"))):
-        _level(check, entry, node, defaults, path.parent)  # validated, used only by Bolt plans
+        # validated for shape only: lookups never read it (Bolt plans do), so any backend goes
+        _level(check, entry, node, defaults, path.parent, None)
     return HieraConfig(path, tuple(levels))
 
 
@@ -187,7 +204,9 @@ def _options(check: _Checker, options: Any, node: Any, where: str) -> None:
 
 
 def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
-           root: Path) -> Level:
+           root: Path, backends: dict[str, str] | None) -> Level | None:
+    """The level of one entry; None when the operator skips it. ``backends`` None: a
+    plan_hierarchy entry, checked for shape and never read."""
     entry = check.mapping(entry, node, "a hierarchy entry")
     name = check.string(entry.get("name"), _child(node, "name"), "hierarchy entry 'name'")
     where = f"hierarchy '{name}'"
@@ -209,9 +228,12 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
                              f"defined in {where}", node)
         kind = inherited
         function = (kind, defaults[kind])
-    if function not in (SUPPORTED_FUNCTION, EYAML_FUNCTION):
-        raise check.fail(f"{where} uses {function[0]}: {function[1]}; render reads only "
-                         "data_hash: yaml_data and lookup_key: eyaml_lookup_key",
+    if backends is not None and function not in SUPPORTED_FUNCTIONS:
+        if backends.get(name) == "skip":
+            return None
+        raise check.fail(f"{where} uses {function[0]}: {function[1]}, a backend render cannot "
+                         "run (it reads data_hash: yaml_data and json_data, and lookup_key: "
+                         f"eyaml_lookup_key); --backend '{name}=skip' leaves the level out",
                          _child(node, function[0]))
     eyaml = function == EYAML_FUNCTION
     if "options" in entry:
@@ -220,6 +242,8 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
     if len(locations) > 1:
         raise check.fail(f"Only one of path, paths, glob, globs, uri, uris, mapped_paths can be "
                          f"defined in {where}", node)
+    if backends is None:
+        return None
     if not locations or locations[0] in ("uri", "uris"):
         raise check.fail(f"{where}: one of 'path', 'paths', 'glob', 'globs' or 'mapped_paths' "
                          f"must be declared in hiera.yaml when using {function[1]}", node)
@@ -240,11 +264,12 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
         if call:  # Puppet fails every lookup with this; render fails at load
             raise check.fail(f"{where}: Interpolation using method syntax is not allowed in this "
                              f"context: {call}", node)
-    # yaml_data accepts no options but its path: Puppet fails when it reads a file of the level
-    error = ("'yaml_data' one of 'path', 'paths' 'glob', 'globs' or 'mapped_paths' must be "
+    # yaml_data and json_data accept no options but the path: Puppet fails when it reads a file
+    error = (f"'{function[1]}' one of 'path', 'paths' 'glob', 'globs' or 'mapped_paths' must be "
              f"declared in hiera.yaml when using this data_hash function (hierarchy '{name}' "
-             "has options, which yaml_data does not take)") if options and not eyaml else None
-    return Level(name, kind, specs, os.path.join(root, datadir), line, error,
+             f"has options, which {function[1]} does not take)") if options and not eyaml \
+        else None
+    return Level(name, kind, specs, os.path.join(root, datadir), line, error, function[1],
                  dict(options) if eyaml else None)
 
 

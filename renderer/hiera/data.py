@@ -96,9 +96,12 @@ def _interpolated(value: Any) -> bool:
     return False
 
 
-def load_data_file(path: str) -> DataFile:
-    """Parse one YAML data file the way Puppet's ``yaml_data`` does."""
+def load_data_file(path: str, function: str = "yaml_data") -> DataFile:
+    """Parse one data file the way Puppet's ``yaml_data`` (or ``json_data``; eyaml_lookup_key
+    reads YAML) does."""
     raw = read_regular(path, HieraDataError)  # a FIFO a glob level matches is refused
+    if function == "json_data":
+        return _json_file(path, raw)
     text = decode(raw, Path(path))
     try:
         _, data = compose_yaml(text, Path(path), PsychLoader)
@@ -108,4 +111,20 @@ def load_data_file(path: str) -> DataFile:
         warning(__name__, "%s: file does not contain a valid yaml hash; using it as empty",
                 path)
         return DataFile(path, {})
+    return DataFile(path, data)
+
+
+def _json_file(path: str, raw: bytes) -> DataFile:
+    """``json_data``: JSON text that must be a hash (Puppet's data_hash type check); a parse
+    error fails every lookup that reads the file, as in Puppet."""
+    import json
+
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HieraDataError(f"Unable to parse ({path}): {exc}", path=path) from exc
+    if not isinstance(data, dict):
+        raise HieraDataError(f"Value returned from data_hash function 'json_data', when using "
+                             f"location '{path}', has wrong type, expects a Hash value, got "
+                             f"{type(data).__name__}", path=path)
     return DataFile(path, data)

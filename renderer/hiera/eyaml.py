@@ -162,7 +162,7 @@ def level_value(hiera: Any, inv: Any, location: Any, key: str, value: Any) -> tu
     from renderer.errors import HieraDataError
     from renderer.hiera.interpolate import interpolate
 
-    options = interpolate(hiera.eyaml_levels[location.level], inv, False)
+    options = interpolate(location.eyaml, inv, False)
     cache_key = (location.path, key, repr(sorted(options.items(), key=repr)))
     cached = hiera.decrypted.get(cache_key)
     if cached is None:

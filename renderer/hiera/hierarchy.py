@@ -21,10 +21,13 @@ from renderer.hiera.interpolate import Resolver, interpolate, scope_value
 class Location:
     """One data file of a level, and whether it existed when the hierarchy was resolved."""
 
-    __slots__ = ("level", "path", "exists", "original", "error")
+    __slots__ = ("level", "path", "exists", "original", "error", "function", "eyaml")
 
     def __init__(self, level: str, path: str, exists: bool, original: str = "",
-                 error: str | None = None) -> None:
+                 error: str | None = None, function: str = "yaml_data",
+                 eyaml: dict[str, Any] | None = None) -> None:
+        self.function = function  # the level's data function (Level.function)
+        self.eyaml = eyaml  # an eyaml_lookup_key level's options (Level.eyaml), else None
         self.level = level
         self.path = path
         self.exists = exists
@@ -45,10 +48,12 @@ def _locations(level: Level, inv: Resolver) -> tuple[Location, ...]:
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
                  for spec in level.specs]
-        return tuple(Location(level.name, path, _exists(path), spec, level.error)
-                     for path, spec in paths)
+        return tuple(Location(level.name, path, _exists(path), spec, level.error,
+                              level.function, level.eyaml) for path, spec in paths)
     if level.kind == "globs":
-        return tuple(Location(level.name, path, True, spec, level.error) for spec in level.specs
+        return tuple(Location(level.name, path, True, spec, level.error, level.function,
+                              level.eyaml)
+                     for spec in level.specs
                      for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
                      if not os.path.isdir(path))
     return _mapped(level, datadir, inv)
@@ -69,7 +74,8 @@ def _mapped(level: Level, datadir: str, inv: Resolver) -> tuple[Location, ...]:
     locations = []
     for value in values:
         path = os.path.join(datadir, interpolate(template, _Element(inv, key, value), False))
-        locations.append(Location(level.name, path, _exists(path), template, level.error))
+        locations.append(Location(level.name, path, _exists(path), template, level.error,
+                                  level.function, level.eyaml))
     return tuple(locations)
 
 

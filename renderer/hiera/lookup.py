@@ -6,6 +6,12 @@ strategy or else the one from lookup_options, digs ``b`` out of the merged value
 ``convert_to``. Lookups inside interpolation go through the same path and share one stack of names
 being resolved, which is how loops are detected.
 
+Layers, as Puppet's ``LookupAdapter``: the global hiera.yaml (Puppet's ``hiera_config``), the
+environment's, and for a key ``mod::x`` the hiera.yaml of module ``mod`` (first in the modulepath),
+merged in that order with the lookup's strategy. lookup_options: the global layer's hash-merged
+over the environment's (global wins), then those over the module's (which may only name keys of
+its module), as ``retrieve_lookup_options`` does.
+
 Caches: parsed data files live as long as the Hiera object (one run). Everything that depends on
 the scope (interpolated paths, lookup_options, which may interpolate too) is kept per Scope object.
 """
@@ -30,6 +36,7 @@ from renderer.hiera.data import DataFile, load_data_file
 from renderer.hiera.hierarchy import Location, resolve
 from renderer.hiera.interpolate import interpolate
 from renderer.hiera.keys import MISSING, dig, split_key
+from renderer.hiera.layers import check_module_options, find_module, load_global, module_name
 from renderer.hiera.ruby import regexp
 from renderer.log import warning
 from renderer.scope import Scope
@@ -65,28 +72,56 @@ class _ScopeState:
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.levels: list[tuple[Location, ...]] | None = None
-        self.options: _Options | None = None
+        self.levels: dict[int, list[tuple[Location, ...]]] = {}  # by id() of the layer's config
+        self.options: dict[str | None, _Options] = {}  # by module name (None: no module)
 
 
 class Hiera:
-    """One hiera.yaml and its data, looked up with any number of scopes."""
+    """The environment's hiera.yaml (``config``), the global one and the modules' ones, and
+    their data, looked up with any number of scopes."""
 
-    def __init__(self, config: HieraConfig) -> None:
+    def __init__(self, config: HieraConfig, global_config: HieraConfig | None = None,
+                 modulepath: tuple[Path, ...] = (),
+                 backends: dict[str, str] | None = None) -> None:
         self.config = config
-        self._files: dict[str, DataFile | HieraError] = {}
+        self.global_config = global_config
+        self.modulepath = modulepath
+        self.backends = backends or {}
+        self._modules: dict[str, HieraConfig | None] = {}
+        self._files: dict[tuple[str, str], DataFile | HieraError] = {}
         self._states: dict[int, _ScopeState] = {}
         self._warned: set[str] = set()
-        # eyaml_lookup_key levels (renderer.hiera.eyaml): their options by level name, the values
-        # decrypted so far, and every plaintext, which the masker of a run must learn
-        self.eyaml_levels = {level.name: level.eyaml for level in config.levels
-                             if level.eyaml is not None}
+        # eyaml_lookup_key levels (renderer.hiera.eyaml, Location.eyaml): the values decrypted so
+        # far, and every plaintext, which the masker of a run must learn
         self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}
         self.secrets: set[str] = set()
 
     @classmethod
-    def load(cls, config_path: Path) -> "Hiera":
-        return cls(load_config(Path(config_path).absolute()))
+    def load(cls, config_path: Path, global_path: Path | None = None,
+             modulepath: tuple[Path, ...] = (),
+             backends: dict[str, str] | None = None) -> "Hiera":
+        """``global_path`` None: no global layer; a missing file is Puppet's built-in one."""
+        global_config = None
+        if global_path is not None:
+            global_config = load_global(Path(global_path).absolute(), backends)
+        return cls(load_config(Path(config_path).absolute(), "environment", backends),
+                   global_config, tuple(Path(p).absolute() for p in modulepath), backends)
+
+    def layers(self, root: Any) -> list[HieraConfig]:
+        """The configs a root key is looked up in, in Puppet's order (PROVIDER_STACK)."""
+        layers = [self.config] if self.global_config is None else [self.global_config,
+                                                                   self.config]
+        name = module_name(root)
+        module = self.module_config(name) if name is not None else None
+        return layers if module is None else [*layers, module]
+
+    def module_config(self, name: str) -> HieraConfig | None:
+        """The hiera.yaml of module ``name``; None: no module layer."""
+        if name not in self._modules:
+            self._modules[name] = find_module(name, self.modulepath, self.backends,
+                                              self.warn_once)
+        return self._modules[name]
+
 
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
@@ -111,10 +146,18 @@ class Hiera:
         (``<service>::config::<file>``) and to report one for a file the service lacks.
         """
         found: set[str] = set()
-        for locations in _Invocation(self, self._state(scope), None).levels():
-            for location in locations:
-                if location.exists:
-                    found.update(self.data_file(location.path).keys_with_prefix(prefix))
+        inv = _Invocation(self, self._state(scope), None)
+        name = module_name(prefix)
+        for config in self.layers(prefix):
+            # a module's data holds only keys of its namespace (Puppet drops the others)
+            module = name is not None and config is self.module_config(name)
+            wanted = f"{name}::" if module else prefix
+            for locations in inv.levels(config):
+                for location in locations:
+                    if location.exists:
+                        data = self.data_file(location.path, location.function)
+                        found.update(key for key in data.keys_with_prefix(prefix)
+                                     if key.startswith(wanted))
         return sorted(found)
 
     def _state(self, scope: Scope) -> _ScopeState:
@@ -125,15 +168,15 @@ class Hiera:
             state = self._states[id(scope)] = _ScopeState(scope)
         return state
 
-    def data_file(self, path: str) -> DataFile:
+    def data_file(self, path: str, function: str = "yaml_data") -> DataFile:
         """The parsed file at ``path``, read once per run (a failure is remembered too)."""
-        entry = self._files.get(path)
+        entry = self._files.get((path, function))
         if entry is None:
             try:
-                entry = load_data_file(path)
+                entry = load_data_file(path, function)
             except HieraDataError as exc:
                 entry = exc
-            self._files[path] = entry
+            self._files[path, function] = entry
         if isinstance(entry, HieraError):
             raise HieraDataError(entry.message, path=entry.path, line=entry.line,
                                  column=entry.column)
@@ -203,45 +246,46 @@ class _Invocation:
                                "dug": segments[1:]})
         return value
 
-    def search(self, root: str, strategy: merging.Strategy, secret: bool = False) -> Any:
-        """The merged value of ``root`` over every level, each location's value interpolated."""
-        levels = self.levels()
-        if not levels:
-            return MISSING
-        return strategy.lookup(levels, lambda locations: strategy.lookup(
-            locations, lambda location: self.read(location, root, secret)))
+    def search(self, root: str, strategy: merging.Strategy, secret: bool = False,
+               layers: list[HieraConfig] | None = None) -> Any:
+        """The merged value of ``root`` over every layer and level, each location's value
+        interpolated."""
+        return strategy.lookup(
+            self.hiera.layers(root) if layers is None else layers,
+            lambda config: strategy.lookup(self.levels(config), lambda locations: strategy.lookup(
+                locations, lambda location: self.read(config, location, root, secret))))
 
     def search_dug(self, key: str, segments: list[Any]) -> Any:
         """A first-found ``a.b.c``, as ``search`` then ``dig`` give it, without interpolating
         (copying) all of ``a`` for each lookup when nothing in it is interpolated: a lookup of
         ``network::containers.<machine>`` then costs the same with 1,000 containers as with 10."""
         root = segments[0]
-        for locations in self.levels():
-            for location in locations:
-                if not location.exists:
-                    continue
-                if location.error:
-                    raise HieraConfigError(location.error, path=self.hiera.config.path)
-                data_file = self.hiera.data_file(location.path)
-                if root not in data_file.data:
-                    continue
-                raw = data_file.value(root)
-                if not data_file.plain(root):
-                    return dig(key, segments[1:], interpolate(raw, self, True))
-                found = dig(key, segments[1:], raw)
-                return found if found is MISSING else interpolate(found, self, True)
+        for config in self.hiera.layers(root):
+            for locations in self.levels(config):
+                for location in locations:
+                    if not location.exists:
+                        continue
+                    if location.error:
+                        raise HieraConfigError(location.error, path=config.path)
+                    data_file = self.hiera.data_file(location.path, location.function)
+                    if root not in data_file.data:
+                        continue
+                    if location.eyaml is not None or not data_file.plain(root):
+                        return dig(key, segments[1:], self.read(config, location, root, False))
+                    found = dig(key, segments[1:], data_file.value(root))
+                    return found if found is MISSING else interpolate(found, self, True)
         return MISSING
 
-    def read(self, location: Location, root: str, secret: bool) -> Any:
+    def read(self, config: HieraConfig, location: Location, root: str, secret: bool) -> Any:
         found = MISSING
         decrypted = False
         if location.exists:
             if location.error:
-                raise HieraConfigError(location.error, path=self.hiera.config.path)
-            data_file = self.hiera.data_file(location.path)
+                raise HieraConfigError(location.error, path=config.path)
+            data_file = self.hiera.data_file(location.path, location.function)
             if root in data_file.data:
                 value = data_file.value(root)
-                if location.level in self.hiera.eyaml_levels:
+                if location.eyaml is not None:
                     from renderer.hiera.eyaml import level_value
 
                     value, decrypted = level_value(self.hiera, self, location, root, value)
@@ -254,18 +298,23 @@ class _Invocation:
                                       "value": found, "secret": secret or decrypted})
         return found
 
-    def levels(self) -> list[tuple[Location, ...]]:
-        if self.state.levels is None:
-            self.state.levels = resolve(self.hiera.config, self)
-        return self.state.levels
+    def levels(self, config: HieraConfig) -> list[tuple[Location, ...]]:
+        levels = self.state.levels.get(id(config))
+        if levels is None:
+            levels = self.state.levels[id(config)] = resolve(config, self)
+        return levels
 
     # --- lookup_options --------------------------------------------------------------------------
 
     def options_for(self, root: Any) -> Any:
         """The options for a root key: its exact entry, else the first pattern that matches."""
-        if self.state.options is None:
-            self.state.options = self._compile_options()
-        exact, patterns = self.state.options
+        name = module_name(root) if type(root) is str else None
+        if name is not None and self.hiera.module_config(name) is None:
+            name = None  # no module layer: the environment's options, compiled once
+        compiled = self.state.options.get(name)
+        if compiled is None:
+            compiled = self.state.options[name] = self._compile_options(name)
+        exact, patterns = compiled
         options = exact.get(root)
         if options is not None:
             return options
@@ -275,19 +324,45 @@ class _Invocation:
                     return options
         return None
 
-    def _compile_options(self) -> _Options:
+    def _layer_options(self, config: HieraConfig | None, module: str | None) -> Any:
+        """One layer's lookup_options (hash-merged over its levels), checked as Puppet's
+        ``validate_lookup_options`` checks them; MISSING when it has none."""
+        if config is None:
+            return MISSING
+        found = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH,
+                                                               layers=[config]))
+        if found is MISSING:
+            return found
+        if type(found) is not dict:
+            raise HieraDataError("value of lookup_options must be a hash", path=config.path)
+        if module is not None:
+            check_module_options(found, module, config.path)
+        return found
+
+
+    def _compile_options(self, module: str | None) -> _Options:
         explain = self.explain
         if explain:
             explain("search", {"key": LOOKUP_OPTIONS})
             explain("strategy", {"key": LOOKUP_OPTIONS, "merge": merging.HASH, "source": None})
-        merged = self.check(LOOKUP_OPTIONS, lambda: self.search(LOOKUP_OPTIONS, merging.HASH))
+        hiera = self.hiera
+        merged = self._layer_options(hiera.global_config, None)
+        env = self._layer_options(hiera.config, None)
+        if merged is MISSING or env is MISSING:
+            merged = env if merged is MISSING else merged
+        else:  # Puppet: merge_strategy.merge(global, environment): the global layer wins
+            merged = merging.HASH.merge(merged, env)
+        if module is not None:
+            own = self._layer_options(hiera.module_config(module), module)
+            if merged is MISSING or own is MISSING:
+                merged = own if merged is MISSING else merged
+            else:  # the environment's (with the global's) over the module's
+                merged = merging.HASH.merge(merged, own)
         if explain:
             explain("result", {"key": LOOKUP_OPTIONS, "merge": merging.HASH,
                                "found": merged is not MISSING, "value": merged, "secret": False})
         if merged is MISSING:
             return {}, []
-        if type(merged) is not dict:
-            raise HieraDataError("value of lookup_options must be a hash")
         exact: dict[Any, Any] = {}
         patterns: list[tuple[re.Pattern[str], Any]] = []
         for key, options in merged.items():
@@ -348,3 +423,4 @@ def _option(options: Any, name: str) -> Any:
     if options is not None:
         raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
     return None
+
