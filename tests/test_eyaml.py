@@ -139,7 +139,7 @@ def test_wrong_key_fails_with_one_line_and_no_token(tmp_path: Path):
     subprocess.run(["openssl", "genrsa", "-out", str(other), "2048"], check=True,
                    capture_output=True)
     config = _tree(tmp_path, f"pw: {_cert_token()}\n", f"pkcs7_private_key: {other}")
-    code, out, err = _cli("--hiera-config", str(config), "--node", "node1.example.com", "pw")
+    code, out, err = _cli("--hieradata", str(config.parent), "--node", "node1.example.com", "pw")
     assert code != 0 and out == ""
     assert err.count("\n") == 1 and "'pw'" in err and "secrets" in err, err
     assert "MIIB" not in err and "s3cr3t" not in err
@@ -150,7 +150,7 @@ def test_lookup_prints_plaintext_and_explain_masks_it(tmp_path: Path):
                              f"url: 'mysql://nova:{_cert_token()}@db/nova'\n",
                    extra="")
     (tmp_path / "data" / "common.yaml").write_text("uses: \"is %{lookup('pw')}\"\nplain: v\n")
-    base = ["--hiera-config", str(config), "--node", "node1.example.com"]
+    base = ["--hieradata", str(config.parent), "--node", "node1.example.com"]
     assert _cli(*base, "--render-as", "json", "pw")[1] == '"s3cr3t pass"\n'  # as puppet lookup
     for key in ("pw", "url", "uses"):
         code, out, err = _cli(*base, "--explain", key)

@@ -18,7 +18,6 @@ the scope (interpolated paths, lookup_options, which may interpolate too) is kep
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +36,10 @@ from renderer.hiera.hierarchy import Location, resolve
 from renderer.hiera.interpolate import interpolate
 from renderer.hiera.keys import MISSING, dig, split_key
 from renderer.hiera.layers import check_module_options, find_module, load_global, module_name
-from renderer.hiera.ruby import regexp
+from renderer.hiera.options import Options as _Options
+from renderer.hiera.options import compile_options
+from renderer.hiera.options import option as _option
+from renderer.hiera.options import sensitive as _sensitive
 from renderer.log import warning
 from renderer.scope import Scope
 
@@ -50,9 +52,6 @@ Explain = Callable[[str, dict[str, Any]], None]
 ``secret`` when the key's lookup_options convert it to Sensitive."""
 
 
-# lookup_options compiled: the entries by exact key, and the (pattern, entry) pairs of the keys
-# that are regexps, in order.
-_Options = tuple[dict[Any, Any], list[tuple[re.Pattern[str], Any]]]
 
 
 class _NotGiven:
@@ -339,7 +338,6 @@ class _Invocation:
             check_module_options(found, module, config.path)
         return found
 
-
     def _compile_options(self, module: str | None) -> _Options:
         explain = self.explain
         if explain:
@@ -361,19 +359,7 @@ class _Invocation:
         if explain:
             explain("result", {"key": LOOKUP_OPTIONS, "merge": merging.HASH,
                                "found": merged is not MISSING, "value": merged, "secret": False})
-        if merged is MISSING:
-            return {}, []
-        exact: dict[Any, Any] = {}
-        patterns: list[tuple[re.Pattern[str], Any]] = []
-        for key, options in merged.items():
-            if type(key) is str and key.startswith("^"):
-                try:
-                    patterns.append((regexp(key), options))
-                except re.error as exc:  # an invalid pattern breaks every lookup, as in Puppet
-                    raise HieraDataError(f"lookup_options pattern {key!r}: {exc}") from exc
-            else:
-                exact[key] = options
-        return exact, patterns
+        return ({}, []) if merged is MISSING else compile_options(merged)
 
     # --- services for interpolation and hierarchy resolution -------------------------------------
 
@@ -406,21 +392,3 @@ class _Invocation:
 
     def root_key(self, key: str) -> str:
         return self.split(key)[0]
-
-
-def _sensitive(convert_to: Any) -> bool:
-    """Whether ``convert_to`` makes the value Sensitive (``--explain`` then masks it)."""
-    name = convert_to[0] if type(convert_to) is list and convert_to else convert_to
-    return type(name) is str and name.strip() == "Sensitive"
-
-
-def _option(options: Any, name: str) -> Any:
-    """``options[name]`` as Ruby evaluates it; a string option (a mistake) yields a substring."""
-    if type(options) is dict:
-        return options.get(name)
-    if type(options) is str:
-        return name if name in options else None
-    if options is not None:
-        raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
-    return None
-
