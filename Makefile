@@ -15,6 +15,8 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container binutils
 # outputs: the fact, metrics and journal entries read back by their real consumers
 TEST_DEBS += facter prometheus-node-exporter
+# tests/test_hiera_trees.py: real trees with eyaml levels, as Puppet with hiera-eyaml reads them
+TEST_DEBS += hiera-eyaml
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by

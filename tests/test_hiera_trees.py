@@ -33,6 +33,7 @@ from test_hiera_puppet import (
     _puppet_query,
     _ruby,
     _run_cli,
+    _run_puppet,
     _run_render,
 )
 
@@ -41,6 +42,7 @@ pytestmark = [pytest.mark.puppet, pytest.mark.slow]
 TREES = Path(__file__).parent / "data" / "hiera" / "trees"
 DRIVER = TREES.parent / "puppet_lookup_nodes.rb"
 MERGES: tuple[dict, ...] = ({}, {"merge": "deep"}, {"merge": "hash"}, {"merge": "unique"})
+SINGLE = "psick-yaml-data"  # its last node also runs through puppet_lookup_batch.rb alone
 CLI_EVERY = 9  # one query in so many also runs through `render lookup` (its start costs more)
 
 
@@ -138,9 +140,11 @@ def tree_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict] 
         return None
     scratch = tmp_path_factory.mktemp("trees")
     trees = {name: _tree_cases(name, scratch / "no-keys") for name in _tree_names()}
+    single, single_case = list(trees[SINGLE].items())[-1]
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(_run_puppet_tree, name, cases, ruby, scratch)
                    for name, cases in trees.items()}
+        one = pool.submit(_run_puppet, "single", single_case, ruby, scratch)
     cases = {case: body for tree in trees.values() for case, body in tree.items()}
     answers: dict[str, Any] = {}
     for name, future in futures.items():
@@ -148,6 +152,10 @@ def tree_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict] 
             answers.update(future.result())
         except Exception as exc:  # reported by the tests of that tree
             answers.update(dict.fromkeys(trees[name], exc))
+    try:
+        answers[f"single:{single}"] = one.result()
+    except Exception as exc:  # reported by test_nodes_driver_answers_as_batch_driver
+        answers[f"single:{single}"] = exc
     return cases, answers
 
 
@@ -208,9 +216,22 @@ def test_puppet_finds_the_tree_data(name: str, tree_results: tuple[dict, dict] |
     reached: set[str] = set()
     for case in (c for c in cases if c.startswith(f"{name}@")):
         found = {r["query"]["key"] for r in _answers(answers, case)
-                 if "merge" not in r["query"] and r["status"] != "notfound"}
+                 if "merge" not in r["query"] and r["status"] == "found"}
         assert found, f"{case}: Puppet found no key of the tree"
         reached |= found
     keys = {q["key"] for c in cases if c.startswith(f"{name}@") for q in cases[c]["queries"]}
     assert len(reached) * 10 >= len(keys) * 9, \
         f"{name}: the nodes reach only {len(reached)} of {len(keys)} keys: {sorted(keys - reached)}"
+
+
+def test_nodes_driver_answers_as_batch_driver(tree_results: tuple[dict, dict] | None) -> None:
+    """Several nodes in one Puppet process answer as each node alone does: the last node of
+    SINGLE, after the others in the same process, through puppet_lookup_batch.rb on its own."""
+    if tree_results is None:
+        _answers(None, SINGLE)
+    assert tree_results is not None
+    cases, answers = tree_results
+    last = [c for c in cases if c.startswith(f"{SINGLE}@")][-1]
+    alone, together = _answers(answers, f"single:{last}"), _answers(answers, last)
+    assert [(r["status"], r.get("json")) for r in alone] == \
+        [(r["status"], r.get("json")) for r in together]
