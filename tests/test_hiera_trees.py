@@ -13,8 +13,10 @@ feature lands until the marker goes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -67,12 +69,41 @@ def _tree_keys(files: dict[str, str]) -> list[str]:
     return sorted(keys - {"lookup_options"})
 
 
+TOKEN = re.compile(r"ENC\[PKCS7,[A-Za-z0-9+/=\s]+\]")
+
+
+def _test_key(keys_dir: Path) -> list[str]:
+    """A PKCS7 key pair made by the real ``eyaml createkeys`` in ``keys_dir`` (once), as the
+    eyaml options that name it."""
+    options = [f"--pkcs7-private-key={keys_dir}/private_key.pkcs7.pem",
+               f"--pkcs7-public-key={keys_dir}/public_key.pkcs7.pem"]
+    if not (keys_dir / "private_key.pkcs7.pem").exists():
+        subprocess.run(["eyaml", "createkeys", *options], check=True, capture_output=True,
+                       timeout=60)
+    return options
+
+
+def _reencrypted(text: str, keys_dir: Path, scratch: Path) -> str:
+    """``text`` with every site token replaced by one the real ``eyaml encrypt -e`` makes with
+    the test key, of a plaintext named after the site token (the site's plaintext is unknown)."""
+    def plain(match: re.Match) -> str:
+        return f"DEC::PKCS7[test-{hashlib.sha256(match[0].encode()).hexdigest()[:12]}]!"
+    marked = TOKEN.sub(plain, text)
+    if marked == text:
+        return text
+    source = Path(tempfile.mkstemp(suffix=".eyaml", dir=scratch)[1])
+    source.write_text(marked)
+    return subprocess.run(["eyaml", "encrypt", "-e", str(source), *_test_key(keys_dir)],
+                          check=True, capture_output=True, text=True, timeout=60).stdout
+
+
 def _tree_cases(name: str, keys_dir: Path) -> dict[str, dict]:
     """The tree as one conformance case per node (test_hiera_puppet's case format). A spec may
     read another spec's ``tree`` through a different ``hiera_file`` (a module's, as the
     environment's), edited by ``replace`` ([old, new] pairs), with files under a ``relocate``
     prefix moved (out of the module path, say); key paths named by ``key_paths``
-    are pointed at ``keys_dir``, a directory that holds no key."""
+    are pointed at ``keys_dir``, a directory that holds no key unless the spec asks for a
+    ``test_key``: then every site token is re-encrypted with a test key made there."""
     spec = _spec(name)
     root = TREES / spec.get("tree", name)
     files = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
@@ -87,10 +118,15 @@ def _tree_cases(name: str, keys_dir: Path) -> dict[str, dict]:
         hiera = hiera.replace(old, new)
     if spec.get("key_paths"):
         hiera = hiera.replace(spec["key_paths"], f"{keys_dir}/")
+    if spec.get("test_key"):
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        files = {path: _reencrypted(text, keys_dir, keys_dir.parent) if path.endswith(".yaml")
+                 else text for path, text in files.items()}
     queries = [{"key": key, **merge} for key in _tree_keys(files) for merge in MERGES]
     return {f"{name}@{node['node']}": {"hiera": hiera, "files": files, "node": node["node"],
                                        "facts": node.get("facts") or {}, "queries": queries}
-            for node in spec.get("nodes") or _spec(spec["tree"])["nodes"]}
+            for node in spec.get("nodes") or _spec(spec["tree"])["nodes"]
+            if node["node"] in spec.get("only_nodes", [node["node"]])}
 
 
 def _run_puppet_tree(name: str, cases: dict[str, dict], ruby: str, scratch: Path) -> dict:
@@ -139,7 +175,7 @@ def tree_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict] 
     if ruby is None:
         return None
     scratch = tmp_path_factory.mktemp("trees")
-    trees = {name: _tree_cases(name, scratch / "no-keys") for name in _tree_names()}
+    trees = {name: _tree_cases(name, scratch / f"keys-{name}") for name in _tree_names()}
     single, single_case = list(trees[SINGLE].items())[-1]
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(_run_puppet_tree, name, cases, ruby, scratch)
