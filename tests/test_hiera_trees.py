@@ -243,8 +243,9 @@ def test_tree_is_vendored_with_licence(name: str) -> None:
 
 @pytest.mark.parametrize("name", _tree_names())
 def test_puppet_finds_the_tree_data(name: str, tree_results: tuple[dict, dict] | None) -> None:
-    """The tree and its facts are wired up right: Puppet finds a value for every node, and every
-    node's facts together reach most of the tree's keys (each file is some node's level)."""
+    """The tree and its facts are wired up right: Puppet finds a value for every node (and
+    decrypts a re-encrypted token), and all nodes' facts together reach most of the tree's keys
+    (each file is some node's level) unless the spec picks ``only_nodes``."""
     if tree_results is None:
         _answers(None, name)
     assert tree_results is not None
@@ -255,6 +256,11 @@ def test_puppet_finds_the_tree_data(name: str, tree_results: tuple[dict, dict] |
                  if "merge" not in r["query"] and r["status"] == "found"}
         assert found, f"{case}: Puppet found no key of the tree"
         reached |= found
+        if _spec(name).get("test_key"):
+            assert any(re.search(r'"test-[0-9a-f]{12}"', r.get("json", ""))
+                       for r in _answers(answers, case)), f"{case}: Puppet decrypted no token"
+    if _spec(name).get("only_nodes"):
+        return
     keys = {q["key"] for c in cases if c.startswith(f"{name}@") for q in cases[c]["queries"]}
     assert len(reached) * 10 >= len(keys) * 9, \
         f"{name}: the nodes reach only {len(reached)} of {len(keys)} keys: {sorted(keys - reached)}"
