@@ -19,7 +19,7 @@ TEST_DEBS += facter prometheus-node-exporter
 TEST_DEBS += openssl
 # bench: tests/test_bench.py applies the bench's puppet-keystone manifest for real
 TEST_DEBS += puppet-module-keystone
-# eyaml (tests/test_eyaml*.py): the real eyaml command makes the tokens and puppet lookup reads them
+# eyaml (tests/test_eyaml.py, test_hiera_trees.py): the real eyaml command makes the tokens and puppet lookup reads them
 # with hiera-eyaml; gnupg for ENC[GPG,...]; Debian's asn1crypto and cryptography for the package
 TEST_DEBS += hiera-eyaml gnupg python3-asn1crypto python3-cryptography
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against

@@ -398,7 +398,8 @@ def _cli_problems(puppet: list[dict], cli: list[dict | None]) -> list[str]:
         query = json.dumps(p["query"])
         if _outcome(p) != _outcome(c):
             problems.append(f"  render lookup {query}:\n    puppet: {_outcome(p)} "
-                            f"{p.get('message', '')}\n    render: {_outcome(c)} {c['message']}")
+                            f"{p.get('message', '')}\n    render: {_outcome(c)} "
+                            f"{c.get('message', '')}")
         elif c["status"] == "found" and c["json"] != p["json"]:
             problems.append(f"  render lookup {query}: JSON text differs:\n    puppet: "
                             f"{p['json']}\n    render: {c['json']}")
