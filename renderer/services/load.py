@@ -17,13 +17,10 @@ errors point into it, and it may not include another.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import yaml
 
 import renderer.services.fields as fields
 from renderer import manifest
@@ -32,6 +29,7 @@ from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
 from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
+from renderer.yamlimport import yaml
 from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
@@ -134,6 +132,8 @@ def load_service(templates: Templates, name: str) -> ServiceDef:
     if directory is None:
         path = search_path(templates)
         known = list_services(path)
+        import difflib  # only for a misspelt name's hint
+
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ServiceError(f"unknown service {name!r}{hint} (known: {', '.join(known) or 'none'})",
