@@ -121,8 +121,11 @@ def service_dir(templates: Templates, name: str) -> Path | None:
     return None
 
 
-def load_service(templates: Templates, name: str) -> ServiceDef:
-    """The definition of service ``name``; ``bind`` makes it a ``Service``."""
+def load_service(templates: Templates, name: str,
+                 shared: dict[str, tuple[Entry, ...]] | None = None) -> ServiceDef:
+    """The definition of service ``name``; ``bind`` makes it a ``Service``. ``shared``: the
+    included files already read in this run (one dict per run and search path), so a host of
+    1,000 services reads and checks ``_lib/container.yaml`` once, not 1,000 times."""
     if not is_name(name):
         raise ServiceError(f"invalid service name {name!r}", service=name)
     if name in SUBCOMMANDS:
@@ -138,7 +141,7 @@ def load_service(templates: Templates, name: str) -> ServiceDef:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ServiceError(f"unknown service {name!r}{hint} (known: {', '.join(known) or 'none'})",
                            path=path[0] if len(path) == 1 else None, service=name)
-    return _Reader(directory, shared_dirs(templates), name).service(
+    return _Reader(directory, shared_dirs(templates), name, shared).service(
         _parse(Where(directory / DEFINITION, name)))
 
 
@@ -170,12 +173,13 @@ def _files(doc: _Document) -> list[Any]:
 class _Reader:
     """Reads one definition and the files it includes, each included file once."""
 
-    def __init__(self, directory: Path, shared: tuple[Path, ...], name: str) -> None:
+    def __init__(self, directory: Path, shared: tuple[Path, ...], name: str,
+                 run: dict[str, tuple[Entry, ...]] | None = None) -> None:
         self.name = name
         self.directory = directory
         self.shared = shared
         self.included: dict[str, tuple[Entry, ...]] = {}
-
+        self.run = run  # included files every service reads alike, across this run
     def service(self, doc: _Document) -> ServiceDef:
         fields.unknown(doc.data, _SERVICE_KEYS, doc.at(doc.data))
         machine = fields.machine(doc.data.get("machine", self.name), doc.at(doc.data))
@@ -215,6 +219,8 @@ class _Reader:
     def shared_entries(self, name: Any, where: Where) -> tuple[Entry, ...]:
         if not is_name(name):
             raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
+        if name not in self.included and self.run is not None and name in self.run:
+            self.included[name] = self.run[name]
         if name not in self.included:
             path = self._shared_file(f"{name}.yaml")
             if path is None:
@@ -222,6 +228,9 @@ class _Reader:
             doc = _parse(Where(path, self.name))
             fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
             self.included[name] = self.entries(doc, _files(doc), nested=True)
+            if self.run is not None and all(self._shared_file(e.template) is not None
+                                            for e in self.included[name]):
+                self.run[name] = self.included[name]  # found without this service's folder
         return self.included[name]
 
     def entry(self, raw: dict[str, Any], where: Where) -> Entry:
