@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from renderer.errors import HieraDataError, RenderError
 from renderer.hiera.ruby import regexp
@@ -46,6 +46,18 @@ def option(options: Any, name: str) -> Any:
         raise HieraDataError(f"lookup_options entry must be a hash, got {options!r}")
     return None
 
+
+
+def shared(inv: Any, module: str | None, compile_for: Callable[[str | None], Options]) -> Options:
+    """The lookup_options of ``inv``'s scope for ``module``: compiled by ``compile_for``, or
+    taken from another scope that reads them from the same files (``shared_key``)."""
+    key = None if inv.explain else shared_key(inv, module)
+    compiled = None if key is None else inv.hiera._options.get(key)
+    if compiled is None:
+        compiled = compile_for(module)
+        if key is not None:
+            inv.hiera._options[key] = compiled
+    return compiled
 
 
 def shared_key(inv: Any, module: str | None) -> tuple[Any, ...] | None:
