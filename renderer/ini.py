@@ -15,7 +15,7 @@ The iniparser module is imported only when a file has overrides: it is a single 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class IniSyntaxError(Exception):
@@ -27,8 +27,7 @@ class IniSyntaxError(Exception):
         self.line = line
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One assignment: its section, key and the 0-based lines it spans (continuations too)."""
 
     section: str
@@ -37,8 +36,7 @@ class Option:
     last: int
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where everything is in one file: lines (with their endings), section headers, options."""
 
     lines: tuple[str, ...]
@@ -50,8 +48,7 @@ class Layout:
         return frozenset(name for name, _ in self.headers)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """What an override asks for one option: these values, one line each; ``()`` removes it."""
 
     section: str

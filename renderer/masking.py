@@ -28,7 +28,6 @@ the name, so a rotated key that changed length or armour is still masked whole.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -77,11 +76,44 @@ _MIN_SUBSTRING = 4
 _MIN_FRAGMENT = 12  # a line of a multi-line secret shorter than this is not looked for alone
 
 
+
+
+def _not_secret_matchers() -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...],
+                                    tuple[str, ...]]:
+    """NOT_SECRET split by shape: exact names, ``*suffix``, ``*middle*``, and the patterns of
+    any other shape (matched with fnmatch). The same answers as fnmatchcase on every pattern,
+    without compiling 38 regular expressions at every start (a tenth of a full render)."""
+    exact, suffixes, middles, other = set(), [], [], []
+    for pattern in NOT_SECRET:
+        if "[" in pattern or "?" in pattern:
+            other.append(pattern)
+        elif "*" not in pattern:
+            exact.add(pattern)
+        elif pattern.count("*") == 1 and pattern.startswith("*"):
+            suffixes.append(pattern[1:])
+        elif pattern.count("*") == 2 and pattern.startswith("*") and pattern.endswith("*"):
+            middles.append(pattern[1:-1])
+        else:
+            other.append(pattern)
+    return frozenset(exact), tuple(suffixes), tuple(middles), tuple(other)
+
+
+_NOT_EXACT, _NOT_SUFFIXES, _NOT_MIDDLES, _NOT_OTHER = _not_secret_matchers()
+
+
 def is_secret_option(section: str | None, option: str) -> bool:
     qualified = f"{(section or 'default').lower()}.{option.lower()}"
     if not _SECRET_RE.search(qualified):
         return False
-    return not any(fnmatch.fnmatchcase(qualified, pattern) for pattern in NOT_SECRET)
+    return not (qualified in _NOT_EXACT or qualified.endswith(_NOT_SUFFIXES)
+                or any(middle in qualified for middle in _NOT_MIDDLES)
+                or (_NOT_OTHER and _fnmatch_any(qualified, _NOT_OTHER)))
+
+
+def _fnmatch_any(name: str, patterns: tuple[str, ...]) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def secret_strings(value: Any) -> list[str]:

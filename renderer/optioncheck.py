@@ -16,7 +16,6 @@ keystoneauth plugin gets that plugin's options; each backend section that cinder
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,11 +105,15 @@ class Catalog:
         return "namespaces " + ", ".join(self.namespaces)
 
     def _no_section(self, section: str) -> str:
+        import difflib  # only for a misspelt name's hint
+
         close = difflib.get_close_matches(normal(section), list(self.groups), n=1)
         hint = f" (did you mean `[{close[0]}]`?)" if close else ""
         return f"[{section}]: no such section in {self._where()}{hint}"
 
     def _no_option(self, section: str, option: str, options: dict[str, Any]) -> str:
+        import difflib
+
         close = difflib.get_close_matches(option, list(options), n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
         return f"[{section}] {option}: no such option in {self._where()}{hint}"

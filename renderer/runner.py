@@ -29,6 +29,7 @@ from renderer.restarts import HEALTH_SETTLE, on_disk
 from renderer.rollback import rollback_plan
 from renderer.scope import Scope, build_scope
 from renderer.services import (
+    Entry,
     Lookup,
     Service,
     ServiceDef,
@@ -82,6 +83,7 @@ class Runner:
         self.masker = Masker(b"")
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
+        self._included: dict[str, tuple[Entry, ...]] = {}  # renderer.services.load_service
 
     def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
             listener: Listener | None = None, before: Callable[[], None] | None = None
@@ -117,7 +119,7 @@ class Runner:
     def plan_one(self, name: str) -> ServicePlan:
         """One service from its definition to its plan; any failure fails it alone."""
         try:
-            definition = load_service(self.settings.templates, name)
+            definition = load_service(self.settings.templates, name, self._included)
             service, scope = self.bind(definition)
             state = load(self.system, service.name)
             if self.settings.rollback:

@@ -9,7 +9,6 @@ per service, the variables ``service`` and ``machine``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,41 @@ from renderer.bounds import read_regular
 from renderer.errors import UsageError
 
 
-@dataclass(frozen=True)
 class Scope:
-    """What interpolation can see. ``variables`` shadow facts of the same name at top scope."""
+    """What interpolation can see. ``variables`` shadow facts of the same name at top scope.
+    Immutable and compared by value; a plain slotted class (a dataclass costs its creation and
+    the dataclasses import at every start)."""
 
-    facts: dict[str, Any] = field(default_factory=dict)
-    trusted: dict[str, Any] = field(default_factory=dict)
-    variables: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("facts", "trusted", "variables")
+    facts: dict[str, Any]
+    trusted: dict[str, Any]
+    variables: dict[str, Any]
+
+    def __init__(self, facts: dict[str, Any] | None = None, trusted: dict[str, Any] | None = None,
+                 variables: dict[str, Any] | None = None) -> None:
+        set_field = object.__setattr__
+        set_field(self, "facts", {} if facts is None else facts)
+        set_field(self, "trusted", {} if trusted is None else trusted)
+        set_field(self, "variables", {} if variables is None else variables)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Scope)
+        return (self.facts, self.trusted, self.variables) == (other.facts, other.trusted,
+                                                              other.variables)
+
+    __hash__ = None  # type: ignore[assignment]  # it holds dicts: not hashable
+
+    def __repr__(self) -> str:
+        return (f"Scope(facts={self.facts!r}, trusted={self.trusted!r}, "
+                f"variables={self.variables!r})")
 
     def top(self, name: str) -> Any:
         """A top-scope variable (``%{x}`` / ``%{::x}``); None when unset."""

@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from renderer.bounds import ALIAS_NODES, MAX_DEPTH
 from renderer.errors import HieraDataError, RenderError
+from renderer.yamlimport import yaml
 
 try:
     _BaseLoader = yaml.CSafeLoader

@@ -37,7 +37,7 @@ from renderer.hiera.interpolate import interpolate
 from renderer.hiera.keys import MISSING, dig, split_key
 from renderer.hiera.layers import check_module_options, find_module, load_global, module_name
 from renderer.hiera.options import Options as _Options
-from renderer.hiera.options import compile_options
+from renderer.hiera.options import compile_options, shared
 from renderer.hiera.options import option as _option
 from renderer.hiera.options import sensitive as _sensitive
 from renderer.log import warning
@@ -89,6 +89,7 @@ class Hiera:
         self._modules: dict[str, HieraConfig | None] = {}
         self._files: dict[tuple[str, str], DataFile | HieraError] = {}
         self._states: dict[int, _ScopeState] = {}
+        self._options: dict[tuple[Any, ...], _Options] = {}  # by renderer.hiera.options.shared
         self._warned: set[str] = set()
         # eyaml_lookup_key levels (renderer.hiera.eyaml, Location.eyaml): the values decrypted so
         # far, and every plaintext, which the masker of a run must learn
@@ -312,7 +313,7 @@ class _Invocation:
             name = None  # no module layer: the environment's options, compiled once
         compiled = self.state.options.get(name)
         if compiled is None:
-            compiled = self.state.options[name] = self._compile_options(name)
+            compiled = self.state.options[name] = shared(self, name, self._compile_options)
         exact, patterns = compiled
         options = exact.get(root)
         if options is not None:

@@ -17,13 +17,10 @@ errors point into it, and it may not include another.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import yaml
 
 import renderer.services.fields as fields
 from renderer import manifest
@@ -32,6 +29,7 @@ from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
 from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
+from renderer.yamlimport import yaml
 from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
@@ -123,8 +121,11 @@ def service_dir(templates: Templates, name: str) -> Path | None:
     return None
 
 
-def load_service(templates: Templates, name: str) -> ServiceDef:
-    """The definition of service ``name``; ``bind`` makes it a ``Service``."""
+def load_service(templates: Templates, name: str,
+                 shared: dict[str, tuple[Entry, ...]] | None = None) -> ServiceDef:
+    """The definition of service ``name``; ``bind`` makes it a ``Service``. ``shared``: the
+    included files already read in this run (one dict per run and search path), so a host of
+    1,000 services reads and checks ``_lib/container.yaml`` once, not 1,000 times."""
     if not is_name(name):
         raise ServiceError(f"invalid service name {name!r}", service=name)
     if name in SUBCOMMANDS:
@@ -134,11 +135,13 @@ def load_service(templates: Templates, name: str) -> ServiceDef:
     if directory is None:
         path = search_path(templates)
         known = list_services(path)
+        import difflib  # only for a misspelt name's hint
+
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ServiceError(f"unknown service {name!r}{hint} (known: {', '.join(known) or 'none'})",
                            path=path[0] if len(path) == 1 else None, service=name)
-    return _Reader(directory, shared_dirs(templates), name).service(
+    return _Reader(directory, shared_dirs(templates), name, shared).service(
         _parse(Where(directory / DEFINITION, name)))
 
 
@@ -170,12 +173,13 @@ def _files(doc: _Document) -> list[Any]:
 class _Reader:
     """Reads one definition and the files it includes, each included file once."""
 
-    def __init__(self, directory: Path, shared: tuple[Path, ...], name: str) -> None:
+    def __init__(self, directory: Path, shared: tuple[Path, ...], name: str,
+                 run: dict[str, tuple[Entry, ...]] | None = None) -> None:
         self.name = name
         self.directory = directory
         self.shared = shared
         self.included: dict[str, tuple[Entry, ...]] = {}
-
+        self.run = run  # included files every service reads alike, across this run
     def service(self, doc: _Document) -> ServiceDef:
         fields.unknown(doc.data, _SERVICE_KEYS, doc.at(doc.data))
         machine = fields.machine(doc.data.get("machine", self.name), doc.at(doc.data))
@@ -215,6 +219,8 @@ class _Reader:
     def shared_entries(self, name: Any, where: Where) -> tuple[Entry, ...]:
         if not is_name(name):
             raise where.fail(f"include must name a file in {SHARED_DIR}/, not {name!r}")
+        if name not in self.included and self.run is not None and name in self.run:
+            self.included[name] = self.run[name]
         if name not in self.included:
             path = self._shared_file(f"{name}.yaml")
             if path is None:
@@ -222,6 +228,9 @@ class _Reader:
             doc = _parse(Where(path, self.name))
             fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
             self.included[name] = self.entries(doc, _files(doc), nested=True)
+            if self.run is not None and all(self._shared_file(e.template) is not None
+                                            for e in self.included[name]):
+                self.run[name] = self.included[name]  # found without this service's folder
         return self.included[name]
 
     def entry(self, raw: dict[str, Any], where: Where) -> Entry:
