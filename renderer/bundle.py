@@ -118,7 +118,11 @@ class Capture(Recorder):
             if default is NOT_GIVEN:
                 raise LookupNotFound(key)
             return default
-        self.answers[name] = {"found": True, "value": encode(value)}
+        if getattr(self.hiera, "last_secret", False) and not isinstance(value, Sensitive):
+            # an eyaml plaintext or a command backend's value: Sensitive on the node too
+            self.answers[name] = {"found": True, "value": encode(Sensitive(value))}
+        else:
+            self.answers[name] = {"found": True, "value": encode(value)}
         return value
 
     def lookup_options(self, key: str, scope: Scope) -> dict[Any, Any]:

@@ -94,6 +94,8 @@ class Hiera:
         # far, and every plaintext, which the masker of a run must learn
         self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}
         self.secrets: set[str] = set()
+        self.command_values: dict[tuple[Any, ...], Any] = {}  # renderer.hiera.command's answers
+        self.last_secret = False  # the last lookup's value holds a decrypted or command value
 
     @classmethod
     def load(cls, config_path: Path, global_path: Path | None = None,
@@ -125,7 +127,9 @@ class Hiera:
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
         """The value of ``key``; ``default`` when there is none, else LookupNotFound."""
-        value = _Invocation(self, self._state(scope), explain).lookup(key, merge)
+        inv = _Invocation(self, self._state(scope), explain)
+        value = inv.lookup(key, merge)
+        self.last_secret = inv.decrypted
         if value is not MISSING:
             return value
         if default is NOT_GIVEN:
@@ -153,7 +157,12 @@ class Hiera:
             wanted = f"{name}::" if module else prefix
             for locations in inv.levels(config):
                 for location in locations:
-                    if location.exists:
+                    if location.backend is not None and location.exists:
+                        from renderer.hiera import command
+
+                        found.update(key for key in command.keys_with_prefix(
+                            self, inv, location, prefix) if key.startswith(wanted))
+                    elif location.exists:
                         data = self.data_file(location.path, location.function)
                         found.update(key for key in data.keys_with_prefix(prefix)
                                      if key.startswith(wanted))
@@ -266,6 +275,11 @@ class _Invocation:
                         continue
                     if location.error:
                         raise HieraConfigError(location.error, path=config.path)
+                    if location.backend is not None:
+                        value = self.read(config, location, root, False)
+                        if value is MISSING:
+                            continue
+                        return dig(key, segments[1:], value)
                     data_file = self.hiera.data_file(location.path, location.function)
                     if root not in data_file.data:
                         continue
@@ -281,8 +295,14 @@ class _Invocation:
         if location.exists:
             if location.error:
                 raise HieraConfigError(location.error, path=config.path)
-            data_file = self.hiera.data_file(location.path, location.function)
-            if root in data_file.data:
+            if location.backend is not None:  # renderer.hiera.command: every value a secret
+                from renderer.hiera.command import read as command_read
+
+                found = command_read(self.hiera, self, location, root)
+                decrypted = found is not MISSING
+                self.decrypted = self.decrypted or decrypted
+            elif root in (data_file := self.hiera.data_file(location.path,
+                                                            location.function)).data:
                 value = data_file.value(root)
                 if location.eyaml is not None:
                     from renderer.hiera.eyaml import level_value
