@@ -237,7 +237,8 @@ def test_render_bundle_keeps_command_values_sensitive(tree: Tree, tmp_path: Path
     key = bundle.answer_key("lookup", "keystone::notification_drivers", None,
                             Scope({}, {}, {"service": "keystone", "machine": "keystone"}))
     assert answers[key] == {"found": True,
-                            "value": {"s": {"a": ["messagingv2", "Vault-Driver-S3cret"]}}}
+                            "value": {"a": [{"s": "messagingv2"},
+                                            {"s": "Vault-Driver-S3cret"}]}}
     plain = bundle.answer_key("lookup", "keystone::debug", None,
                               Scope({}, {}, {"service": "keystone", "machine": "keystone"}))
     assert answers[plain] == {"found": True, "value": False}
