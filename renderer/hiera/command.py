@@ -24,9 +24,7 @@ records no fast-path manifest: what a command says has no ``lstat``.
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 from typing import Any, NamedTuple
 
 from renderer.errors import HieraDataError
@@ -53,6 +51,8 @@ def parse(how: str) -> tuple[str, ...] | None:
     ValueError for bad quoting or an empty command."""
     if not how.startswith(PREFIX):
         return None
+    import shlex
+
     argv = tuple(shlex.split(how[len(PREFIX):]))
     if not argv:
         raise ValueError("the command is empty")
@@ -126,6 +126,8 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, str]:
 
 def _environment(inv: Any, backend: Backend, level: str, options: dict[str, Any],
                  scope_file: str) -> dict[str, str]:
+    import json
+
     return {**os.environ, "RENDER_HIERA_LEVEL": level,
             "RENDER_HIERA_FUNCTION": backend.function,
             "RENDER_HIERA_OPTIONS": json.dumps(options, sort_keys=True, default=str),
@@ -133,6 +135,8 @@ def _environment(inv: Any, backend: Backend, level: str, options: dict[str, Any]
 
 
 def _scope_text(inv: Any) -> str:
+    import json
+
     scope = inv.scope
     return json.dumps({"facts": scope.facts, "trusted": scope.trusted}, sort_keys=True,
                       default=str)
@@ -141,6 +145,7 @@ def _scope_text(inv: Any) -> str:
 def call(inv: Any, backend: Backend, level: str, options: dict[str, Any],
          key: str | None) -> Any:
     """One call: the parsed JSON, or MISSING (a lookup_key command's exit 3)."""
+    import json
     import tempfile
 
     from renderer import manifest
@@ -224,6 +229,8 @@ def keys_with_prefix(hiera: Any, inv: Any, location: Any, prefix: str) -> list[s
 
 def _options(backend: Backend, location: Any, inv: Any) -> tuple[dict[str, Any], str]:
     """The level's options interpolated, with the location as Puppet adds it; and as JSON."""
+    import json
+
     from renderer.hiera.interpolate import interpolate
 
     options = dict(interpolate(backend.options, inv, False))
