@@ -236,10 +236,11 @@ EYAML_SECRET = "Eyaml-Driver-S3cret"
 KEYS = Path(__file__).parent / "data" / "hiera" / "eyaml"
 
 
-def eyaml_level(tree: Tree, keys: Path) -> tuple[str, str]:
+def eyaml_level(tree: Tree, keys: Path, unreadable: bool = True) -> tuple[str, str]:
     """An eyaml level on top of the sample hierarchy, with the TEST private key copied to
     ``keys`` (the server's; the node never has it): a real PKCS7 token for a keystone key and
-    one for glance that this key cannot open (made for another key pair). The two tokens."""
+    one for glance that this key cannot open (made for another key pair), unless not
+    ``unreadable``. The two tokens."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from eyaml_tokens import bare_key_token
@@ -256,8 +257,8 @@ def eyaml_level(tree: Tree, keys: Path) -> tuple[str, str]:
     wrong = bare_key_token(b"Unreadable-S3cret", other.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     (tree.hieradata / "data" / "secrets.eyaml").write_text(
-        f"keystone::notification_drivers:\n  - messagingv2\n  - {token}\n"
-        f"glance::debug: {wrong}\n")
+        f"keystone::notification_drivers:\n  - messagingv2\n  - {token}\n" +
+        (f"glance::debug: {wrong}\n" if unreadable else ""))
     return token, wrong
 
 
