@@ -164,7 +164,9 @@ def test_explain_masks_every_value_a_command_gave(tmp_path: Path):
     _, options = _site(tmp_path)
     code, out, err = _lookup(*options, "--explain", "url")
     assert code == 0, err
-    assert 'Hierarchy entry "vault"' in out and "Sensitive [value redacted]" in out
+    assert 'Hierarchy entry "vault"\n      Found key: "db_password" value: "Sensitive [value ' \
+        'redacted]"' in out, out  # no path: a level without locations
+    assert 'Path ""' not in out
     assert SECRET not in out + err
     code, out, _ = _lookup(*options, "--explain", "cmdb::host")
     assert 'Found key: "cmdb::host" value: "Sensitive [value redacted]"' in out, out
