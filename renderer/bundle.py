@@ -84,6 +84,18 @@ def _hashable(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
+def sensitive_leaves(value: Any, secrets: Any) -> Any:
+    """``value`` with each scalar that holds one of ``secrets`` wrapped in Sensitive."""
+    if isinstance(value, Sensitive) or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return {k: sensitive_leaves(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sensitive_leaves(v, secrets) for v in value]
+    text = str(value)
+    return Sensitive(value) if any(secret and secret in text for secret in secrets) else value
+
+
 def answer_key(kind: str, key: str, merge: Any, scope: Scope) -> str:
     """What a question is: its kind, the key, the merge as the caller passed it, and the scope's
     ``machine`` (the only variable that differs between a service's lookups)."""
@@ -118,7 +130,12 @@ class Capture(Recorder):
             if default is NOT_GIVEN:
                 raise LookupNotFound(key)
             return default
-        self.answers[name] = {"found": True, "value": encode(value)}
+        stored = value
+        if getattr(self.hiera, "last_secret", False):
+            # an eyaml plaintext or a command backend's value: Sensitive on the node too, leaf by
+            # leaf, so the node masks what the server masks (not the plain items beside it)
+            stored = sensitive_leaves(value, getattr(self.hiera, "secrets", ()))
+        self.answers[name] = {"found": True, "value": encode(stored)}
         return value
 
     def lookup_options(self, key: str, scope: Scope) -> dict[Any, Any]:

@@ -99,19 +99,21 @@ class Explainer:
         if self.levels and self.levels[-1] != details["level"]:
             self.levels[-1] = details["level"]
             self.line(0, f'Hierarchy entry "{details["level"]}"')
-        self.line(1, f'Path "{details["path"]}"')
+        at = 2 if details["path"] else 1  # a command level without locations has no path
+        if details["path"]:
+            self.line(1, f'Path "{details["path"]}"')
         if details["original"] and details["original"] != details["path"]:
             self.line(2, f'Original path: "{details["original"]}"')
         if not details["exists"]:
-            self.line(2, "Path not found")
+            self.line(at, "Path not found")
         elif not details["found"]:
-            self.line(2, f'No such key: "{details["key"]}"')
+            self.line(at, f'No such key: "{details["key"]}"')
         else:
             secret = details["secret"] or bool(self.secrets and self.secrets[-1])
             if secret:
                 self.learn(details["value"])
-            self.line(2, f'Found key: "{details["key"]}" value: '
-                         f'{shown(details["value"], secret)}')
+            self.line(at, f'Found key: "{details["key"]}" value: '
+                          f'{shown(details["value"], secret)}')
 
     def on_result(self, details: dict) -> None:
         secret = details.get("secret") or bool(self.secrets and self.secrets[-1])

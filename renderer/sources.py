@@ -54,10 +54,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--basemodulepath", metavar="DIR[:DIR...]", default=None,
                         help="modules after <environment>/modules, for the module layer (a key "
                         f"mod::x) [env RENDER_BASEMODULEPATH; default {BASEMODULEPATHS[0]}]")
-    parser.add_argument("--backend", action="append", default=[], metavar="LEVEL=skip",
+    parser.add_argument("--backend", action="append", default=[],
+                        metavar="LEVEL=skip|LEVEL=command:PROG [ARGS]",
                         help="a hierarchy level whose backend render cannot run (a lookup_key "
                         "or data_dig function, hocon_data, hiera3_backend): 'skip' leaves it "
-                        "out, with a warning (repeatable)")
+                        "out, with a warning; 'command:PROG ARGS' reads a data_hash or "
+                        "lookup_key level from a command printing JSON (README, 'Command "
+                        "backends'; its values are secrets) [env RENDER_BACKEND, one per line; "
+                        "repeatable]")
 
 
 class Source(NamedTuple):
@@ -77,6 +81,8 @@ class Source(NamedTuple):
         from renderer.log import warning
 
         for level, how in self.backends.items():
+            if how != SKIP:
+                continue
             warning(__name__, "hierarchy level '%s' is skipped (--backend %s=%s): Puppet would "
                     "consult it", level, level, how)
         return Hiera.load(self.config, self.hiera_config, self.modulepath, self.backends)
@@ -94,9 +100,18 @@ def from_args(args: argparse.Namespace) -> Source:
     modulepath = (environment / "modules", *(Path(d) for d in base.split(":") if d))
     backends: dict[str, str] = {}
     for item in args.backend or ():
-        level, sep, how = item.rpartition("=")
-        if not sep or not level or how != SKIP:
-            raise UsageError(f"--backend {item!r}: expected LEVEL=skip")
+        at = item.find("=command:")  # a command's arguments may hold '=' too
+        level, sep, how = (item[:at], "=", item[at + 1:]) if at > 0 else item.rpartition("=")
+        if sep and level and how != SKIP and how.startswith("command:"):
+            from renderer.hiera.command import parse
+
+            try:
+                parse(how)
+            except ValueError as exc:
+                raise UsageError(f"--backend {item!r}: {exc}") from None
+        elif not sep or not level or how != SKIP:
+            raise UsageError(f"--backend {item!r}: expected LEVEL=skip or "
+                             "LEVEL=command:PROG [ARGS]")
         backends[level] = how
     return Source(environment, Path(global_config) if global_config else None, modulepath,
                   backends)

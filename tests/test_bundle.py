@@ -228,3 +228,67 @@ def test_an_unchanged_bundle_reuses_its_envelope_and_a_changed_one_does_not(tree
     assert changed != first and changed.startswith(b"-----BEGIN CMS-----")
     assert make_bundle(tree, tmp_path / "4.pem", "--encrypt-to", str(cert)).read_bytes() \
         != changed  # without the cache, a fresh envelope
+
+
+# --- eyaml: decrypted on the server, Sensitive in the bundle, never in clear elsewhere ---------
+
+EYAML_SECRET = "Eyaml-Driver-S3cret"
+KEYS = Path(__file__).parent / "data" / "hiera" / "eyaml"
+
+
+def eyaml_level(tree: Tree, keys: Path, unreadable: bool = True) -> tuple[str, str]:
+    """An eyaml level on top of the sample hierarchy, with the TEST private key copied to
+    ``keys`` (the server's; the node never has it): a real PKCS7 token for a keystone key and
+    one for glance that this key cannot open (made for another key pair), unless not
+    ``unreadable``. The two tokens."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from eyaml_tokens import bare_key_token
+
+    keys.mkdir(parents=True, exist_ok=True)
+    private = keys / "private_key.pkcs7.pem"
+    shutil.copy(KEYS / "private_key.pkcs7.pem", private)
+    hiera = tree.hieradata / "hiera.yaml"
+    hiera.write_text(hiera.read_text().replace(
+        "hierarchy:\n", "hierarchy:\n  - name: \"Secrets\"\n    lookup_key: eyaml_lookup_key\n"
+        f"    path: secrets.eyaml\n    options:\n      pkcs7_private_key: {private}\n", 1))
+    token = bare_key_token(EYAML_SECRET.encode(), (KEYS / "public_key.pkcs7.pem").read_bytes())
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    wrong = bare_key_token(b"Unreadable-S3cret", other.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tree.hieradata / "data" / "secrets.eyaml").write_text(
+        f"keystone::notification_drivers:\n  - messagingv2\n  - {token}\n" +
+        (f"glance::debug: {wrong}\n" if unreadable else ""))
+    return token, wrong
+
+
+def test_an_eyaml_value_is_decrypted_on_the_server_and_rendered_on_a_node_without_key(
+        tree: Tree, tmp_path: Path):
+    token, wrong = eyaml_level(tree, tmp_path / "server-keys")
+    node = node_copy(tree, tmp_path / "node")
+    made = make_bundle(tree, tmp_path / "b.json")
+    text = made.read_text()
+    assert EYAML_SECRET in text and token[10:60] not in text and wrong[10:60] not in text
+    answers = json.loads(text)["services"]["keystone"]["answers"]
+    drivers = answers[bundle.answer_key("lookup", "keystone::notification_drivers", None,
+                                        _scope("keystone", "keystone"))]
+    assert drivers == {"found": True, "value": {"a": ["messagingv2", {"s": EYAML_SECRET}]}}
+    with_data = render("--all", "--diff", *tree.options(), "--no-restart", *key_source(tree))
+    assert with_data.code == 6, with_data.err  # glance fails: its token is for another key
+    shutil.rmtree(tmp_path / "server-keys")  # the node has neither the data nor the key
+    only = render("--all", "--diff", *node.options(), "--no-restart", *key_source(tree),
+                  "--bundle", str(made))
+    assert only.code == 6, only.err
+    conf = node.machines / "keystone" / "etc" / "keystone" / "keystone.conf"
+    assert f"driver={EYAML_SECRET}\n" in conf.read_text()
+    assert contents(node) == contents(tree)
+    assert "+driver=<redacted>#" in only.out
+    assert only.out.replace(str(node.base), "BASE") == with_data.out.replace(str(tree.base),
+                                                                            "BASE")
+    failed = [line for line in only.err.splitlines() if line.startswith("render: glance")]
+    assert len(failed) == 1, only.err
+    assert "key 'glance::debug' in hierarchy 'Secrets' cannot be decrypted" in failed[0]
+    assert failed == [line for line in with_data.err.splitlines()
+                      if line.startswith("render: glance")]
+    for text in (only.out + only.err, with_data.out + with_data.err):
+        assert EYAML_SECRET not in text and "ENC[" not in text and "Unreadable" not in text

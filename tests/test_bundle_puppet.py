@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Tree, puppet_dirs, render
-from test_bundle import SECRETS, contents, key_source, node_copy
+from test_bundle import EYAML_SECRET, SECRETS, contents, eyaml_level, key_source, node_copy
 
 from renderer.services import list_services
 
@@ -105,6 +105,8 @@ def test_puppet_delivers_a_bundle_the_node_renders_from_without_hieradata(tree: 
                                                                           tmp_path: Path):
     assert shutil.which("puppet"), "Debian's puppet is not installed: run 'make test'"
     assert RENDER.is_file(), f"{RENDER} missing"
+    # a real PKCS7 token in the environment's data; its key only where the server reads it
+    token, _ = eyaml_level(tree, tmp_path / "server-keys", unreadable=False)
     node = node_copy(tree, tmp_path / "node")
     site = Site(tree, tmp_path / "puppet")
     bundle = node.base / "bundle.pem"
@@ -122,6 +124,7 @@ def test_puppet_delivers_a_bundle_the_node_renders_from_without_hieradata(tree: 
     assert contents(node) == contents(tree) and len(contents(tree)) > 40
     keystone = node.machines / "keystone" / "etc" / "keystone" / "keystone.conf"
     assert SECRET in keystone.read_text()  # the server's value reached the node's file
+    assert f"driver={EYAML_SECRET}\n" in keystone.read_text()  # decrypted by the server
 
     outputs = {"puppet stdout": result.stdout, "puppet stderr": result.stderr,
                "bundle": bundle.read_text(), **site.written(),
@@ -130,12 +133,13 @@ def test_puppet_delivers_a_bundle_the_node_renders_from_without_hieradata(tree: 
     assert any("last_run_report.yaml" in name for name in outputs)
     assert any("/reports/" in name for name in outputs)
     assert any("resources.txt" in name for name in outputs)
-    for secret in (SECRET, *SECRETS):
+    cipher = token[10:70]  # a piece of the token's base64
+    for secret in (SECRET, *SECRETS, EYAML_SECRET, cipher):
         leaks = [name for name, text in outputs.items() if secret in text]
         assert not leaks, f"{secret} in {leaks}"
     catalog = site.agent_catalog()
     assert "-----BEGIN CMS-----" in catalog and '"sensitive_parameters"' in catalog
-    assert not any(secret in catalog for secret in (SECRET, *SECRETS))
+    assert not any(secret in catalog for secret in (SECRET, *SECRETS, EYAML_SECRET, cipher))
 
     # the same bundle is the same envelope (kept on the server): nothing changes, no event
     again = site.apply(site.manifest(node, bundle, encrypt=True))

@@ -40,11 +40,12 @@ class Level:
     (Plain slotted classes rather than dataclasses: they cost nothing at import.)
     """
 
-    __slots__ = ("name", "kind", "specs", "datadir", "line", "error", "function", "eyaml")
+    __slots__ = ("name", "kind", "specs", "datadir", "line", "error", "function", "eyaml",
+                 "backend")
 
     def __init__(self, name: str, kind: str, specs: tuple[str, ...], datadir: str,
                  line: int | None, error: str | None = None, function: str = "yaml_data",
-                 eyaml: dict[str, Any] | None = None) -> None:
+                 eyaml: dict[str, Any] | None = None, backend: Any = None) -> None:
         self.function = function  # yaml_data, json_data or eyaml_lookup_key (read as YAML)
         self.name = name
         self.kind = kind
@@ -53,6 +54,7 @@ class Level:
         self.line = line
         self.error = error  # why reading any existing file of this level fails, as in Puppet
         self.eyaml = eyaml  # eyaml_lookup_key's options (not yet interpolated), else None
+        self.backend = backend  # a command level's hiera.command.Backend, else None
 
     def __repr__(self) -> str:
         return f"Level({self.name!r}, {self.kind}={list(self.specs)!r}, datadir={self.datadir!r})"
@@ -228,13 +230,25 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
                              f"defined in {where}", node)
         kind = inherited
         function = (kind, defaults[kind])
+    command = None
     if backends is not None and function not in SUPPORTED_FUNCTIONS:
-        if backends.get(name) == "skip":
+        how = backends.get(name)
+        if how == "skip":
             return None
-        raise check.fail(f"{where} uses {function[0]}: {function[1]}, a backend render cannot "
-                         "run (it reads data_hash: yaml_data and json_data, and lookup_key: "
-                         f"eyaml_lookup_key); --backend '{name}=skip' leaves the level out",
-                         _child(node, function[0]))
+        if how is None:
+            raise check.fail(f"{where} uses {function[0]}: {function[1]}, a backend render "
+                             "cannot run (it reads data_hash: yaml_data and json_data, and "
+                             f"lookup_key: eyaml_lookup_key); --backend '{name}=skip' leaves "
+                             f"the level out, --backend '{name}=command:PROG' reads it from "
+                             "a command", _child(node, function[0]))
+        from renderer.hiera.command import KINDS, parse
+
+        command = parse(how)
+        if command is None or function[0] not in KINDS:
+            raise check.fail(f"{where} uses {function[0]}: {function[1]}: --backend "
+                             f"'{name}=command:PROG' reads data_hash and lookup_key levels "
+                             f"only; --backend '{name}=skip' leaves it out",
+                             _child(node, function[0]))
     eyaml = function == EYAML_FUNCTION
     if "options" in entry:
         _options(check, entry["options"], _child(node, "options"), where)
@@ -244,12 +258,16 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
                          f"defined in {where}", node)
     if backends is None:
         return None
-    if not locations or locations[0] in ("uri", "uris"):
+    if command is None and (not locations or locations[0] in ("uri", "uris")):
         raise check.fail(f"{where}: one of 'path', 'paths', 'glob', 'globs' or 'mapped_paths' "
                          f"must be declared in hiera.yaml when using {function[1]}", node)
+    if not locations and command is not None:  # no locations: called once, with options
+        return _command_level(name, function, line, entry.get("options",
+                                                            defaults.get("options", {})),
+                              command, check, node, where)
     kind = locations[0]
     value, value_node = entry[kind], _child(node, kind)
-    if kind in ("path", "glob"):
+    if kind in ("path", "glob", "uri"):
         specs: tuple[str, ...] = (check.string(value, value_node, f"{where} '{kind}'"),)
         kind += "s"
     else:
@@ -267,10 +285,29 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
     # yaml_data and json_data accept no options but the path: Puppet fails when it reads a file
     error = (f"'{function[1]}' one of 'path', 'paths' 'glob', 'globs' or 'mapped_paths' must be "
              f"declared in hiera.yaml when using this data_hash function (hierarchy '{name}' "
-             f"has options, which {function[1]} does not take)") if options and not eyaml \
-        else None
+             f"has options, which {function[1]} does not take)") \
+        if options and not eyaml and command is None else None
+    backend = None
+    if command is not None:
+        from renderer.hiera.command import Backend
+
+        backend = Backend(command, function[0], function[1], dict(options),
+                          "uri" if kind == "uris" else "path")
     return Level(name, kind, specs, os.path.join(root, datadir), line, error, function[1],
-                 dict(options) if eyaml else None)
+                 dict(options) if eyaml else None, backend)
+
+
+def _command_level(name: str, function: tuple[str, str], line: int | None, options: Any,
+                   command: tuple[str, ...], check: _Checker, node: Any, where: str) -> Level:
+    from renderer.hiera.command import Backend
+
+    for text in _strings(options):
+        call = method_call(text)
+        if call:
+            raise check.fail(f"{where}: Interpolation using method syntax is not allowed in "
+                             f"this context: {call}", node)
+    return Level(name, "none", (), "", line, None, function[1], None,
+                 Backend(command, function[0], function[1], dict(options), ""))
 
 
 def _strings(value: Any) -> list[str]:

@@ -21,11 +21,12 @@ from renderer.hiera.interpolate import Resolver, interpolate, scope_value
 class Location:
     """One data file of a level, and whether it existed when the hierarchy was resolved."""
 
-    __slots__ = ("level", "path", "exists", "original", "error", "function", "eyaml")
+    __slots__ = ("level", "path", "exists", "original", "error", "function", "eyaml", "backend")
 
     def __init__(self, level: str, path: str, exists: bool, original: str = "",
                  error: str | None = None, function: str = "yaml_data",
-                 eyaml: dict[str, Any] | None = None) -> None:
+                 eyaml: dict[str, Any] | None = None, backend: Any = None) -> None:
+        self.backend = backend  # a command level's Level.backend, else None
         self.function = function  # the level's data function (Level.function)
         self.eyaml = eyaml  # an eyaml_lookup_key level's options (Level.eyaml), else None
         self.level = level
@@ -44,15 +45,21 @@ def resolve(config: HieraConfig, inv: Resolver) -> list[tuple[Location, ...]]:
 
 
 def _locations(level: Level, inv: Resolver) -> tuple[Location, ...]:
+    if level.kind == "none":  # a command level without locations: one call, no path
+        return (Location(level.name, "", True, "", None, level.function, None, level.backend),)
+    if level.kind == "uris":  # a command level's uris: always "exist", as in Puppet
+        return tuple(Location(level.name, interpolate(spec, inv, False), True, spec, None,
+                              level.function, None, level.backend) for spec in level.specs)
     datadir = interpolate(level.datadir, inv, False)
     if level.kind == "paths":
         paths = [(os.path.join(datadir, interpolate(spec, inv, False)), spec)
                  for spec in level.specs]
         return tuple(Location(level.name, path, _exists(path), spec, level.error,
-                              level.function, level.eyaml) for path, spec in paths)
+                              level.function, level.eyaml, level.backend)
+                     for path, spec in paths)
     if level.kind == "globs":
         return tuple(Location(level.name, path, True, spec, level.error, level.function,
-                              level.eyaml)
+                              level.eyaml, level.backend)
                      for spec in level.specs
                      for path in ruby_glob(os.path.join(datadir, interpolate(spec, inv, False)))
                      if not os.path.isdir(path))
@@ -75,7 +82,7 @@ def _mapped(level: Level, datadir: str, inv: Resolver) -> tuple[Location, ...]:
     for value in values:
         path = os.path.join(datadir, interpolate(template, _Element(inv, key, value), False))
         locations.append(Location(level.name, path, _exists(path), template, level.error,
-                                  level.function, level.eyaml))
+                                  level.function, level.eyaml, level.backend))
     return tuple(locations)
 
 

@@ -10,10 +10,9 @@ Layers, as Puppet's ``LookupAdapter``: the global hiera.yaml (Puppet's ``hiera_c
 environment's, and for a key ``mod::x`` the hiera.yaml of module ``mod`` (first in the modulepath),
 merged in that order with the lookup's strategy. lookup_options: the global layer's hash-merged
 over the environment's (global wins), then those over the module's (which may only name keys of
-its module), as ``retrieve_lookup_options`` does.
-
-Caches: parsed data files live as long as the Hiera object (one run). Everything that depends on
-the scope (interpolated paths, lookup_options, which may interpolate too) is kept per Scope object.
+its module), as ``retrieve_lookup_options`` does. Caches: parsed data files live as long as
+the Hiera object (one run); what depends on the scope (interpolated paths, lookup_options) is
+kept per Scope object.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from renderer.errors import (
     KeySyntaxError,
     LookupNotFound,
 )
+from renderer.hiera import command
 from renderer.hiera import merge as merging
 from renderer.hiera.config import HieraConfig, load_config
 from renderer.hiera.data import DataFile, load_data_file
@@ -52,11 +52,8 @@ Explain = Callable[[str, dict[str, Any]], None]
 ``secret`` when the key's lookup_options convert it to Sensitive."""
 
 
-
-
 class _NotGiven:
     __slots__ = ()
-
     def __repr__(self) -> str:
         return "NOT_GIVEN"
 
@@ -80,8 +77,7 @@ class Hiera:
     their data, looked up with any number of scopes."""
 
     def __init__(self, config: HieraConfig, global_config: HieraConfig | None = None,
-                 modulepath: tuple[Path, ...] = (),
-                 backends: dict[str, str] | None = None) -> None:
+                 modulepath: tuple[Path, ...] = (), backends: dict[str, str] | None = None) -> None:
         self.config = config
         self.global_config = global_config
         self.modulepath = modulepath
@@ -91,10 +87,11 @@ class Hiera:
         self._states: dict[int, _ScopeState] = {}
         self._options: dict[tuple[Any, ...], _Options] = {}  # by renderer.hiera.options.shared
         self._warned: set[str] = set()
-        # eyaml_lookup_key levels (renderer.hiera.eyaml, Location.eyaml): the values decrypted so
-        # far, and every plaintext, which the masker of a run must learn
+        # eyaml levels (renderer.hiera.eyaml): values decrypted so far; plaintexts for the masker
         self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}
         self.secrets: set[str] = set()
+        self.command_values: dict[tuple[Any, ...], Any] = {}  # renderer.hiera.command's answers
+        self.last_secret = False  # the last lookup's value holds a decrypted or command value
 
     @classmethod
     def load(cls, config_path: Path, global_path: Path | None = None,
@@ -122,11 +119,11 @@ class Hiera:
                                               self.warn_once)
         return self._modules[name]
 
-
     def lookup(self, key: str, scope: Scope, merge: str | dict[Any, Any] | None = None,
                default: Any = NOT_GIVEN, *, explain: Explain | None = None) -> Any:
         """The value of ``key``; ``default`` when there is none, else LookupNotFound."""
-        value = _Invocation(self, self._state(scope), explain).lookup(key, merge)
+        value = (inv := _Invocation(self, self._state(scope), explain)).lookup(key, merge)
+        self.last_secret = inv.decrypted  # renderer.bundle keeps such a value Sensitive
         if value is not MISSING:
             return value
         if default is NOT_GIVEN:
@@ -154,7 +151,9 @@ class Hiera:
             wanted = f"{name}::" if module else prefix
             for locations in inv.levels(config):
                 for location in locations:
-                    if location.exists:
+                    if location.backend is not None and location.exists:  # implies wanted
+                        found.update(command.keys_with_prefix(self, inv, location, prefix))
+                    elif location.exists:
                         data = self.data_file(location.path, location.function)
                         found.update(key for key in data.keys_with_prefix(prefix)
                                      if key.startswith(wanted))
@@ -267,6 +266,10 @@ class _Invocation:
                         continue
                     if location.error:
                         raise HieraConfigError(location.error, path=config.path)
+                    if location.backend is not None:  # a command level
+                        if (value := self.read(config, location, root, False)) is not MISSING:
+                            return dig(key, segments[1:], value)
+                        continue
                     data_file = self.hiera.data_file(location.path, location.function)
                     if root not in data_file.data:
                         continue
@@ -282,8 +285,11 @@ class _Invocation:
         if location.exists:
             if location.error:
                 raise HieraConfigError(location.error, path=config.path)
-            data_file = self.hiera.data_file(location.path, location.function)
-            if root in data_file.data:
+            if location.backend is not None:  # renderer.hiera.command: every value a secret
+                found = command.read(self.hiera, self, location, root)
+                self.decrypted = (decrypted := found is not MISSING) or self.decrypted
+            elif root in (data_file := self.hiera.data_file(location.path,
+                                                            location.function)).data:
                 value = data_file.value(root)
                 if location.eyaml is not None:
                     from renderer.hiera.eyaml import level_value
