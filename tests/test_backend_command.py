@@ -269,3 +269,29 @@ def test_a_run_that_used_a_command_is_never_answered_by_the_fast_path(tree: Tree
     assert done.returncode == 0, done.stdout + done.stderr
     assert marker.read_text().splitlines()[-1] != "hit"
     assert log.read_text().count("keystone::notification_drivers") == asked + 1  # asked again
+
+
+def test_lookup_options_from_a_command_are_never_shared_between_scopes(tmp_path: Path):
+    """A command level's lookup_options are its answer, not its path file's (valid YAML here,
+    without any): two scopes whose variables its values interpolate differently never share
+    one compiled set (renderer.hiera.options.shared_key)."""
+    from renderer.hiera import Hiera
+    from renderer.scope import build_scope
+
+    prog = tmp_path / "options.py"
+    prog.write_text(f"""#!{sys.executable}
+import json
+print(json.dumps({{"lookup_options": {{"k": {{"merge": "%{{how}}"}}}}}}))
+""")
+    prog.chmod(0o755)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "site.yaml").write_text("{}\n")
+    (tmp_path / "data" / "common.yaml").write_text("k: [2]\n")
+    (tmp_path / "data" / "first.yaml").write_text("k: [1]\n")
+    (tmp_path / "hiera.yaml").write_text(
+        "version: 5\nhierarchy:\n  - {name: site, data_hash: site_data, path: site.yaml}\n"
+        "  - {name: first, path: first.yaml}\n  - {name: common, path: common.yaml}\n")
+    hiera = Hiera.load(tmp_path / "hiera.yaml", backends={"site": f"command:{prog}"})
+    scope = build_scope(NODE, None, [])
+    assert hiera.lookup("k", scope.with_variables(how="unique")) == [1, 2]
+    assert hiera.lookup("k", scope.with_variables(how="first")) == [1]

@@ -87,9 +87,8 @@ class Hiera:
         self._states: dict[int, _ScopeState] = {}
         self._options: dict[tuple[Any, ...], _Options] = {}  # by renderer.hiera.options.shared
         self._warned: set[str] = set()
-        # eyaml levels (renderer.hiera.eyaml): values decrypted so far; plaintexts for the masker
-        self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}
-        self.secrets: set[str] = set()
+        self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}  # hiera.eyaml's
+        self.secrets: set[str] = set()  # eyaml's and commands' plaintexts, for the masker
         self.command_values: dict[tuple[Any, ...], Any] = {}  # renderer.hiera.command's answers
         self.last_secret = False  # the last lookup's value holds a decrypted or command value
 

@@ -63,7 +63,7 @@ def shared(inv: Any, module: str | None, compile_for: Callable[[str | None], Opt
 def shared_key(inv: Any, module: str | None) -> tuple[Any, ...] | None:
     """What the lookup_options of ``inv``'s scope (an ``_Invocation``) are compiled from, when
     any scope with the same key compiles the same: the same data files holding lookup_options
-    at the same levels of every layer, none of them eyaml, no lookup_options value
+    at the same levels of every layer, none of them eyaml or a command, no lookup_options value
     interpolated. None: compile them for this scope alone. A host of 1,000 services, one scope
     each, then compiles them once."""
     hiera = inv.hiera
@@ -80,7 +80,8 @@ def shared_key(inv: Any, module: str | None) -> tuple[Any, ...] | None:
                 for location in locations:
                     if not location.exists:
                         continue  # read() skips it before anything else
-                    if location.error is not None or location.eyaml is not None:
+                    if location.error is not None or location.eyaml is not None \
+                            or location.backend is not None:  # no file: a command's answer
                         return None
                     data_file = hiera.data_file(location.path, location.function)
                     if LOOKUP_OPTIONS not in data_file.data:
