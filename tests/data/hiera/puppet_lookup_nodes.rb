@@ -7,28 +7,9 @@
 #
 # jobs.json: [{"node": "n1.example.com", "facts": "facts.json", "queries": "queries.json",
 #              "results": "results.jsonl"}, ...]; queries and results as in puppet_lookup_batch.rb.
-require 'json'
-require 'puppet'
-require 'puppet/util/command_line'
-require 'puppet/application/lookup'
+require_relative 'puppet_lookup_batch' # Puppet, and Lookup#answer
 
 class Puppet::Application::Lookup
-  def answer(scope, query, renderer)
-    invocation = Puppet::Pops::Lookup::Invocation.new(scope, {}, {}, nil)
-    type = query['type'] && Puppet::Pops::Types::TypeParser.singleton.parse(query['type'], scope)
-    value = Puppet::Pops::Lookup.lookup(query['key'], type, query['default'],
-                                        query.key?('default'), query['merge'], invocation)
-    { 'status' => 'found', 'json' => renderer.render(value) }
-  rescue Puppet::DataBinding::LookupError => e
-    if e.message.start_with?('Function lookup() did not find a value')
-      { 'status' => 'notfound' }
-    else
-      { 'status' => 'error', 'class' => e.class.name, 'message' => e.message }
-    end
-  rescue StandardError => e
-    { 'status' => 'error', 'class' => e.class.name, 'message' => e.message }
-  end
-
   def main
     renderer = Puppet::Network::FormatHandler.format(:json)
     JSON.parse(File.read(ENV.fetch('HIERA_JOBS'))).each do |job|
