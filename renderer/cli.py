@@ -325,6 +325,10 @@ def _main(argv: list[str]) -> int:
         from renderer.bundle_command import main as bundle_main
 
         return bundle_main(argv, err=_error_stream())
+    if command == "preview":
+        from renderer.preview import main as preview_main
+
+        return preview_main(argv, err=_error_stream())
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)
