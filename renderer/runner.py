@@ -88,11 +88,15 @@ class Desire:
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
         self._included: dict[str, tuple[Entry, ...]] = {}  # renderer.services.load_service
+        self._definitions: dict[str, ServiceDef] = {}  # a preview binds them once per node
 
     def desire(self, name: str) -> tuple[Service, list[Rendered]]:
         """One service's desired files, validated; a RenderError fails it (the caller's
         ``try``)."""
-        definition = load_service(self.settings.templates, name, self._included)
+        definition = self._definitions.get(name)
+        if definition is None:
+            definition = load_service(self.settings.templates, name, self._included)
+            self._definitions[name] = definition
         service, scope = self.bind(definition)
         secrets: set[str] = set()
         rendered = self.render(service, scope, secrets)

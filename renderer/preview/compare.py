@@ -93,7 +93,7 @@ def _diff(old: DesiredFile | None, new: DesiredFile, masker: Masker, context: in
           path: str) -> str:
     import difflib
 
-    names = new.names | (old.names if old is not None else frozenset())
+    names = _names(new, masker) | (_names(old, masker) if old is not None else frozenset())
     whole = new.whole or (old is not None and old.whole)
 
     def masked(item: DesiredFile) -> list[str]:
@@ -104,6 +104,12 @@ def _diff(old: DesiredFile | None, new: DesiredFile, masker: Masker, context: in
                                  "/dev/null" if old is None else path, path, n=context)
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                    for line in lines)
+
+
+def _names(item: DesiredFile, masker: Masker) -> frozenset[str]:
+    if item.names is not None:
+        return item.names
+    return masker.secret_names(item.data.decode("utf-8", "replace"), item.secret_options)
 
 
 def _restarts(old: DesiredService | None, new: DesiredService | None) -> list[dict[str, Any]]:

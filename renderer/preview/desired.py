@@ -37,7 +37,8 @@ class DesiredFile(NamedTuple):
     data: bytes
     meta: str                 # "owner:group mode"
     hash: str
-    names: frozenset[str]     # options holding a secret (masked on both sides of a diff)
+    names: frozenset[str] | None  # options holding a secret (None: not looked for yet)
+    secret_options: tuple[str, ...]  # the definition's
     whole: bool               # ``secret: true``: every value is masked
     actions: tuple[Action, ...]
 
@@ -117,13 +118,15 @@ def _service(desire: Desire, revision: Revision, name: str) -> DesiredService:
     for item in rendered:
         spec = item.spec
         target = ROOTS.target(spec, service.machine)
-        names = desire.masker.secret_names(item.data.decode("utf-8", "replace"),
-                                           spec.secret_options)
+        # the options holding a secret decide a new file's mode when the definition gives
+        # none; otherwise only a diff needs them (renderer.preview.compare finds them then)
+        names = None if spec.mode is not None else desire.masker.secret_names(
+            item.data.decode("utf-8", "replace"), spec.secret_options)
         meta = f"{spec.owner or 'root'}:{spec.group or 'root'} " \
                f"{desired_mode(spec, None, bool(names)):04o}"
         files[target.key] = DesiredFile(ROOTS.display(target), item.data, meta,
-                                        _file_hash(item.data, meta), names, spec.secret,
-                                        spec.actions)
+                                        _file_hash(item.data, meta), names,
+                                        spec.secret_options, spec.secret, spec.actions)
         for action in spec.actions:
             keys = sets.setdefault(action, [])
             if target.key not in keys:
