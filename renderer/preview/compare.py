@@ -32,7 +32,8 @@ def compare_node(old: DesiredNode, new: DesiredNode, masker: Masker, context: in
     """The node's entry (without its name): ``errors`` (each revision's, labelled by the
     caller), ``services`` that change, in name order. Equal entries mean equal changes."""
     services = []
-    for name in sorted(set(old.services) | set(new.services)):
+    names = set(new.services) if new.errors else set(old.services) | set(new.services)
+    for name in sorted(names):  # a node the new revision fails is only its errors
         entry = compare_service(old.services.get(name), new.services.get(name), masker,
                                 context)
         if entry is not None:
@@ -49,7 +50,7 @@ def compare_service(old: DesiredService | None, new: DesiredService | None, mask
     change = "added" if old is None else "removed" if new is None else "changed"
     before = old.files if old is not None and not old.errors else {}
     after = new.files if new is not None else {}
-    files = [entry for key in sorted(set(before) | set(after))
+    files = [{"target": key, **entry} for key in sorted(set(before) | set(after))
              if (entry := compare_file(before.get(key), after.get(key), masker, context))]
     restarts = _restarts(old, new)
     notes = [f"failed before: {line}" for line in old.errors] if old and old.errors else []
@@ -121,7 +122,8 @@ def _restarts(old: DesiredService | None, new: DesiredService | None) -> list[di
            for key, (action, hashed) in new.units.items()
            if key not in before or before[key][1] != hashed}
     ordered, absorbed = order(due)
-    return [{"unit": printable(action.describe()), "reason": due[action],
+    return [{"unit": printable(action.describe()), "kind": action.kind.value,
+             "machine": action.machine, "name": printable(action.unit), "reason": due[action],
              **({"with_container": printable(absorbed[action].unit)}
                 if action in absorbed else {})}
             for action in ordered]
