@@ -9,7 +9,8 @@ scope variable). Each service runs inside one ``try``: a RenderError, or any une
 exception, fails that service and no other.
 
 The same code runs for ``--noop``: the CLI hands a DryRunSystem, which reads what a real run
-reads and records what it would change.
+reads and records what it would change. The steps up to ``validate`` are ``Desire``, which
+needs no System: ``render preview`` drives it once per node and revision (renderer.preview).
 """
 
 from __future__ import annotations

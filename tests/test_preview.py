@@ -346,3 +346,11 @@ def test_worktree_only_when_asked(site, tmp_path: Path):
                     "--nodes", str(nodes / "ctl1.json"))
     assert result.code == 4
     assert "common.yaml" in result.out
+
+
+def test_error_paths_name_the_revision(tmp_path: Path):
+    from renderer.preview.revision import Revision
+
+    revision = Revision("feature", "0" * 40, tmp_path, tmp_path / "hieradata", ())
+    line = f"render: keystone: {tmp_path}/hieradata/data/common.yaml:3: bad"
+    assert revision.shown(line) == "render: keystone: feature:hieradata/data/common.yaml:3: bad"

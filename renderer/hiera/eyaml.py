@@ -13,6 +13,10 @@ then ``pkcs7_b64_private_key_env_var`` (base64 of the PEM), then ``pkcs7_private
 ``pkcs7_public_key`` is only needed to encrypt. ``ENC[GPG,...]`` (the hiera-eyaml-gpg plugin):
 the ``gpg`` command with ``$HIERA_EYAML_GPG_GNUPGHOME``, else ``gpg_gnupghome``, which must be
 an existing directory (in a lookup the plugin has no default home).
+
+``render preview`` sets ``Hiera.sealed``: a token it cannot decrypt (no key on a CI runner)
+renders as a placeholder derived from its ciphertext, so two revisions compare without the
+plaintext and without printing the token.
 """
 
 from __future__ import annotations
