@@ -354,3 +354,17 @@ def test_error_paths_name_the_revision(tmp_path: Path):
     revision = Revision("feature", "0" * 40, tmp_path, tmp_path / "hieradata", ())
     line = f"render: keystone: {tmp_path}/hieradata/data/common.yaml:3: bad"
     assert revision.shown(line) == "render: keystone: feature:hieradata/data/common.yaml:3: bad"
+
+
+def test_bench_site_changes_every_node(tmp_path: Path):
+    """bench/preview_site.py at 3 nodes: the figure measures a preview where every node
+    changes (exit 2), not an error."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import preview_site
+
+    options = preview_site.build(tmp_path, 3)
+    result = render("preview", "-j", "2", "--no-diff", *options)
+    assert result.code == 2, result.out + result.err
+    assert "0 node(s) errored, 3 changed, 0 unaffected" in result.out
