@@ -203,7 +203,13 @@ def test_changes_grouped_and_cluster_warned(site):
     assert out.rstrip().endswith("0 node(s) errored, 6 changed, 1 unaffected (main -> feature)")
 
 
-def test_one_member_less_no_warning_and_markdown(site, tmp_path: Path):
+def test_parallel_and_serial_agree(site):
+    repo, nodes = site
+    assert untagged(preview_json(repo, nodes, "-j", "3")) == \
+        untagged(preview_json(repo, nodes, "-j", "1"))
+
+
+def test_members_not_previewed_are_named_and_markdown(site, tmp_path: Path):
     repo, nodes = site
     few = tmp_path / "few"
     few.mkdir()
@@ -211,6 +217,8 @@ def test_one_member_less_no_warning_and_markdown(site, tmp_path: Path):
         shutil.copy(nodes / f"{name}.json", few)
     doc = preview_json(repo, few)
     assert doc["warnings"][0]["not_previewed"] == [f"db3.{DOMAIN}"]  # both previewed restart
+    (few / "db2.json").unlink()
+    assert preview_json(repo, few)["warnings"] == []  # one member previewed: no cluster seen
     only = tmp_path / "only"
     only.mkdir()
     shutil.copy(nodes / "ctl1.json", only)

@@ -99,7 +99,21 @@ def desire_node(desire: Desire, revision: Revision, node: Node, environment: str
         return DesiredNode({}, (_line(desire.masker, revision, exc),))
     finally:
         desire.forget_scopes()  # one node's scopes are not needed by the next
-    return DesiredNode(services, (), clusters if isinstance(clusters, dict) else {})
+    return DesiredNode(services, (), _clusters(clusters))
+
+
+def _clusters(value: object) -> dict[str, Any]:
+    """The well-formed groups of ``render::cluster_groups`` as plain data (name -> service,
+    members); anything else is left out, so nothing but names crosses to the report."""
+    groups: dict[str, Any] = {}
+    for name, spec in (value.items() if isinstance(value, dict) else ()):
+        members = spec.get("members") if isinstance(spec, dict) else None
+        service = spec.get("service") if isinstance(spec, dict) else None
+        if isinstance(name, str) and isinstance(members, list) \
+                and all(isinstance(m, str) for m in members) \
+                and (service is None or isinstance(service, str)):
+            groups[name] = {"service": service, "members": list(members)}
+    return groups
 
 
 def _line(masker: Masker, revision: Revision, error: RenderError) -> str:

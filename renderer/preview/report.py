@@ -47,14 +47,9 @@ def cluster_groups(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     {service (optional), members}; members of one name are united."""
     merged: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        for name, spec in (entry.get("clusters") or {}).items():
-            if not isinstance(spec, dict) or not isinstance(spec.get("members"), list):
-                continue
-            group = merged.setdefault(str(name), {"service": spec.get("service"),
-                                                  "members": []})
-            for member in spec["members"]:
-                if str(member) not in group["members"]:
-                    group["members"].append(str(member))
+        for name, spec in entry["clusters"].items():  # well-formed (renderer.preview.desired)
+            group = merged.setdefault(name, {"service": spec["service"], "members": []})
+            group["members"] += [m for m in spec["members"] if m not in group["members"]]
     return merged
 
 
