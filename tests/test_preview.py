@@ -376,3 +376,30 @@ def test_bench_site_changes_every_node(tmp_path: Path):
     result = render("preview", "-j", "2", "--no-diff", *options)
     assert result.code == 2, result.out + result.err
     assert "0 node(s) errored, 3 changed, 0 unaffected" in result.out
+
+
+def test_a_service_failing_in_the_new_revision_errs_its_node(tmp_path: Path):
+    """The memcached template asks for a key no level has: that node errs (exit 4), the error
+    line names the key and the template as ``REF:path``, the service shows no diff."""
+    repo = tmp_path / "site"
+    shutil.copytree(REPO / "hieradata", repo / "hieradata")
+    shutil.copytree(REPO / "service_templates", repo / "service_templates")
+    with (repo / "hieradata" / "data" / "common.yaml").open("a") as handle:
+        handle.write("render::services: [memcached]\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    template = repo / "service_templates" / "memcached" / "memcached.conf.j2"
+    template.write_text(template.read_text() + "{{ lookup('memcached::nowhere') }}\n")
+    git(repo, "commit", "-qam", "broken")
+    node = tmp_path / "n.json"
+    node.write_text(json.dumps({"name": f"mc1.{DOMAIN}", "values": facts("mc1")}))
+    result = render("preview", "--repo", str(repo), "--from", "HEAD~1", "--nodes", str(node),
+                    "--format", "json")
+    assert result.code == 4, result.err
+    doc = json.loads(result.out)
+    assert doc["summary"] == {"errored": 1, "changed": 0, "unaffected": 0}
+    (service,) = doc["groups"][0]["services"]
+    assert service["change"] == "error" and service["files"] == []
+    assert "HEAD:service_templates/memcached/memcached.conf.j2:" in service["errors"][0]
+    assert "'memcached::nowhere' not found" in service["errors"][0]
