@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
-from renderer.errors import InternalError, error_line
+from renderer.errors import InternalError, PreviewError, error_line
 from renderer.masking import Masker
 from renderer.preview.compare import compare_node
 from renderer.preview.desired import desire_node
@@ -62,10 +64,14 @@ def preview_all(job: Job, nodes: list[Node], jobs: int) -> list[dict[str, Any]]:
     gc.disable()
     gc.freeze()  # the shared heap stays shared: no collection touches its headers
     try:
-        context = multiprocessing.get_context("fork")
         chunk = max(1, min(16, (len(nodes) - 1) // (jobs * 4)))
-        with context.Pool(jobs) as pool:
+        # an executor, not multiprocessing.Pool: a worker killed (OOM) fails the preview
+        # instead of leaving map() waiting for a result that never comes
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             entries += pool.map(_work, range(1, len(nodes)), chunksize=chunk)
+    except BrokenProcessPool:
+        raise PreviewError("a worker process died (killed, or out of memory); try a lower "
+                           "-j") from None
     finally:
         gc.unfreeze()
         if enabled:
