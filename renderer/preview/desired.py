@@ -90,9 +90,10 @@ def desire_node(desire: Desire, revision: Revision, node: Node, environment: str
         names = hiera.lookup(services_key, top, default=None)
         if names is None:
             raise RenderError(f"hiera key '{services_key}' not found: it lists the services "
-                              "the node runs")
+                              "the node runs", path=node.where)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise RenderError(f"hiera key '{services_key}' must be an array of service names")
+            raise RenderError(f"hiera key '{services_key}' must be an array of service names",
+                              path=node.where)
         clusters = hiera.lookup(CLUSTERS_KEY, top, default={})
         services = {name: _service(desire, revision, name) for name in dict.fromkeys(names)}
     except RenderError as exc:

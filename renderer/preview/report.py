@@ -98,8 +98,13 @@ def _revision(revision: Revision) -> dict[str, Any]:
     return {"ref": revision.label, "commit": revision.commit}
 
 
+SHOWN_NODES = 10  # names in a text or Markdown group header; JSON lists every one
+
+
 def _nodes(names: list[str]) -> str:
-    return f"{len(names)} node{'s' if len(names) != 1 else ''}: {', '.join(names)}"
+    shown = ", ".join(names[:SHOWN_NODES])
+    more = f" and {len(names) - SHOWN_NODES} more" if len(names) > SHOWN_NODES else ""
+    return f"{len(names)} node{'s' if len(names) != 1 else ''}: {shown}{more}"
 
 
 def _warning_line(w: dict[str, Any]) -> str:
