@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--health-settle", type=seconds, default=0.5, metavar="SECONDS",
                         help="how long a restarted unit must stay active to count as healthy; "
                         "restarts settle together, not one after another (default 0.5)")
+    parser.add_argument("--coordinator", metavar="URL",
+                        help="etcd://HOST:PORT: the lock of rolling restarts (renderer.rolling); "
+                        "without it a rolling unit restarts only when its probe passes")
+    parser.add_argument("--lock-wait", type=seconds, default=300.0, metavar="SECONDS",
+                        help="how long a rolling restart waits for its place in the cluster "
+                        "lock before it stays owed (default 300)")
     parser.add_argument("--keep-versions", type=count, default=5, metavar="N",
                         help="versions of each replaced file kept in the state dir (default 5)")
     add_source_options(parser)
@@ -134,12 +140,15 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Choose the System, run, report."""
     from renderer import report, sources
+    from renderer.coordinator import endpoint
     from renderer.runner import Runner, Settings
     from renderer.statefile import DEFAULT_KEY_SOURCE
     from renderer.system.dryrun import DryRunSystem
     from renderer.system.real import RealSystem
     from renderer.targets import Roots
 
+    if args.coordinator:
+        endpoint(args.coordinator)  # a bad URL is a usage error before the run
     source = sources.from_args(args)
     settings = Settings(
         services=(args.rollback,) if args.rollback else tuple(args.services),
@@ -151,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,
         health_timeout=args.health_timeout, health_settle=args.health_settle,
         keep=args.keep_versions,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, lock_wait=args.lock_wait,
+        coordinator=args.coordinator,
         bundle=Path(args.bundle) if args.bundle else None, bundle_key=args.bundle_key,
         key_source=Path(args.key_source) if args.key_source else
         Path(args.host_root) / DEFAULT_KEY_SOURCE)

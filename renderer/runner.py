@@ -65,6 +65,8 @@ class Settings(NamedTuple):
     health_settle: float = HEALTH_SETTLE
     keep: int = 5
     lock_timeout: float = 60.0
+    coordinator: str | None = None    # --coordinator etcd://HOST:PORT (renderer.coordinator)
+    lock_wait: float = 300.0          # --lock-wait: for a place in a cluster lock
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
     bundle: Path | None = None        # --bundle: lookups answered from it (renderer.bundle)
     bundle_key: str | None = None     # --bundle-key: opens an encrypted bundle
@@ -109,7 +111,8 @@ class Runner:
             self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,
                             Options(s.restart and not s.noop, s.health_timeout, s.keep,
-                                    s.health_settle), listener, notes)
+                                    s.health_settle, s.coordinator, s.lock_wait),
+                            listener, notes)
             if after is not None:
                 after(results)
             return results
@@ -256,7 +259,8 @@ def plan(service: Service, rendered: list[Rendered], observed: list[Observed],
         names = masker.secret_names(r.data.decode("utf-8", "replace"), r.spec.secret_options)
         files.append(plan_file(r.spec, r.data, o, state.files.get(o.target.key),
                                bool(names), names))
-    return migrated(plan_service(service.name, service.machine, files, state), roots)
+    return migrated(plan_service(service.name, service.machine, files, state,
+                                 dict(service.policies)), roots)
 
 
 def migrated(plan: ServicePlan, roots: Roots) -> ServicePlan:
