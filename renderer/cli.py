@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render OpenStack service configuration from Hiera 5 data into "
                     "systemd-nspawn containers; show the diff, write atomically, restart what "
                     "changed. `render lookup KEY` looks hieradata up as `puppet lookup` does; "
-                    "`render show SERVICE` shows one service whole without writing anything.",
+                    "`render show SERVICE` shows one service whole without writing anything; "
+                    "`render restart SERVICE` makes only the restarts the records owe.",
         epilog="exit codes (as puppet --detailed-exitcodes): 0 nothing to do, 2 changes made "
                "(or pending with --noop), 4 failures, 6 changes and failures, 64 usage error, "
                "70 a bug in render.")
@@ -129,6 +130,8 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--list takes no SERVICE, --all or --rollback")
     if args.list:
         return
+    if args.restart_only and (args.rollback or args.no_restart):
+        raise UsageError("render restart takes no --rollback or --no-restart")
     if args.rollback and (args.all or args.services):
         raise UsageError("--rollback takes one SERVICE; give no other SERVICE or --all")
     if not args.all and not args.services and not args.rollback:
@@ -158,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,
+        restart_only=args.restart_only,
         health_timeout=args.health_timeout, health_settle=args.health_settle,
         keep=args.keep_versions,
         lock_timeout=args.lock_timeout, lock_wait=args.lock_wait,
@@ -212,7 +216,7 @@ class Manifest:
         self.args, self.system = args, system
         self.old: bytes | None = None
         self.on = (manifest.collecting() and not args.noop and not args.no_fast_path
-                   and not args.rollback)
+                   and not args.rollback and not args.restart_only)
 
     def invalidate(self) -> None:
         """Under the lock, before any write, by every real run (--no-fast-path too): the old
@@ -338,6 +342,7 @@ def _main(argv: list[str]) -> int:
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)
+    args.restart_only = command == "restart"  # owed restarts alone (renderer.rollback)
     streams = sys.stdout, sys.stderr
     if args.format == "text" and enabled(args.color, sys.stdout):  # JSON stays JSON
         sys.stdout = Painter(sys.stdout, diff_colour)

@@ -70,6 +70,7 @@ class ServicePlan(NamedTuple):
     restores: tuple[tuple[str, Version], ...] = ()  # --rollback: target key -> version restored
     config_sets: dict[Action, tuple[str, ...]] = {}  # noqa: RUF012 - never mutated
     policies: dict[Action, Any] = {}  # noqa: RUF012 - restart policies (services.policy.Policy)
+    restart_only: bool = False  # ``render restart``: the files as they are, nothing recorded
 
     @property
     def changes(self) -> tuple[FileChange, ...]:

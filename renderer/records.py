@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 
 def record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:
-    """What render wrote (or found in sync and had no record of) is what it last wrote."""
+    """What render wrote (or found in sync and had no record of) is what it last wrote;
+    ``render restart`` rendered nothing, so it records no file."""
+    if result.plan.restart_only:
+        return
     for change in result.plan.files:
         key = change.key
         if key in result.rolled_back:

@@ -26,7 +26,7 @@ from renderer.observe import Observed, observe_file
 from renderer.overrides import OptionData, apply_overrides
 from renderer.plan import ServicePlan, failed, plan_file, plan_service
 from renderer.restarts import HEALTH_SETTLE, on_disk
-from renderer.rollback import rollback_plan
+from renderer.rollback import restart_plan, rollback_plan
 from renderer.scope import Scope, build_scope
 from renderer.services import (
     Entry,
@@ -59,6 +59,7 @@ class Settings(NamedTuple):
     variables: tuple[str, ...] = ()
     every: bool = False               # --all
     rollback: bool = False            # --rollback: ``services`` holds the one service
+    restart_only: bool = False        # ``render restart``: owed restarts, nothing rendered
     noop: bool = False
     restart: bool = True              # False: --no-restart
     health_timeout: float = 30.0
@@ -127,6 +128,9 @@ class Runner:
             state = load(self.system, service.name)
             if self.settings.rollback:
                 return migrated(rollback_plan(service, self.roots, self.system, state),
+                                self.roots)
+            if self.settings.restart_only:
+                return migrated(restart_plan(service, self.roots, self.system, state),
                                 self.roots)
             secrets: set[str] = set()
             rendered = self.render(service, scope, secrets)

@@ -255,11 +255,26 @@ def test_probe_that_never_passes_leaves_the_restart_owed(
     still = member.run()  # nothing to write, the restart still owed
     assert still.returncode == 4 and "restart owed: probe failed" in still.stderr
     flag.touch()
-    done = member.run()
+    preview = member.run("restart", "--noop")  # `render restart`: the owed restarts alone
+    assert (preview.returncode, preview.stderr) == (2, ""), preview.stdout
+    assert ("db: would restart member@m1.service (restart pending: config differs from the "
+            "last successful restart; rolling, group galera)") in preview.stdout
+    assert member.downs() == downs
+    done = member.run("restart")
     assert (done.returncode, done.stderr) == (2, ""), done.stdout
     assert "restart member@m1.service (restart pending: config differs" in done.stdout
     assert member.downs() == downs + 1
     assert member.run().returncode == 0  # recorded: nothing owed any more
+    assert member.run("restart").returncode == 0
+
+
+def test_restart_command_needs_the_files_written(tmp_path: Path, systemd: NamespacedSystemd):
+    member = Member(tmp_path, "m1", systemd, None)
+    done = member.run("restart")
+    assert done.returncode == 4
+    assert done.stderr == (f"render: db: {member.base}/host/etc/app.conf: not written yet: "
+                           "`render restart` makes owed restarts only; a full run writes it "
+                           "first\n")
 
 
 def test_etcd_stopped_leaves_restarts_owed(tmp_path: Path, systemd: NamespacedSystemd,
