@@ -7,16 +7,24 @@ the kept versions once its service ended well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from renderer import state as st
-from renderer.plan import Change
-
-if TYPE_CHECKING:
-    from renderer.apply import ServiceResult
+from renderer.plan import Change, ServicePlan
 
 
-def record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:
+class Outcome(Protocol):
+    """What ``record_files`` reads of a service's result (renderer.apply.ServiceResult)."""
+
+    plan: ServicePlan
+    written: list[str]
+    rolled_back: list[str]
+
+    @property
+    def failed(self) -> bool: ...
+
+
+def record_files(result: Outcome, state: st.ServiceState, at: str) -> None:
     """What render wrote (or found in sync and had no record of) is what it last wrote;
     ``render restart`` rendered nothing, so it records no file."""
     if result.plan.restart_only:

@@ -315,10 +315,11 @@ def waves(actions: Iterable[Action]) -> list[list[Action]]:
 
 def run_parallel(actions: Iterable[Action], attempt: Callable[[Action], Attempt],
                  workers: int = PARALLEL,
-                 key: Callable[[Action], Hashable] = group) -> dict[Action, Attempt]:
+                 key: Callable[[Action], Hashable] | None = None) -> dict[Action, Attempt]:
     """``attempt`` for every action, wave after wave; inside a wave every group (``key``) at
     once (up to ``workers``), the actions of a group in order. ``attempt`` must not raise."""
     done: dict[Action, Attempt] = {}
+    key = key or group
     for wave in waves(actions):
         groups: dict[Hashable, list[Action]] = {}
         for action in wave:
