@@ -223,6 +223,13 @@ def test_killed_holder_lease_expires_and_the_others_proceed(
         assert holder.poll() is None and time.monotonic() < deadline, holder.communicate()
         time.sleep(0.05)
     assert [k.rsplit("/", 2)[1] for k in etcd.keys()] == ["galera"]
+    late = others[0].run("--lock-wait", "1")  # no place in time: owed, never dropped
+    assert late.returncode == 6, late.stdout + late.stderr
+    assert late.stderr.startswith(
+        f"render: db: member@{others[0].name}.service: restart owed: no place in cluster lock "
+        "'galera' within 1 s (held by "), late.stderr
+    assert (f"db: restart owed: member@{others[0].name}.service (files changed; rolling, "
+            "group galera)") in late.stdout
     os.kill(holder.pid, signal.SIGKILL)  # in its restart, holding the lock
     holder.wait(10)
     gate.unlink()

@@ -182,3 +182,12 @@ def test_a_bad_coordinator_is_a_usage_error(tmp_path: Path):
                            "--state-dir", str(tmp_path), "db"], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (64, "render: --coordinator must be "
                                                   "etcd://HOST:PORT, not 'http://x:1'\n")
+
+
+def test_the_coordinator_from_the_environment(tmp_path: Path):
+    """The config layer makes --coordinator RENDER_COORDINATOR (and a render.conf key)."""
+    done = subprocess.run([sys.executable, "-m", "renderer", "--state-dir", str(tmp_path), "db"],
+                          capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "RENDER_COORDINATOR": "etcd://x"})
+    assert (done.returncode, done.stderr) == (64, "render: --coordinator must be "
+                                                  "etcd://HOST:PORT, not 'etcd://x'\n")
