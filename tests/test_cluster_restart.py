@@ -33,6 +33,8 @@ pytestmark = [pytest.mark.systemd, pytest.mark.slow]
 MEMBERS = ("m1", "m2", "m3")
 # A restart takes a while (the sleep), so overlapping restarts would show in the log. While
 # /run/render-test/gate-<member> exists the start waits: the test holds a member in its restart.
+# A stop removes /run/render-test/ready-<member>, which nothing puts back: a probe testing it
+# passes before a restart and never after.
 MEMBER_UNIT = f"""\
 [Unit]
 Description=cluster member %i
@@ -42,7 +44,7 @@ DefaultDependencies=no
 ExecStartPre=/bin/sh -c 'while [ -e {RUN_DIR}/gate-%i ]; do sleep 0.05; done; sleep 0.5'
 ExecStart=/bin/sleep infinity
 ExecStartPost=/bin/sh -c 'echo "up $(date +%%s.%%N)" >> {RUN_DIR}/log-%i'
-ExecStop=/bin/sh -c 'echo "down $(date +%%s.%%N)" >> {RUN_DIR}/log-%i'
+ExecStop=/bin/sh -c 'rm -f {RUN_DIR}/ready-%i; echo "down $(date +%%s.%%N)" >> {RUN_DIR}/log-%i'
 TimeoutStartSec=30s
 """
 
@@ -123,7 +125,7 @@ class Member:
         self.set_data("one")
 
     def write_service(self, probe: list[str] | None = None,
-                      expect: str | None = "^active$") -> None:
+                      expect: str | None = "^active$", max_parallel: int = 1) -> None:
         """A host file restarting this member's unit, rolling in the cluster the data names;
         the probe (by default: this member's unit is active) as given."""
         unit = f"member@{self.name}"
@@ -137,6 +139,7 @@ class Member:
                        "restart": f"host:{unit}"}],
             "restart_policy": {f"host:{unit}": {
                 "policy": "rolling", "group": {"lookup": "cluster::name"},
+                "max_parallel": max_parallel,
                 "probe": {"command": probe, "expect": expect,
                           "timeout": 5}}},
         }))
@@ -208,6 +211,22 @@ def test_never_two_members_down_at_once(tmp_path: Path, systemd: NamespacedSyste
     for (_, up), (down, _) in zip(intervals, intervals[1:], strict=False):
         assert up < down, intervals  # the next member went down only after this one was up
     assert etcd.keys() == []  # every place released (its lease revoked)
+
+
+def test_max_parallel_two_never_three_down(tmp_path: Path, systemd: NamespacedSystemd,
+                                           etcd: Etcd):
+    cluster = members(tmp_path, systemd, etcd)
+    for member in cluster:
+        member.write_service(max_parallel=2)
+        member.set_data("two")
+    runs = [m.start() for m in cluster]
+    for process in runs:
+        code, out, err = finish(process)
+        assert (code, err) == (2, ""), out
+    intervals = [i for m in cluster for i in outages(m)]
+    for down, _ in intervals:
+        assert sum(1 for d, u in intervals if d <= down <= u) <= 2, intervals
+    assert etcd.keys() == []
 
 
 def test_killed_holder_lease_expires_and_the_others_proceed(
@@ -282,6 +301,23 @@ def test_restart_command_needs_the_files_written(tmp_path: Path, systemd: Namesp
     assert done.stderr == (f"render: db: {member.base}/host/etc/app.conf: not written yet: "
                            "`render restart` makes owed restarts only; a full run writes it "
                            "first\n")
+
+
+def test_a_probe_that_fails_after_the_restart_fails_it(
+        tmp_path: Path, systemd: NamespacedSystemd, etcd: Etcd):
+    member = members(tmp_path, systemd, etcd)[0]
+    ready = systemd.run_path("ready-m1")
+    ready.touch()
+    member.write_service(["test", "-e", str(ready)], None)
+    member.set_data("two")
+    done = member.run()
+    assert done.returncode == 4, done.stdout + done.stderr  # rolled back: no change
+    assert done.stderr == (
+        "render: db: member@m1.service: restart failed: unit is active, but not ready: its "
+        "probe did not pass within 5 s (test exited 1); rolled back 1 file(s) written by this "
+        "run; restarted again: unit is active\n")
+    assert (member.base / "host" / "etc" / "app.conf").read_text() == "value = one\n"
+    assert etcd.keys() == []
 
 
 def test_etcd_stopped_leaves_restarts_owed(tmp_path: Path, systemd: NamespacedSystemd,
