@@ -79,7 +79,7 @@ def value_cases(parser: argparse.ArgumentParser) -> list[str]:
 
 def script() -> str:
     out = [HEAD % {"passed": " | ".join(PASSED_ON)}, "    case $command in"]
-    positional = {"": '"$(_render_services) lookup show bundle"', "lookup": '""',
+    positional = {"": '"$(_render_services) lookup show bundle restart"', "lookup": '""',
                   "show": '"$(_render_services)"', "bundle": '"$(_render_services)"'}
     for command in commands():
         flags = " ".join(name for action in options(command.parser)

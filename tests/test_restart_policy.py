@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from synth import HIERA
 
 from renderer.coordinator import Etcd, Unavailable, endpoint
 from renderer.errors import ServiceError, UsageError, error_line
@@ -41,7 +42,7 @@ PROBE = Probe(("mysql", "-e", "SHOW STATUS LIKE 'wsrep_local_state_comment'"), "
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "db").mkdir()
+    (tmp_path / "db").mkdir(parents=True)
     (tmp_path / "db" / "service.yaml").write_text(text)
     (tmp_path / "db" / "a.j2").write_text("x\n")
     return tmp_path
@@ -191,3 +192,18 @@ def test_the_coordinator_from_the_environment(tmp_path: Path):
                           env={"PATH": "/usr/bin:/bin", "RENDER_COORDINATOR": "etcd://x"})
     assert (done.returncode, done.stderr) == (64, "render: --coordinator must be "
                                                   "etcd://HOST:PORT, not 'etcd://x'\n")
+
+
+def test_show_says_how_a_unit_restarts(tmp_path: Path):
+    templates = write(tmp_path / "templates", ROLLING)
+    data = tmp_path / "hieradata"
+    (data / "data").mkdir(parents=True)
+    (data / "hiera.yaml").write_text(HIERA)
+    (data / "data" / "common.yaml").write_text("galera::cluster_name: galera\n")
+    done = subprocess.run([sys.executable, "-m", "renderer", "show", "db", "--templates",
+                           str(templates), "--hieradata", str(data)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ("#  restart: mariadb.service in db (rolling, group galera, 2 at a time; probe: "
+            "mysql -e 'SHOW STATUS LIKE '\"'\"'wsrep_local_state_comment'\"'\"''), other.service "
+            "in db\n") in done.stdout
