@@ -28,6 +28,9 @@ TEST_DEBS += hiera-eyaml gnupg python3-asn1crypto python3-cryptography
 TEST_DEBS += python3-swift python3-keystonemiddleware
 # preview: tests/test_preview.py makes real git repositories; render preview reads them with git archive
 TEST_DEBS += git
+# cluster restarts (tests/test_cluster_restart.py): a real etcd 3.4, started by the test on free loopback ports
+# with its own data dir (never the package's system-wide etcd.service); etcdctl to inspect render/locks/ by hand
+TEST_DEBS += etcd-server etcd-client
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by

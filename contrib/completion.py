@@ -79,8 +79,9 @@ def value_cases(parser: argparse.ArgumentParser) -> list[str]:
 
 def script() -> str:
     out = [HEAD % {"passed": " | ".join(PASSED_ON)}, "    case $command in"]
-    positional = {"": '"$(_render_services) lookup show bundle"', "lookup": '""',
-                  "show": '"$(_render_services)"', "bundle": '"$(_render_services)"'}
+    positional = {"": '"$(_render_services) lookup show bundle preview restart"', "lookup": '""',
+                  "show": '"$(_render_services)"', "bundle": '"$(_render_services)"',
+                  "preview": '""'}
     for command in commands():
         flags = " ".join(name for action in options(command.parser)
                          for name in action.option_strings)

@@ -21,11 +21,15 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from renderer import restarts as rs
+from renderer import rolling
 from renderer import state as st
 from renderer.bounds import MAX_FILE, size_text
+from renderer.coordinator import Etcd
 from renderer.errors import InternalError, RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
+from renderer.records import record_files
 from renderer.services import Action
+from renderer.services.policy import Policy
 from renderer.statefile import Store
 from renderer.system import Staged, System
 from renderer.targets import Roots
@@ -39,6 +43,8 @@ class Options(NamedTuple):
     health_timeout: float = 30.0    # seconds a restarted unit has to become active
     keep: int = st.DEFAULT_KEEP     # versions kept of each replaced file
     settle: float = rs.HEALTH_SETTLE  # seconds a restarted unit must stay active
+    coordinator: str | None = None  # etcd://HOST:PORT: the lock of rolling restarts
+    lock_wait: float = 300.0        # seconds a rolling restart waits for its place in the lock
 
 
 class RestartDone(NamedTuple):
@@ -199,7 +205,7 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots, options: Optio
     _restart(live, system, roots, options, at, tell)
     for result, store in live:
         try:
-            _record_files(result, store.state, at)
+            record_files(result, store.state, at)
             store.save(system)
         except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
             result.fail(as_error(exc))
@@ -212,12 +218,19 @@ class _Timed(NamedTuple):
 
 
 def _attempt(system: System, action: Action, force: bool, options: Options,
-             tell: Listener) -> _Timed:
-    """One restart; a bug while making it fails that unit, and every other still restarts."""
+             tell: Listener, policy: Policy | None = None) -> _Timed:
+    """One restart (through its rolling policy, if any); a bug while making it fails that
+    unit, and every other still restarts."""
     start = time.monotonic()
+
+    def plain() -> rs.Attempt:
+        return rs.restart(system, action, force, options.health_timeout, options.settle,
+                          tell.waiting)
     try:
-        attempt = rs.restart(system, action, force, options.health_timeout, options.settle,
-                             tell.waiting)
+        attempt = plain() if policy is None else rolling.restart(
+            system, action, policy, Etcd(system, options.coordinator)
+            if options.coordinator else None, options.health_timeout, options.lock_wait, plain,
+            force)
     except Exception as exc:  # noqa: BLE001
         attempt = rs.Attempt(rs.Outcome.FAILED, "", str(as_error(exc)))
     timed = _Timed(attempt, time.monotonic() - start)
@@ -227,24 +240,28 @@ def _attempt(system: System, action: Action, force: bool, options: Options,
 
 def _run(actions: list[Action], force: Callable[[Action], bool], absorbed: dict[Action, Action],
          pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: System,
-         options: Options, tell: Listener, again: bool) -> dict[Action, _Timed]:
-    """Every action at once (renderer.restarts.run_parallel); each owner hears of its restart,
-    and of those its container absorbed, as soon as it is over."""
+         options: Options, tell: Listener, again: bool,
+         policies: dict[Action, Policy]) -> dict[Action, _Timed]:
+    """Every action at once (renderer.restarts.run_parallel), a cluster's members in turn;
+    each owner hears of its restart, and of those its container absorbed, as soon as it is
+    over. A restart with the rolled-back files (``again``) is not held back by its policy."""
     inside: dict[Action, list[Action]] = {}
     for unit, container in absorbed.items():
         inside.setdefault(container, []).append(unit)
     times: dict[Action, _Timed] = {}
 
     def one(action: Action) -> rs.Attempt:
-        timed = times[action] = _attempt(system, action, force(action), options, tell)
-        for each in (action, *inside.get(action, ())):
+        timed = times[action] = _attempt(system, action, force(action), options, tell,
+                                         None if again else policies.get(action))
+        for each in (action, *inside.get(action, ())) \
+                if timed.attempt.outcome is not rs.Outcome.OWED else ():
             for owner, item in pending[each]:
                 tell.restarted(owner.result, RestartDone(each, item.reason, timed.attempt,
                                                          each is not action, timed.seconds),
                                again)
         return timed.attempt
 
-    rs.run_parallel(actions, one)
+    rs.run_parallel(actions, one, key=lambda a: rolling.key(a, policies.get(a)))
     return times
 
 
@@ -257,6 +274,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
             for item in rs.decide(owner.result.plan, owner.store.state, at):
                 pending.setdefault(item.action, []).append((owner, item))
     _check_held(pending, system, at)
+    policies = rolling.policies(pending)  # and the reason of each says "rolling, group X"
     order, absorbed = rs.order(pending)  # daemon-reloads first; what a container absorbs
     if not options.restart:
         for action in order:
@@ -265,7 +283,7 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
         return
     timed = _run([a for a in order if a not in absorbed],
                  lambda a: any(p.force for _, p in pending[a]), absorbed, pending, system,
-                 options, tell, False)
+                 options, tell, False, policies)
     timed.update({a: timed[c] for a, c in absorbed.items()})
     first = {a: t.attempt for a, t in timed.items()}
     broken = [o for o in live if any(first[a].outcome is rs.Outcome.FAILED
@@ -287,16 +305,21 @@ def _restart(live: list[_Live], system: System, roots: Roots, options: Options,
     # marks it down and the next run starts it.
     retry = [a for a, owners in pending.items()
              if a not in absorbed and a not in held
-             and first[a].outcome is not rs.Outcome.NOT_RUNNING
+             and first[a].outcome not in (rs.Outcome.NOT_RUNNING, rs.Outcome.OWED)
              and any(o in broken and o.result.rolled_back for o, _ in owners)]
     again = {a: t.attempt for a, t in _run(
         rs.order(retry)[0], lambda a: True, {a: c for a, c in absorbed.items() if c in retry},
-        pending, system, options, tell, True).items()}
+        pending, system, options, tell, True, policies).items()}
     again.update({a: again[c] for a, c in absorbed.items() if c in again})
     for action, owners in pending.items():
         for owner, item in owners:
             result = owner.result
             final = again.get(action, first[action])
+            if final.outcome is rs.Outcome.OWED:  # not run: the record stays, still owed
+                result.owed.append(item)
+                result.fail(RestartError(f"restart owed: {final.output}",
+                                         path=action.describe()))
+                continue
             result.restarts.append(RestartDone(action, item.reason, first[action],
                                                action in absorbed, timed[action].seconds))
             keys = result.plan.config_sets[action]
@@ -356,34 +379,3 @@ def _check_held(pending: dict[Action, list[tuple[_Live, rs.Pending]]], system: S
                 f"{', '.join(kept)}, which render keeps; not "
                 "restarted until the config changes or it is started by hand",
                 path=action.describe()))
-
-
-def _record_files(result: ServiceResult, state: st.ServiceState, at: str) -> None:
-    """What render wrote (or found in sync and had no record of) is what it last wrote."""
-    for change in result.plan.files:
-        key = change.key
-        if key in result.rolled_back:
-            record = state.files.get(key)
-            if record and record.versions and record.versions[-1].at == at:
-                st.drop_versions_from(state, key, record.versions[-1])  # kept it back
-            before = change.before
-            if before is not None:
-                st.record_file(state, key,
-                               st.file_hash(before.data, before.uid, before.gid, before.mode), at)
-        elif key in result.written and change.kind is not Change.REMOVE:
-            # a restored version (not diffable: its secrets are unknown) keeps the names
-            st.record_file(state, key, change.hash, at,
-                           change.secret_names if change.diffable else None)
-        elif change.kind is Change.NONE:
-            record = state.files.get(key)
-            if record is None or record.hash is None:
-                st.record_file(state, key, change.hash, at, change.secret_names)
-            elif change.diffable and set(record.secret_options) != change.secret_names:
-                # e.g. after an upgrade, whose records have no names yet
-                state.files[key] = record._replace(
-                    secret_options=tuple(sorted(change.secret_names)))
-    if not result.failed:
-        keys = {c.key for c in result.plan.files}
-        for key, version in result.plan.restores:
-            if key in keys and key in state.files:
-                st.drop_versions_from(state, key, version)

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "systemd-nspawn containers; show the diff, write atomically, restart what "
                     "changed. `render lookup KEY` looks hieradata up as `puppet lookup` does; "
                     "`render show SERVICE` shows one service whole without writing anything; "
-                    "`render preview --from REF --nodes PATH` what a change does on every node.",
+                    "`render preview --from REF --nodes PATH` what a change does on every node; "
+                    "`render restart SERVICE` makes only the restarts the records owe.",
         epilog="exit codes (as puppet --detailed-exitcodes): 0 nothing to do, 2 changes made "
                "(or pending with --noop), 4 failures, 6 changes and failures, 64 usage error, "
                "70 a bug in render.")
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--health-settle", type=seconds, default=0.5, metavar="SECONDS",
                         help="how long a restarted unit must stay active to count as healthy; "
                         "restarts settle together, not one after another (default 0.5)")
+    parser.add_argument("--coordinator", metavar="URL",
+                        help="etcd://HOST:PORT: the lock of rolling restarts (renderer.rolling); "
+                        "without it a rolling unit restarts only when its probe passes")
+    parser.add_argument("--lock-wait", type=seconds, default=300.0, metavar="SECONDS",
+                        help="how long a rolling restart waits for its place in the cluster "
+                        "lock before it stays owed (default 300)")
     parser.add_argument("--keep-versions", type=count, default=5, metavar="N",
                         help="versions of each replaced file kept in the state dir (default 5)")
     add_source_options(parser)
@@ -124,6 +131,8 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--list takes no SERVICE, --all or --rollback")
     if args.list:
         return
+    if args.restart_only and (args.rollback or args.no_restart):
+        raise UsageError("render restart takes no --rollback or --no-restart")
     if args.rollback and (args.all or args.services):
         raise UsageError("--rollback takes one SERVICE; give no other SERVICE or --all")
     if not args.all and not args.services and not args.rollback:
@@ -135,12 +144,15 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Choose the System, run, report."""
     from renderer import report, sources
+    from renderer.coordinator import endpoint
     from renderer.runner import Runner, Settings
     from renderer.statefile import DEFAULT_KEY_SOURCE
     from renderer.system.dryrun import DryRunSystem
     from renderer.system.real import RealSystem
     from renderer.targets import Roots
 
+    if args.coordinator:
+        endpoint(args.coordinator)  # a bad URL is a usage error before the run
     source = sources.from_args(args)
     settings = Settings(
         services=(args.rollback,) if args.rollback else tuple(args.services),
@@ -150,9 +162,11 @@ def run(args: argparse.Namespace) -> int:
         roots=Roots(Path(args.machines_dir), Path(args.host_root)),
         node=args.node, facts=args.facts, variables=tuple(args.var), every=args.all,
         rollback=bool(args.rollback), noop=args.noop, restart=not args.no_restart,
+        restart_only=args.restart_only,
         health_timeout=args.health_timeout, health_settle=args.health_settle,
         keep=args.keep_versions,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, lock_wait=args.lock_wait,
+        coordinator=args.coordinator,
         bundle=Path(args.bundle) if args.bundle else None, bundle_key=args.bundle_key,
         key_source=Path(args.key_source) if args.key_source else
         Path(args.host_root) / DEFAULT_KEY_SOURCE)
@@ -203,7 +217,7 @@ class Manifest:
         self.args, self.system = args, system
         self.old: bytes | None = None
         self.on = (manifest.collecting() and not args.noop and not args.no_fast_path
-                   and not args.rollback)
+                   and not args.rollback and not args.restart_only)
 
     def invalidate(self) -> None:
         """Under the lock, before any write, by every real run (--no-fast-path too): the old
@@ -333,6 +347,7 @@ def _main(argv: list[str]) -> int:
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)
+    args.restart_only = command == "restart"  # owed restarts alone (renderer.rollback)
     streams = sys.stdout, sys.stderr
     if args.format == "text" and enabled(args.color, sys.stdout):  # JSON stays JSON
         sys.stdout = Painter(sys.stdout, diff_colour)

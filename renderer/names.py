@@ -15,7 +15,7 @@ import re
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*\Z")  # use with .match: anchored at the start
 # ``render lookup ...``: no service can be named so
-SUBCOMMANDS = ("lookup", "show", "bundle", "preview")
+SUBCOMMANDS = ("lookup", "show", "bundle", "preview", "restart")
 
 
 def is_name(value: object) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from renderer.errors import RenderError, each_error
 from renderer.observe import Observed
@@ -69,6 +69,8 @@ class ServicePlan(NamedTuple):
     state: ServiceState | None = None   # render's records for this service (restarts, writes)
     restores: tuple[tuple[str, Version], ...] = ()  # --rollback: target key -> version restored
     config_sets: dict[Action, tuple[str, ...]] = {}  # noqa: RUF012 - never mutated
+    policies: dict[Action, Any] = {}  # noqa: RUF012 - restart policies (services.policy.Policy)
+    restart_only: bool = False  # ``render restart``: the files as they are, nothing recorded
 
     @property
     def changes(self) -> tuple[FileChange, ...]:
@@ -145,6 +147,7 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
 
 
 def plan_service(service: str, machine: str, files: Iterable[FileChange],
-                 state: ServiceState) -> ServicePlan:
+                 state: ServiceState, policies: dict[Action, Any] | None = None) -> ServicePlan:
     files = tuple(files)
-    return ServicePlan(service, machine, files, state=state, config_sets=config_sets(files))
+    return ServicePlan(service, machine, files, state=state, config_sets=config_sets(files),
+                       policies=policies or {})

@@ -24,8 +24,8 @@ container: they start with the container, with the new files, so they are not ru
 Restarts run in waves (``waves``): daemon-reloads first, then every other action at once, each
 in its own thread (a ``systemctl`` call releases the GIL), so their health waits overlap and a
 change that restarts N units waits about one health wait, not N. Actions of one ``group`` run
-one after the other inside a wave: today every action is its own group; a rolling policy (a
-cluster restarted one member at a time) is a group key.
+one after the other inside a wave: every action is its own group, except the members of one
+cluster under a rolling policy (renderer.rolling), which also take a cluster lock.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Outcome(Enum):
     RESTARTED = "restarted"
     NOT_RUNNING = "not running"  # left stopped: not a failure (see the module docstring)
     FAILED = "failed"
+    OWED = "owed"  # a rolling restart that could not run now (renderer.rolling): retried later
 
 
 class Attempt(NamedTuple):
@@ -299,8 +300,8 @@ def restart(system: System, action: Action, force: bool, timeout: float,
 # --- in parallel ------------------------------------------------------------------------------
 
 def group(action: Action) -> Hashable:
-    """The key of the actions that must not restart at the same time: each its own today. A
-    rolling policy (issue *Fleet*: a cluster one member at a time) returns the cluster here."""
+    """The key of the actions that must not restart at the same time: each its own, unless
+    a rolling policy says otherwise (renderer.rolling.key: its cluster group)."""
     return action
 
 
@@ -313,14 +314,16 @@ def waves(actions: Iterable[Action]) -> list[list[Action]]:
 
 
 def run_parallel(actions: Iterable[Action], attempt: Callable[[Action], Attempt],
-                 workers: int = PARALLEL) -> dict[Action, Attempt]:
-    """``attempt`` for every action, wave after wave; inside a wave every group at once (up to
-    ``workers``), the actions of a group in order. ``attempt`` must not raise."""
+                 workers: int = PARALLEL,
+                 key: Callable[[Action], Hashable] | None = None) -> dict[Action, Attempt]:
+    """``attempt`` for every action, wave after wave; inside a wave every group (``key``) at
+    once (up to ``workers``), the actions of a group in order. ``attempt`` must not raise."""
     done: dict[Action, Attempt] = {}
+    key = key or group
     for wave in waves(actions):
         groups: dict[Hashable, list[Action]] = {}
         for action in wave:
-            groups.setdefault(group(action), []).append(action)
+            groups.setdefault(key(action), []).append(action)
         queue = list(groups.values())
         lock = threading.Lock()
 

@@ -74,6 +74,27 @@ def _restore(spec: FileSpec, actual: Actual | None, version: st.Version | None,
                    origin_text=f"rollback to the version replaced at {st.shown(version.at)}")
 
 
+def restart_plan(service: Service, roots: Roots, system: System,
+                 state: st.ServiceState) -> ServicePlan:
+    """``render restart``: every file as it is on disk is the desired one, so nothing is
+    written and only the restarts the records owe are made (their config sets hashed from
+    disk, as a full run that wrote nothing would). A file not there needs a full run first."""
+    migrate_files(state, (roots.target(s, service.machine) for s in service.files), roots)
+    files: list[FileChange] = []
+    for spec in service.files:
+        target = roots.target(spec, service.machine)
+        try:
+            actual = system.read_file(roots.root_of(target), spec.dest, spec.follow_symlink)
+        except MissingDirectoryError:
+            actual = None
+        if actual is None or actual.oversize:
+            raise ApplyError("not written yet: `render restart` makes owed restarts only; a "
+                             "full run writes it first", path=roots.display(target))
+        files.append(_restore(spec, actual, None, service, roots, system, state))
+    return plan_service(service.name, service.machine, files, state,
+                        dict(service.policies))._replace(restart_only=True)
+
+
 def newest_other(versions: tuple[st.Version, ...], actual: Actual | None) -> st.Version | None:
     """The newest kept version that is not what is on disk now."""
     current = None if actual is None else \

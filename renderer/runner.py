@@ -27,7 +27,7 @@ from renderer.observe import Observed, observe_file
 from renderer.overrides import OptionData, apply_overrides
 from renderer.plan import ServicePlan, failed, plan_file, plan_service
 from renderer.restarts import HEALTH_SETTLE, on_disk
-from renderer.rollback import rollback_plan
+from renderer.rollback import restart_plan, rollback_plan
 from renderer.scope import Scope, build_scope
 from renderer.services import (
     Entry,
@@ -60,12 +60,15 @@ class Settings(NamedTuple):
     variables: tuple[str, ...] = ()
     every: bool = False               # --all
     rollback: bool = False            # --rollback: ``services`` holds the one service
+    restart_only: bool = False        # ``render restart``: owed restarts, nothing rendered
     noop: bool = False
     restart: bool = True              # False: --no-restart
     health_timeout: float = 30.0
     health_settle: float = HEALTH_SETTLE
     keep: int = 5
     lock_timeout: float = 60.0
+    coordinator: str | None = None    # --coordinator etcd://HOST:PORT (renderer.coordinator)
+    lock_wait: float = 300.0          # --lock-wait: for a place in a cluster lock
     key_source: Path | None = None    # derives hmac.key while there is none (statefile.host_key)
     bundle: Path | None = None        # --bundle: lookups answered from it (renderer.bundle)
     bundle_key: str | None = None     # --bundle-key: opens an encrypted bundle
@@ -195,7 +198,8 @@ class Runner(Desire):
             self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,
                             Options(s.restart and not s.noop, s.health_timeout, s.keep,
-                                    s.health_settle), listener, notes)
+                                    s.health_settle, s.coordinator, s.lock_wait),
+                            listener, notes)
             if after is not None:
                 after(results)
             return results
@@ -210,6 +214,11 @@ class Runner(Desire):
                                                     self._included))
                 return migrated(rollback_plan(service, self.roots, self.system,
                                               load(self.system, service.name)), self.roots)
+            if self.settings.restart_only:
+                service, _ = self.bind(load_service(self.settings.templates, name,
+                                                    self._included))
+                return migrated(restart_plan(service, self.roots, self.system,
+                                             load(self.system, service.name)), self.roots)
             service, rendered = self.desire(name)
             state = load(self.system, service.name)
             observed = self.observe(service, rendered)
@@ -287,7 +296,8 @@ def plan(service: Service, rendered: list[Rendered], observed: list[Observed],
         names = masker.secret_names(r.data.decode("utf-8", "replace"), r.spec.secret_options)
         files.append(plan_file(r.spec, r.data, o, state.files.get(o.target.key),
                                bool(names), names))
-    return migrated(plan_service(service.name, service.machine, files, state), roots)
+    return migrated(plan_service(service.name, service.machine, files, state,
+                                 dict(service.policies)), roots)
 
 
 def migrated(plan: ServicePlan, roots: Roots) -> ServicePlan:

@@ -162,6 +162,7 @@ def file_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
     from renderer.targets import Roots
 
     roots = Roots(DEFAULT_MACHINES, DEFAULT_HOST)
+    policies = dict(shown.service.policies)
     entries = []
     for item in shown.rendered:
         spec = item.spec
@@ -177,10 +178,18 @@ def file_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
             "root": spec.root.value, "machine": target.machine, "template": spec.template,
             "owner": spec.owner, "group": spec.group, "mode": f"{mode:04o}",
             "mode_kept": spec.mode is None,
-            "restart": [a.describe() for a in spec.actions],
+            "restart": [a.describe() + rolling(a, policies.get(a)) for a in spec.actions],
             "commands": [shlex.join([*shown.systemctl, *command(a)]) for a in spec.actions],
             "secret_options": sorted(names), "content": text})
     return entries
+
+
+def rolling(action: Any, policy: Any) -> str:
+    """`` (rolling, group galera, 1 at a time; probe: mysql ...)`` for a rolling unit."""
+    if policy is None or not policy.rolling:
+        return ""
+    return (f" ({policy.describe()}, {policy.max_parallel} at a time; probe: "
+            f"{shlex.join(policy.probe.argv(action.machine))})")
 
 
 def run_commands(shown: Shown) -> list[str]:

@@ -226,7 +226,8 @@ def test_bash_completion(installed: Path, tmp_path: Path) -> None:
     assert "--show-secrets" in complete(installed, "render show --", tmp_path)
     assert "--show-secrets" not in complete(installed, "render --", tmp_path)
     assert complete(installed, "render lookup --merge d", tmp_path) == ["deep"]
-    assert {"lookup", "show", "bundle"} <= set(complete(installed, "render ", tmp_path))
+    assert {"lookup", "show", "bundle", "preview", "restart"} <= \
+        set(complete(installed, "render ", tmp_path))
     (tmp_path / "sub").mkdir()
     assert complete(installed, "render --templates s", tmp_path) == ["sub"]
     assert complete(installed, "render --facts s", tmp_path) == ["sub"]  # and its files
@@ -254,5 +255,5 @@ def test_bash_completion_services(installed: Path, tmp_path: Path) -> None:
     assert complete(installed, "render --rollback ", tmp_path, path) == \
         ["keystone", "neutron-agent", "nova"]
     assert set(complete(installed, "render ", tmp_path, path)) == \
-        {"keystone", "neutron-agent", "nova", "lookup", "show", "bundle"}
+        {"keystone", "neutron-agent", "nova", "lookup", "show", "bundle", "preview", "restart"}
     assert complete(installed, "render lookup ", tmp_path, path) == []

@@ -19,6 +19,7 @@ from typing import Any
 from renderer.errors import LookupNotFound, RenderError
 from renderer.hiera import NOT_GIVEN
 from renderer.names import is_name
+from renderer.services import policy
 from renderer.services.fields import Where
 from renderer.services.model import Entry, FileSpec, Ref, Root, Service, ServiceDef
 
@@ -48,7 +49,10 @@ def bind(defn: ServiceDef, machine: str, lookup: Lookup | None) -> Service:
             spec = _spec(entry, file_machine, machine, item, value)
             key = (spec.root, file_machine if spec.root is Root.CONTAINER else None, spec.dest)
             files[key] = _merge(files.get(key), spec, shared, where)
-    return Service(defn.name, machine, defn.directory, tuple(files.values()))
+    where = Where(defn.definition, defn.name)
+    policies = policy.bind(defn.policies, machine,
+                           lambda ref, key: _lookup(ref, key, lookup, where), where)
+    return Service(defn.name, machine, defn.directory, tuple(files.values()), policies)
 
 
 def _spec(entry: Entry, machine: str, service_machine: str, item: str | None,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import renderer.services.fields as fields
+import renderer.services.policy as policy
 from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import RenderError, ServiceError, raise_all
@@ -36,7 +37,7 @@ _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "
               "secret", "secret_options", "validate", "oslo_namespaces", "follow_symlink",
               "machine", "each", "rollback_on_failure"}
 _INCLUDE_KEYS = {"include", "machine"}
-_SERVICE_KEYS = {"machine", "description", "files"}
+_SERVICE_KEYS = {"machine", "description", "files", "restart_policy"}
 _SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
 VALIDATORS = ("none", "ini", "systemd")
 
@@ -184,7 +185,17 @@ class _Reader:
         fields.unknown(doc.data, _SERVICE_KEYS, doc.at(doc.data))
         machine = fields.machine(doc.data.get("machine", self.name), doc.at(doc.data))
         entries = self.entries(doc, _files(doc), nested=False)
-        return ServiceDef(self.name, self.directory, machine, entries)
+        policies: policy.Policies = ()
+        if "restart_policy" in doc.data:
+            where = doc.at(doc.data["restart_policy"]) \
+                if isinstance(doc.data["restart_policy"], dict) else doc.at(doc.data)
+            policies = policy.load(doc.data["restart_policy"], where)
+            used = {r for e in entries for r in e.restart}
+            for restart, _ in policies:
+                if restart not in used:
+                    written = ":".join(filter(None, (restart.kind.value, restart.unit)))
+                    raise where.fail(f"restart_policy: no file restarts {written}")
+        return ServiceDef(self.name, self.directory, machine, entries, policies)
 
     def entries(self, doc: _Document, files: list[Any], nested: bool) -> tuple[Entry, ...]:
         """Every entry; a bad one is an error and the next ones are still read, so every bad

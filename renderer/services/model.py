@@ -204,11 +204,14 @@ class ServiceDef(NamedTuple):
     directory: Path
     machine: str | Ref
     entries: tuple[Entry, ...]
+    # restart_policy as written (renderer.services.policy): (Restart, Policy or Ref) pairs
+    policies: tuple[tuple[Restart, Any], ...] = ()
 
     @property
     def needs_data(self) -> bool:
         """True when binding looks anything up (a looked-up machine or an ``each``)."""
-        return isinstance(self.machine, Ref) or any(e.needs_data for e in self.entries)
+        return isinstance(self.machine, Ref) or any(e.needs_data for e in self.entries) or any(
+            isinstance(v, Ref) or isinstance(v.group, Ref) for _, v in self.policies)
 
     @property
     def definition(self) -> Path:
@@ -222,6 +225,7 @@ class Service(NamedTuple):
     machine: str
     directory: Path
     files: tuple[FileSpec, ...]
+    policies: tuple[tuple[Action, Any], ...] = ()  # bound restart policies (Policy), by action
 
     @property
     def definition(self) -> Path:

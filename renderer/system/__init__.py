@@ -102,6 +102,14 @@ class System(Protocol):
     def systemctl_query(self, args: list[str], timeout: float = 30) -> tuple[int, str]:
         """A read-only systemctl call (``show``): a dry run lets it through."""
 
+    def probe(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Mutation (a probe may do anything): run ``argv`` without a shell; exit status (124
+        when it timed out, 127 when it cannot run) and its output, bounded."""
+
+    def coordinate(self, url: str, body: bytes, timeout: float) -> bytes:
+        """Mutation: POST ``body`` to the coordinator (etcd's JSON gateway); the response body.
+        Raises OSError when it cannot be reached or answers with an error."""
+
     def read_state(self, name: str) -> bytes | None: ...
 
     def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:

@@ -82,6 +82,13 @@ class DryRunSystem:
         self.recorded.append(f"systemctl {' '.join(args)}")
         return 0, ""
 
+    def probe(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        self.recorded.append(f"probe {' '.join(argv)}")
+        return 0, ""
+
+    def coordinate(self, url: str, body: bytes, timeout: float) -> bytes:
+        raise OSError(f"a dry run takes no lock ({url})")  # never asked: --noop restarts nothing
+
     def write_state(self, name: str, data: bytes, mode: int = 0o600) -> None:
         self.recorded.append(f"state {name}")
 

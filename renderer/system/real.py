@@ -318,6 +318,34 @@ class RealSystem:
     def systemctl_query(self, args: list[str], timeout: float = 30) -> tuple[int, str]:
         return self.systemctl(args, timeout)
 
+    def probe(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run a readiness probe (renderer.rolling); its output is kept to 4 KiB."""
+        import subprocess
+
+        manifest.taint("probe")
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {timeout:.0f} s"
+        except OSError as exc:
+            return 127, f"{argv[0]}: {exc.strerror or exc}"
+        output = (done.stdout + done.stderr)[:4096].decode("utf-8", "replace")
+        return done.returncode, output
+
+    def coordinate(self, url: str, body: bytes, timeout: float) -> bytes:
+        """POST JSON to the coordinator; an HTTP error is an OSError with etcd's message."""
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+                return bytes(answer.read(1 << 20))
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}"
+                          ) from None
+
     def state_path(self, name: str) -> Path:
         return self.state_dir / name
 
