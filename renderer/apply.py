@@ -25,7 +25,7 @@ from renderer import state as st
 from renderer.bounds import MAX_FILE, size_text
 from renderer.errors import InternalError, RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
-from renderer.services import Action
+from renderer.services import Action, Kind
 from renderer.statefile import Store
 from renderer.system import Staged, System
 from renderer.targets import Roots
@@ -116,7 +116,8 @@ def _write_files(changes: list[FileChange], system: System, roots: Roots,
             if change.kind is not Change.REMOVE:
                 staged.append((change, system.stage(
                     roots.root_of(change.target), change.spec.dest, change.data, change.uid,
-                    change.gid, change.mode, change.spec.create_dirs, change.spec.follow_symlink)))
+                    change.gid, change.mode, change.spec.create_dirs, change.spec.follow_symlink,
+                    link=change.spec.kind is Kind.LINK)))
         for change, item in staged:
             handed += 1
             note = system.commit(item)
@@ -126,7 +127,8 @@ def _write_files(changes: list[FileChange], system: System, roots: Roots,
         for change in changes:
             if change.kind is Change.REMOVE:
                 system.remove_file(roots.root_of(change.target), change.spec.dest,
-                                   change.spec.follow_symlink)
+                                   change.spec.follow_symlink,
+                                   link=change.spec.kind is Kind.LINK)
                 done.append(change.key)
     except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
         for _, item in staged[handed:]:

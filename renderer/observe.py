@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError
-from renderer.services import FileSpec, Root, Service
+from renderer.services import FileSpec, Kind, Root, Service
 from renderer.system import Actual, System
 from renderer.system.checks import shift
 from renderer.targets import Roots, Target
@@ -35,7 +35,8 @@ def observe_file(spec: FileSpec, service: Service, roots: Roots, system: System)
     root = roots.root_of(target)
     path = roots.display(target)
     try:
-        actual = system.read_file(root, spec.dest, follow=spec.follow_symlink)
+        actual = system.read_link(root, spec.dest) if spec.kind is Kind.LINK else \
+            system.read_file(root, spec.dest, follow=spec.follow_symlink)
     except MissingRootError as exc:
         message = (f"container rootfs does not exist: machine {target.machine!r} is not "
                    "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")

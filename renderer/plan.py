@@ -14,9 +14,10 @@ from typing import NamedTuple
 
 from renderer.errors import RenderError, each_error
 from renderer.observe import Observed
-from renderer.services import Action, FileSpec
+from renderer.services import Action, FileSpec, Kind
 from renderer.state import FileRecord, Origin, ServiceState, Version, classify, file_hash
 from renderer.system import Actual
+from renderer.system.links import LINK_MODE
 from renderer.targets import Target
 
 DEFAULT_MODE = 0o644
@@ -113,7 +114,7 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
     """Compare one desired file with what was observed."""
     actual = observed.actual
     uid, gid = observed.uid, observed.gid
-    mode = desired_mode(spec, actual, holds_secret)
+    mode = LINK_MODE if spec.kind is Kind.LINK else desired_mode(spec, actual, holds_secret)
     desired = file_hash(data, uid, gid, mode)
     origin, origin_text = classify(
         record, file_hash(actual.data, actual.uid, actual.gid, actual.mode) if actual else None,
