@@ -189,7 +189,10 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots, options: Optio
                             if c.before is not None and c.before.oversize)
         try:
             if not plan.restores:
-                store.keep(system, ((c.key, c.before) for c in plan.changes), options.keep, at)
+                # no copy of /etc/shadow in the state dir: its hashes are secrets (a failed
+                # restart still puts it back, from memory; --rollback leaves it as it is)
+                store.keep(system, ((c.key, c.before) for c in plan.changes
+                                    if c.spec.kind is not Kind.PASSWORD), options.keep, at)
             rs.owe_restarts(plan, store.state, at)
             store.save(system)  # before the write: a killed run still owes its restarts
         except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
