@@ -119,6 +119,9 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
     origin, origin_text = classify(
         record, file_hash(actual.data, actual.uid, actual.gid, actual.mode) if actual else None,
         desired)
+    if spec.edit and (record is None or record.hash is None) and origin_text:
+        origin_text = "new link" if actual is None else \
+            f"the container's file, not edited by render before ({spec.kind.value})"
 
     def change(kind: Change, reasons: tuple[str, ...] = (), before: Actual | None = None
                ) -> FileChange:

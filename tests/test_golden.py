@@ -41,10 +41,20 @@ def build(case: Path, base: Path) -> Tree:
     return tree
 
 
+LINK_SUFFIX = ".symlink"  # a golden symlink is a file <name>.symlink holding its target
+
+
 def actual_files(tree: Tree) -> dict[str, bytes]:
-    return {str(p.relative_to(tree.base)): p.read_bytes()
-            for top in (tree.machines, tree.host) for p in sorted(top.rglob("*"))
-            if p.is_file() and p.name not in ("passwd", "group")}
+    """Every file render wrote, a symlink as its target (never followed: an absolute target
+    names a file of the container, not of the machine running the tests)."""
+    files = {}
+    for top in (tree.machines, tree.host):
+        for p in sorted(top.rglob("*")):
+            if p.is_symlink():
+                files[f"{p.relative_to(tree.base)}{LINK_SUFFIX}"] = os.fsencode(os.readlink(p))
+            elif p.is_file() and p.name not in ("passwd", "group"):
+                files[str(p.relative_to(tree.base))] = p.read_bytes()
+    return files
 
 
 def noop_changes_nothing(tree: Tree, *args: str) -> Result:
