@@ -208,3 +208,30 @@ def test_a_full_disk_leaves_the_edited_file_as_it_was(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     code, err, intact = done.stdout.split(" ", 1)[0], done.stdout, done.stdout.split()[-1]
     assert code == "4" and "No space left on device" in err and intact == "True", done.stdout
+
+
+def test_a_failed_restart_puts_the_link_line_and_hash_back(tmp_path: Path, systemctl):
+    restart = {"restart": "unit:app.service"}
+    synth = build_edits(tmp_path, [{**LINK, **restart}, {**LINE, **restart},
+                                   {**PASSWORD, **restart}])
+    rootfs = synth.rootfs("app")
+    before = tree_hash(rootfs)
+    fake = systemctl(fail="app.service")
+    result = render(*fake.options, "--all", *synth.options(restart=True))
+    assert result.code == 4, result.out + result.err
+    assert "rolled back 4 file(s) written by this run" in result.err, result.err
+    def files(tree: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {path: entry for path, entry in tree.items() if entry[0] != "other"}  # not dirs
+
+    assert files(tree_hash(rootfs)) == files(before)  # no link; securetty, shadow as they were
+    assert ROOT_HASH not in result.out + result.err
+
+
+def test_rollback_restores_the_line_and_leaves_shadow_as_it_is(tmp_path: Path):
+    synth = build_edits(tmp_path, [LINE, PASSWORD])
+    assert render("--all", *synth.options()).code == 2
+    rollback = render("--rollback", "app", *synth.options())
+    assert rollback.code == 2, rollback.out + rollback.err
+    rootfs = synth.rootfs("app")
+    assert (rootfs / "etc/securetty").read_text() == SECURETTY
+    assert ROOT_HASH in (rootfs / "etc/shadow").read_text()  # no copy of shadow was kept
