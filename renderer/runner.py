@@ -187,10 +187,7 @@ class Runner:
 
     def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:
         """The whole files, from their templates (edits have none: renderer.edits)."""
-        files = service._replace(files=tuple(f for f in service.files if not f.edit))
-        if not files.files:
-            return []
-        return self.renderer.render_service(files, self.lookup(scope), scope, secrets)
+        return self.renderer.render_service(service, self.lookup(scope), scope, secrets)
 
     def override(self, service: Service, rendered: list[Rendered], scope: Scope,
                  secrets: set[str]) -> list[Rendered]:

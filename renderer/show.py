@@ -140,8 +140,7 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
         def lookup(name: str, merge: Any, default: object) -> object:
             return data.lookup(name, local, merge=merge, default=default)
 
-        files = service._replace(files=tuple(f for f in service.files if not f.edit))
-        rendered = Renderer(templates).render_service(files, lookup, local, secrets)
+        rendered = Renderer(templates).render_service(service, lookup, local, secrets)
         data.phase = "override"
         rendered = apply_overrides(service, rendered, data, local,  # type: ignore[arg-type]
                                    OptionData(templates), secrets)
