@@ -8,9 +8,10 @@ that appears later is a change too. A directory whose listing mattered (a glob's
 search path's, a destination's for stale temp files) is noted as itself: an entry added or
 removed changes its mtime. An edit's input is its destination (a container's ``securetty`` or
 ``shadow``, an enabled unit's link: renderer.edits), noted by the same read of a root, a link by
-its own ``lstat``, never followed. Values with no file (the node name) are computed here (``value``),
-so the fast path computes them alike; what no entry can show (a systemctl query) ``taint``s the
-run, which then records nothing. Stdlib only and nothing at import: every run imports this.
+its own ``lstat``, never followed. Values with no file (the node name) are computed here
+(``value``), so the fast path computes them alike; what no entry can show (a systemctl query)
+``taint``s the run, which then records nothing. Stdlib only and nothing at import: every run
+imports this.
 """
 
 from __future__ import annotations

@@ -235,3 +235,22 @@ def test_rollback_restores_the_line_and_leaves_shadow_as_it_is(tmp_path: Path):
     rootfs = synth.rootfs("app")
     assert (rootfs / "etc/securetty").read_text() == SECURETTY
     assert ROOT_HASH in (rootfs / "etc/shadow").read_text()  # no copy of shadow was kept
+
+
+def test_a_symlinked_securetty_is_edited_only_with_follow_symlink(tmp_path: Path):
+    synth = build_edits(tmp_path, [{**LINE, "follow_symlink": True}], securetty=None)
+    etc = synth.rootfs("app") / "etc"
+    (etc / "securetty.d").mkdir()
+    (etc / "securetty.d/list").write_text("console\n")
+    (etc / "securetty").symlink_to("/etc/securetty.d/list")  # inside the rootfs
+    assert render("--all", *synth.options()).code == 2
+    assert (etc / "securetty.d/list").read_text() == "console\npts/0\n"
+    assert os.readlink(etc / "securetty") == "/etc/securetty.d/list"
+
+
+def test_edit_entries_refuse_a_template_s_keys(tmp_path: Path):
+    synth = build_edits(tmp_path, [{**LINE, "owner": "svc"}])
+    result = render("--noop", "--all", *synth.options())
+    assert result.code == 4
+    assert result.err.endswith("key(s) not allowed in a line entry (it keeps the owner and mode "
+                               "of what is there): owner\n"), result.err

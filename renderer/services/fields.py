@@ -179,7 +179,8 @@ def _unit(unit: str, each: bool, where: Where) -> str:
 
 _EDITS = {"link": Kind.LINK, "line": Kind.LINE, "password": Kind.PASSWORD}
 _EDIT_COMMON = {"dest", "root", "restart", "machine", "rollback_on_failure"}
-_EDIT_MORE = {Kind.LINK: {"create_dirs"}, Kind.LINE: set(), Kind.PASSWORD: {"account"}}
+_EDIT_MORE = {Kind.LINK: {"create_dirs"}, Kind.LINE: {"follow_symlink"},
+              Kind.PASSWORD: {"account", "follow_symlink"}}
 _ACCOUNT = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
 
 

@@ -277,7 +277,9 @@ class _Reader:
             machine=fields.machine(raw["machine"], where) if "machine" in raw else None,
             create_dirs=fields.flag(raw.get("create_dirs", False), "create_dirs", where),
             secret=kind is Kind.PASSWORD, validate="none", oslo_namespaces=None,
-            follow_symlink=False, source=where.path, line=where.line,
+            follow_symlink=fields.flag(raw.get("follow_symlink", False), "follow_symlink",
+                                       where),
+            source=where.path, line=where.line,
             rollback_on_failure=fields.optional_flag(raw.get("rollback_on_failure"),
                                                      "rollback_on_failure", where),
             kind=kind, argument=argument, account=account)
