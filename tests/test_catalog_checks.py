@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -176,6 +177,21 @@ def test_every_container_enables_networkd_allows_pts0_and_has_roots_hash(catalog
         done = subprocess.run(["pwck", "-r", "-q", "-R", str(rootfs)], capture_output=True,
                               text=True)
         assert (done.returncode, done.stdout + done.stderr) == (0, ""), rootfs
+
+
+def test_systemctl_reads_networkd_as_enabled_in_each_rendered_root(catalog: Tree, tmp_path: Path):
+    """``systemctl --root`` (offline, no systemd running) reads the rendered link as systemd
+    would, with the host's unit file standing in for the container's package."""
+    unit = Path("/lib/systemd/system/systemd-networkd.service")
+    for rootfs in sorted(p for p in catalog.machines.iterdir() if p.is_dir()):
+        root = tmp_path / rootfs.name
+        shutil.copytree(rootfs / "etc/systemd", root / "etc/systemd", symlinks=True)
+        (root / "lib/systemd/system").mkdir(parents=True)
+        shutil.copy(unit, root / "lib/systemd/system")
+        done = subprocess.run(["systemctl", f"--root={root}", "is-enabled", unit.name],
+                              capture_output=True, text=True)
+        expected = "disabled" if rootfs.name == "neutron-agents" else "enabled"
+        assert done.stdout.strip() == expected, (rootfs.name, done.stdout, done.stderr)
 
 
 # --- the mv-container macvlan of OpenStack-Ansible's networkd document -------------------------
