@@ -17,6 +17,9 @@ TEST_DEBS := puppet systemd util-linux mount iproute2 haproxy systemd-container 
 TEST_DEBS += facter prometheus-node-exporter
 # bundles: openssl cms encrypts a bundle to the agent's certificate and opens it (test_bundle*.py)
 TEST_DEBS += openssl
+# edits: pwck reads each container's rendered shadow (test_catalog_checks.py); openssl (above)
+# checks the sample root hash
+TEST_DEBS += passwd
 # bench: tests/test_bench.py applies the bench's puppet-keystone manifest for real
 TEST_DEBS += puppet-module-keystone
 # eyaml (tests/test_eyaml.py, test_hiera_trees.py): the real eyaml command makes the tokens and puppet lookup reads them

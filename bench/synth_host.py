@@ -7,7 +7,8 @@ INI file uses the ``_lib`` macros (database, keystone_authtoken with the memcach
 per-service data file with an INI override, two Sensitive credentials in the common data and an
 entry in ``network::containers`` (so the container block's dotted lookups dig into a hash of N
 entries, as on a real large host). Each service writes ``files`` files: the container block's
-``.nspawn`` and ``host0`` network, and ``files - 2`` INI files of its own (at least one).
+``.nspawn`` and ``host0`` network, and ``files - 2`` INI files of its own (at least one), and
+the block's three edits inside the container (the networkd link, securetty, shadow).
 
     python bench/synth_host.py DIR --services N [--files 3]
 

@@ -4,7 +4,8 @@
 render refuses to write into a container that does not exist (a missing rootfs means the machine
 is not provisioned yet), so the demo first creates, for every machine the sample catalog writes
 into, what a provisioned container would hold: ``etc/passwd`` and ``etc/group`` with the users
-and groups its files are owned by, and the directories its packages create. Which machines exist
+and groups its files are owned by, the directories its packages create, and the package files
+render edits (``etc/shadow``, ``etc/securetty``). Which machines exist
 is decided by the data (several services may share one), so the catalog is bound to the
 hieradata exactly as render binds it. Existing files are left alone, so a second ``make run`` is
 quiet.
@@ -14,6 +15,7 @@ quiet.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from renderer.scope import build_scope
 from renderer.services import Root, list_services, load_service
 
 FIRST_UID = 200  # system uids inside the demo containers; real containers bring their own
+SHADOW_GID = 42  # Debian's
 NODE = "controller1.example.com"
 
 
@@ -60,7 +63,22 @@ def provision(templates: Path, machines: Path, hieradata: Path | None = None,
             passwd.write_text("".join(f"{n}:x:{i}:{i}:{n}:/var/lib/{n}:/usr/sbin/nologin\n"
                                       for n, i in users.items()))
         if not group_file.exists():
-            group_file.write_text("".join(f"{n}:x:{i}:\n" for n, i in users.items()))
+            group_file.write_text("".join(f"{n}:x:{i}:\n" for n, i in users.items())
+                                  + f"shadow:x:{SHADOW_GID}:\n")
+        _package_files(rootfs, users)
+
+
+def _package_files(rootfs: Path, users: dict[str, int]) -> None:
+    """What the base packages of a real container hold and render edits: ``etc/shadow``
+    (0640 root:shadow, every password locked) and ``etc/securetty``."""
+    shadow, securetty = rootfs / "etc/shadow", rootfs / "etc/securetty"
+    if not shadow.exists():
+        shadow.write_text("".join(f"{n}:*:19000:0:99999:7:::\n" for n in users))
+        os.chown(shadow, os.getuid(), SHADOW_GID if os.getuid() == 0 else os.getgid())
+        shadow.chmod(0o640)
+    if not securetty.exists():
+        securetty.write_text("# Managed by the container's packages; render adds pts/0.\n"
+                             "console\ntty1\n")
 
 
 if __name__ == "__main__":

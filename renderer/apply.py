@@ -28,7 +28,7 @@ from renderer.coordinator import Etcd
 from renderer.errors import InternalError, RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
 from renderer.records import record_files
-from renderer.services import Action
+from renderer.services import Action, Kind
 from renderer.services.policy import Policy
 from renderer.statefile import Store
 from renderer.system import Staged, System
@@ -122,7 +122,8 @@ def _write_files(changes: list[FileChange], system: System, roots: Roots,
             if change.kind is not Change.REMOVE:
                 staged.append((change, system.stage(
                     roots.root_of(change.target), change.spec.dest, change.data, change.uid,
-                    change.gid, change.mode, change.spec.create_dirs, change.spec.follow_symlink)))
+                    change.gid, change.mode, change.spec.create_dirs, change.spec.follow_symlink,
+                    link=change.spec.kind is Kind.LINK)))
         for change, item in staged:
             handed += 1
             note = system.commit(item)
@@ -132,7 +133,8 @@ def _write_files(changes: list[FileChange], system: System, roots: Roots,
         for change in changes:
             if change.kind is Change.REMOVE:
                 system.remove_file(roots.root_of(change.target), change.spec.dest,
-                                   change.spec.follow_symlink)
+                                   change.spec.follow_symlink,
+                                   link=change.spec.kind is Kind.LINK)
                 done.append(change.key)
     except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run
         for _, item in staged[handed:]:
@@ -193,7 +195,10 @@ def apply(plans: list[ServicePlan], system: System, roots: Roots, options: Optio
                             if c.before is not None and c.before.oversize)
         try:
             if not plan.restores:
-                store.keep(system, ((c.key, c.before) for c in plan.changes), options.keep, at)
+                # no copy of /etc/shadow in the state dir: its hashes are secrets (a failed
+                # restart still puts it back, from memory; --rollback leaves it as it is)
+                store.keep(system, ((c.key, c.before) for c in plan.changes
+                                    if c.spec.kind is not Kind.PASSWORD), options.keep, at)
             rs.owe_restarts(plan, store.state, at)
             store.save(system)  # before the write: a killed run still owes its restarts
         except Exception as exc:  # noqa: BLE001 - a bug fails this service, not the run

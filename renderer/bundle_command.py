@@ -82,6 +82,7 @@ def capture_service(name: str, templates: Any, scope: Scope, hiera: Any) -> dict
     noted and the answers so far kept: the node, asking the same questions, fails the same
     way."""
     from renderer.bundle import Capture
+    from renderer.edits import render_edits
     from renderer.overrides import OptionData, apply_overrides
     from renderer.runner import bind_in_scope
     from renderer.services import load_service
@@ -100,6 +101,7 @@ def capture_service(name: str, templates: Any, scope: Scope, hiera: Any) -> dict
 
         capture.phase = "template"
         rendered = Renderer(templates).render_service(service, lookup, local, secrets)
+        render_edits(service, lookup, secrets)  # a password's hash is looked up too
         capture.phase = "override"
         apply_overrides(service, rendered, capture, local,  # type: ignore[arg-type]
                         OptionData(templates), secrets)

@@ -6,9 +6,12 @@ the host key) call ``note``: the ``lstat`` fields any write changes (device, ino
 and ctime in nanoseconds, mode, owner) are taken then, or None for a missing path, so a file
 that appears later is a change too. A directory whose listing mattered (a glob's, a service
 search path's, a destination's for stale temp files) is noted as itself: an entry added or
-removed changes its mtime. Values with no file (the node name) are computed here (``value``),
-so the fast path computes them alike; what no entry can show (a systemctl query) ``taint``s the
-run, which then records nothing. Stdlib only and nothing at import: every run imports this.
+removed changes its mtime. An edit's input is its destination (a container's ``securetty`` or
+``shadow``, an enabled unit's link: renderer.edits), noted by the same read of a root, a link by
+its own ``lstat``, never followed. Values with no file (the node name) are computed here
+(``value``), so the fast path computes them alike; what no entry can show (a systemctl query)
+``taint``s the run, which then records nothing. Stdlib only and nothing at import: every run
+imports this.
 """
 
 from __future__ import annotations

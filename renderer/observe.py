@@ -10,10 +10,11 @@ private-users range. Both modes therefore fail alike, before anything is written
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError
-from renderer.services import FileSpec, Root, Service
+from renderer.services import FileSpec, Kind, Root, Service
 from renderer.system import Actual, System
 from renderer.system.checks import shift
 from renderer.targets import Roots, Target
@@ -35,7 +36,7 @@ def observe_file(spec: FileSpec, service: Service, roots: Roots, system: System)
     root = roots.root_of(target)
     path = roots.display(target)
     try:
-        actual = system.read_file(root, spec.dest, follow=spec.follow_symlink)
+        actual = read_actual(system, root, spec)
     except MissingRootError as exc:
         message = (f"container rootfs does not exist: machine {target.machine!r} is not "
                    "provisioned yet" if spec.root is Root.CONTAINER else "host root does not exist")
@@ -53,6 +54,13 @@ def observe_file(spec: FileSpec, service: Service, roots: Roots, system: System)
     shift(gid, base, "gid", path)
     temps = tuple(system.stale_temps(root, spec.dest, spec.follow_symlink))
     return Observed(target, path, actual, uid, gid, temps)
+
+
+def read_actual(system: System, root: Path, spec: FileSpec) -> Actual | None:
+    """The destination as it is: a link's target (never followed), or a file's bytes."""
+    if spec.kind is Kind.LINK:
+        return system.read_link(root, spec.dest)
+    return system.read_file(root, spec.dest, follow=spec.follow_symlink)
 
 
 def _resolve_id(name: str | None, database: str, fallback: int, system: System, target: Target,

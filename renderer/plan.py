@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 
 from renderer.errors import RenderError, each_error
 from renderer.observe import Observed
-from renderer.services import Action, FileSpec
+from renderer.services import Action, FileSpec, Kind
 from renderer.state import FileRecord, Origin, ServiceState, Version, classify, file_hash
 from renderer.system import Actual
+from renderer.system.links import LINK_MODE
 from renderer.targets import Target
 
 DEFAULT_MODE = 0o644
@@ -115,11 +116,14 @@ def plan_file(spec: FileSpec, data: bytes, observed: Observed, record: FileRecor
     """Compare one desired file with what was observed."""
     actual = observed.actual
     uid, gid = observed.uid, observed.gid
-    mode = desired_mode(spec, actual, holds_secret)
+    mode = LINK_MODE if spec.kind is Kind.LINK else desired_mode(spec, actual, holds_secret)
     desired = file_hash(data, uid, gid, mode)
     origin, origin_text = classify(
         record, file_hash(actual.data, actual.uid, actual.gid, actual.mode) if actual else None,
         desired)
+    if spec.edit and (record is None or record.hash is None) and origin_text:
+        origin_text = "new link" if actual is None else \
+            f"the container's file, not edited by render before ({spec.kind.value})"
 
     def change(kind: Change, reasons: tuple[str, ...] = (), before: Actual | None = None
                ) -> FileChange:

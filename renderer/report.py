@@ -26,7 +26,7 @@ from renderer.masking import Masker
 from renderer.names import printable
 from renderer.plan import Change, FileChange
 from renderer.restarts import Outcome
-from renderer.services import Action
+from renderer.services import Action, Kind
 
 VERBS = {Change.CREATE: "create", Change.UPDATE: "update", Change.METADATA: "fix",
          Change.REMOVE: "remove"}
@@ -55,13 +55,19 @@ def diff_lines(change: FileChange, masker: Masker, context: int = 3) -> tuple[st
         return ()
     import difflib  # only a run that prints a difference pays for it
 
+    path = printable(change.path)
+    if change.spec.kind is Kind.PASSWORD:  # the whole of shadow is secret: say only what
+        return (f"--- {path}\n", f"+++ {path}\n",
+                f"# password of {change.spec.account} changed (not shown)\n")
     old = change.before.data if change.before is not None else None
+    if change.spec.kind is Kind.LINK:
+        old = None if old is None else b"link -> " + old + b"\n"
+        change = change._replace(data=b"link -> " + change.data + b"\n")
     names, whole = change.masked_names, change.spec.secret
     old_text = masker.mask_lines(old.decode("utf-8", "replace").splitlines(keepends=True),
                                  names=names, whole=whole) if old is not None else []
     new_text = masker.mask_lines(change.data.decode("utf-8", "replace").splitlines(keepends=True),
                                  names=names, whole=whole)
-    path = printable(change.path)
     lines = difflib.unified_diff(old_text, new_text, "/dev/null" if old is None else path, path,
                                  n=context)
     return tuple(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from renderer import state as st
 from renderer.errors import ApplyError, MissingDirectoryError
-from renderer.observe import observe_file
+from renderer.observe import observe_file, read_actual
 from renderer.plan import Change, FileChange, ServicePlan, plan_file, plan_service
 from renderer.services import FileSpec, Service
 from renderer.statefile import ABSENT, blob, migrate_files
@@ -25,7 +25,7 @@ def rollback_plan(service: Service, roots: Roots, system: System,
     for spec in service.files:
         target = roots.target(spec, service.machine)
         try:
-            actual = system.read_file(roots.root_of(target), spec.dest, spec.follow_symlink)
+            actual = read_actual(system, roots.root_of(target), spec)
         except MissingDirectoryError:
             actual = None
         record = state.files.get(target.key)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from renderer.apply import Listener, Options, ServiceResult, apply
+from renderer.edits import desired, render_edits
 from renderer.errors import HieraConfigError, InternalError, RenderError
 from renderer.hiera import Hiera
 from renderer.masking import Masker
@@ -105,6 +106,7 @@ class Desire:
         secrets: set[str] = set()
         rendered = self.render(service, scope, secrets)
         rendered = self.override(service, rendered, scope, secrets)
+        rendered += render_edits(service, self.lookup(scope), secrets)  # link, line, password
         self.masker.add(secrets)
         self.learn_decrypted()
         validate(rendered, self.masker)
@@ -150,13 +152,18 @@ class Desire:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""
         return bind_in_scope(definition, self.scope, self.hiera)
 
-    def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:
+    def lookup(self, scope: Scope) -> Callable[..., object]:
+        """``lookup(key, merge, default)`` in the service's scope, as templates call it."""
         hiera = self.hiera()
 
         def lookup(key: str, merge: str | dict[str, Any] | None, default: object) -> object:
             return hiera.lookup(key, scope, merge=merge, default=default)
 
-        return self.renderer.render_service(service, lookup, scope, secrets)
+        return lookup
+
+    def render(self, service: Service, scope: Scope, secrets: set[str]) -> list[Rendered]:
+        """The whole files, from their templates (edits have none: renderer.edits)."""
+        return self.renderer.render_service(service, self.lookup(scope), scope, secrets)
 
     def override(self, service: Service, rendered: list[Rendered], scope: Scope,
                  secrets: set[str]) -> list[Rendered]:
@@ -293,8 +300,9 @@ def plan(service: Service, rendered: list[Rendered], observed: list[Observed],
     migrate_files(state, (o.target for o in observed), roots)
     files = []
     for r, o in zip(rendered, observed, strict=True):
-        names = masker.secret_names(r.data.decode("utf-8", "replace"), r.spec.secret_options)
-        files.append(plan_file(r.spec, r.data, o, state.files.get(o.target.key),
+        data = desired(r.spec, r.data, o.actual, o.path) if r.spec.edit else r.data
+        names = masker.secret_names(data.decode("utf-8", "replace"), r.spec.secret_options)
+        files.append(plan_file(r.spec, data, o, state.files.get(o.target.key),
                                bool(names), names))
     return migrated(plan_service(service.name, service.machine, files, state,
                                  dict(service.policies)), roots)

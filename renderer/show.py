@@ -110,6 +110,7 @@ class Shown(NamedTuple):
 def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown:
     """The pipeline up to ``validate``, as a run makes it, on a recording Hiera."""
     from renderer import sources
+    from renderer.edits import render_edits
     from renderer.masking import Masker, secret_strings
     from renderer.overrides import OptionData, apply_overrides
     from renderer.recorder import Recorder
@@ -143,6 +144,7 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
         data.phase = "override"
         rendered = apply_overrides(service, rendered, data, local,  # type: ignore[arg-type]
                                    OptionData(templates), secrets)
+        rendered += render_edits(service, lookup, secrets)  # the argument: the edit is planned
         masker = Masker(key, secrets | data.hiera.secrets)  # with every eyaml plaintext
         for record in data.records.values():  # a Sensitive value only service.yaml read, too
             if record.secret:
@@ -175,7 +177,8 @@ def file_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
                                                    whole=spec.secret))
         entries.append({
             "path": roots.display(target), "dest": str(spec.dest), "target": target.key,
-            "root": spec.root.value, "machine": target.machine, "template": spec.template,
+            "root": spec.root.value, "machine": target.machine,
+            "template": spec.template or spec.kind.value,
             "owner": spec.owner, "group": spec.group, "mode": f"{mode:04o}",
             "mode_kept": spec.mode is None,
             "restart": [a.describe() + rolling(a, policies.get(a)) for a in spec.actions],

@@ -314,6 +314,8 @@ class Renderer:
         }
         rendered, errors = [], []
         for spec in service.files:
+            if spec.edit:  # a link, line or password has no template (renderer.edits)
+                continue
             file_context = context
             if spec.machine is not None or spec.item is not None:
                 # a file of another machine, or one copy of an ``each`` entry

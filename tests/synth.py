@@ -135,3 +135,35 @@ def tree_hash(top: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[str, ..
 
 def temp_files(top: Path) -> list[Path]:
     return sorted(p for p in top.rglob(".render-tmp.*"))
+
+
+SHADOW = "root:*:19000:0:99999:7:::\nsvc:!:19000::::::\n"
+SECURETTY = "# /etc/securetty: consoles root may log in on\nconsole\ntty1\n"
+ROOT_HASH = "$6$s4ltS4lt$" + "x" * 86
+LINK = {"link": "/lib/systemd/system/systemd-networkd.service",
+        "dest": "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+        "create_dirs": True}
+LINE = {"line": "pts/0", "dest": "/etc/securetty"}
+PASSWORD = {"password": {"lookup": "app::root::password_hash"}, "dest": "/etc/shadow"}
+SENSITIVE_HASH = {"lookup_options": {"^.*::password_hash$": {"convert_to": "Sensitive"}}}
+
+
+def build_edits(base: Path, edits: list[dict[str, Any]], data: dict[str, Any] | None = None,
+                shadow: str | None = SHADOW, securetty: str | None = SECURETTY) -> Synth:
+    """Service ``app``: one whole file (``/etc/app/app.conf``) and ``edits`` (link, line and
+    password entries, service.yaml's keys), its rootfs with ``etc/shadow`` (0640 root:42, as
+    Debian's) and ``etc/securetty`` unless None; the hash at ``app::root::password_hash``."""
+    synth = build(base, {"app": [{"dest": "/etc/app/app.conf"}]},
+                  data={**SENSITIVE_HASH, "app::root::password_hash": ROOT_HASH, **(data or {})})
+    definition = synth.templates / "app" / "service.yaml"
+    files = yaml.safe_load(definition.read_text())["files"]
+    definition.write_text(yaml.safe_dump({"files": [*files, *edits]}))
+    etc = synth.rootfs("app") / "etc"
+    (etc / "group").write_text(GROUP + "shadow:x:42:\n")
+    if shadow is not None:
+        (etc / "shadow").write_text(shadow)
+        os.chown(etc / "shadow", 0, 42)
+        (etc / "shadow").chmod(0o640)
+    if securetty is not None:
+        (etc / "securetty").write_text(securetty)
+    return synth

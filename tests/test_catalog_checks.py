@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -145,3 +146,75 @@ def test_modes_of_secret_bearing_files(catalog: Tree):
                  "neutron-agents/etc/neutron/neutron.conf",
                  "horizon/etc/openstack-dashboard/local_settings.py"):
         assert (catalog.machines / path).stat().st_mode & 0o7777 == 0o640, path
+
+
+# --- inside each container: networkd enabled, pts/0, root's password (renderer/edits.py) -------
+
+WANTS = "etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+SAMPLE_ROOT_PASSWORD = "C0ntainer-root-S3cret"  # what the sample's hash is of (credentials.yaml)
+
+
+def test_every_container_enables_networkd_allows_pts0_and_has_roots_hash(catalog: Tree):
+    hashed = data("credentials.yaml")["container::root::password"]
+    salt = hashed.split("$")[2]
+    made = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, SAMPLE_ROOT_PASSWORD],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert made == hashed  # a real crypt hash, of the password the comment names
+    machines = sorted(p for p in catalog.machines.iterdir() if p.is_dir())
+    assert len(machines) >= 13
+    for rootfs in machines:
+        if rootfs.name == "neutron-agents":  # the host's network: networkd must stay off
+            assert not (rootfs / WANTS).is_symlink()
+        else:
+            assert (rootfs / WANTS).readlink() == \
+                Path("/lib/systemd/system/systemd-networkd.service"), rootfs
+        assert "pts/0" in (rootfs / "etc/securetty").read_text().splitlines()
+        shadow = (rootfs / "etc/shadow").read_text().splitlines()
+        assert [line.split(":")[1] for line in shadow if line.startswith("root:")] == [hashed]
+        assert all(line.split(":")[1] == "*" for line in shadow if not line.startswith("root:"))
+        assert (rootfs / "etc/shadow").stat().st_mode & 0o777 == 0o640
+        # shadow's own checker reads passwd and shadow inside the rootfs (chroot)
+        done = subprocess.run(["pwck", "-r", "-q", "-R", str(rootfs)], capture_output=True,
+                              text=True)
+        assert (done.returncode, done.stdout + done.stderr) == (0, ""), rootfs
+
+
+def test_systemctl_reads_networkd_as_enabled_in_each_rendered_root(catalog: Tree, tmp_path: Path):
+    """``systemctl --root`` (offline, no systemd running) reads the rendered link as systemd
+    would, with the host's unit file standing in for the container's package."""
+    unit = Path("/lib/systemd/system/systemd-networkd.service")
+    for rootfs in sorted(p for p in catalog.machines.iterdir() if p.is_dir()):
+        root = tmp_path / rootfs.name
+        shutil.copytree(rootfs / "etc/systemd", root / "etc/systemd", symlinks=True)
+        (root / "lib/systemd/system").mkdir(parents=True)
+        shutil.copy(unit, root / "lib/systemd/system")
+        done = subprocess.run(["systemctl", f"--root={root}", "is-enabled", unit.name],
+                              capture_output=True, text=True)
+        expected = "disabled" if rootfs.name == "neutron-agents" else "enabled"
+        assert done.stdout.strip() == expected, (rootfs.name, done.stdout, done.stderr)
+
+
+# --- the mv-container macvlan of OpenStack-Ansible's networkd document -------------------------
+
+def test_horizon_is_attached_through_mv_container(catalog: Tree):
+    network = catalog.host / "etc/systemd/network"
+    five = {name: configparser.ConfigParser() for name in (
+        "mv-container.netdev", "mv-container.network", "mv-container-vs.netdev",
+        "mv-container-v1.network", "mv-container-v2.network")}
+    for name, parser in five.items():
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string((network / name).read_text())
+    assert dict(five["mv-container.netdev"]["NetDev"]) == {"Name": "mv-container",
+                                                            "Kind": "macvlan"}
+    assert dict(five["mv-container.netdev"]["MACVLAN"]) == {"Mode": "bridge"}
+    assert dict(five["mv-container.network"]["Network"]) == {"DHCP": "no"}
+    assert dict(five["mv-container-vs.netdev"]["NetDev"]) == {"Name": "mv-container-v1",
+                                                               "Kind": "veth"}
+    assert dict(five["mv-container-vs.netdev"]["Peer"]) == {"Name": "mv-container-v2"}
+    assert dict(five["mv-container-v1.network"]["Network"]) == {"Bridge": "br-container"}
+    assert dict(five["mv-container-v2.network"]["Network"]) == {"MACVLAN": "mv-container"}
+    nspawn = (catalog.host / "etc/systemd/nspawn/horizon.nspawn").read_text()
+    assert "\nMACVLAN=mv-mgmt mv-container\n" in nspawn and "Bridge=" not in nspawn
+    inside = (catalog.machines / "horizon/etc/systemd/network/10-mv-mv-container.network")
+    assert inside.read_text().split("\n", 1)[1] == \
+        "[Match]\nName=mv-mv-container\n\n[Network]\nDHCP=yes\n"

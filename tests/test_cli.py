@@ -53,7 +53,7 @@ def test_first_run_creates_second_run_is_in_sync(tree: Tree):
     assert second.out.endswith("render: files in sync (1 service(s)); 2 restart(s) owed\n")
     third = render("--diff", "--systemctl", "true", "keystone", *tree.options())  # units down
     assert third.code == 0 and "left stopped; it reads the new files when started" in third.out
-    assert third.out.endswith("render: everything in sync (1 service(s), 5 file(s))\n")
+    assert third.out.endswith("render: everything in sync (1 service(s), 8 file(s))\n")
 
 
 def test_noop_reports_and_leaves_tree_byte_identical(tree: Tree):
@@ -100,7 +100,9 @@ def test_json_report(tree: Tree):
     assert document["exit_code"] == result.code == 2
     service = document["services"][0]
     assert service["service"] == "keystone" and service["status"] == "changed"
-    assert {f["change"] for f in service["files"]} == {"create"}
+    assert {f["change"] for f in service["files"]} == {"create", "update"}  # update: edits
+    assert {f["path"].rsplit("/", 1)[1] for f in service["files"] if f["change"] == "update"} \
+        == {"securetty", "shadow"}
     # --noop says what would happen, never what was done
     assert [(p["machine"], p["unit"]) for p in service["pending"]] == [
         (None, "systemd-nspawn@keystone.service"), ("keystone", "httpd.service")]

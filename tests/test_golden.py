@@ -23,6 +23,9 @@ from demo_machines import provision
 
 CASES = sorted(p for p in (REPO / "tests" / "data" / "golden").iterdir() if p.is_dir())
 UPDATE = os.environ.get("RENDER_UPDATE_GOLDEN") == "1"
+LINK_SUFFIX = ".symlink"  # a golden symlink is a file <name>.symlink holding its target
+PACKAGE_FILES = ("shadow", "securetty")  # the container's files render edits (renderer.edits)
+PROVISIONED: dict[Path, dict[Path, bytes]] = {}  # ... as provisioned, per tree: not in goldens
 
 
 def build(case: Path, base: Path) -> Tree:
@@ -32,6 +35,8 @@ def build(case: Path, base: Path) -> Tree:
         source = case / name if (case / name).is_dir() else default
         shutil.copytree(source, base / name)
     provision(tree.templates, tree.machines, tree.hieradata)
+    PROVISIONED[base] = {p: p.read_bytes() for name in PACKAGE_FILES
+                         for p in tree.machines.glob(f"*/etc/{name}")}
     tree.host.mkdir()
     if (case / "before").is_dir():
         shutil.copytree(case / "before", base, dirs_exist_ok=True)
@@ -41,10 +46,20 @@ def build(case: Path, base: Path) -> Tree:
     return tree
 
 
+
+
 def actual_files(tree: Tree) -> dict[str, bytes]:
-    return {str(p.relative_to(tree.base)): p.read_bytes()
-            for top in (tree.machines, tree.host) for p in sorted(top.rglob("*"))
-            if p.is_file() and p.name not in ("passwd", "group")}
+    """Every file render wrote, a symlink as its target (never followed: an absolute target
+    names a file of the container, not of the machine running the tests)."""
+    files = {}
+    for top in (tree.machines, tree.host):
+        for p in sorted(top.rglob("*")):
+            if p.is_symlink():
+                files[f"{p.relative_to(tree.base)}{LINK_SUFFIX}"] = os.fsencode(os.readlink(p))
+            elif p.is_file() and p.name not in ("passwd", "group") \
+                    and PROVISIONED.get(tree.base, {}).get(p) != p.read_bytes():
+                files[str(p.relative_to(tree.base))] = p.read_bytes()
+    return files
 
 
 def noop_changes_nothing(tree: Tree, *args: str) -> Result:

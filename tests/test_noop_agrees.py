@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import render
-from synth import Synth, build, tree_hash
+from synth import LINE, LINK, PASSWORD, Synth, build, build_edits, tree_hash
 
 Case = Callable[[Path], Synth]
 
@@ -76,11 +76,37 @@ def one_bad_file(base: Path) -> Synth:
     return synth
 
 
+def edits(base: Path) -> Synth:
+    return build_edits(base, [LINK, LINE, PASSWORD])
+
+
+def wrong_link(base: Path) -> Synth:
+    synth = build_edits(base, [LINK, LINE])
+    wants = synth.rootfs("app") / LINK["dest"].lstrip("/")
+    wants.parent.mkdir(parents=True)
+    wants.symlink_to("/etc/passwd")
+    return synth
+
+
+def file_in_place_of_link(base: Path) -> Synth:
+    synth = wrong_link(base)
+    wants = synth.rootfs("app") / LINK["dest"].lstrip("/")
+    wants.unlink()
+    wants.write_text("[Unit]\n")
+    return synth
+
+
+def edit_of_a_missing_file(base: Path) -> Synth:
+    return build_edits(base, [LINK, LINE, PASSWORD], securetty=None)
+
+
 CASES: dict[str, Case] = {
     "plain": plain, "private-users": private_users, "missing-directory": missing_directory,
     "create-dirs": create_dirs, "final-symlink": final_symlink, "fifo": fifo,
     "mode-and-owner": mode_and_owner, "symlinked-parent": symlinked_parent,
-    "one-bad-file": one_bad_file,
+    "one-bad-file": one_bad_file, "edits": edits, "wrong-link": wrong_link,
+    "file-in-place-of-link": file_in_place_of_link,
+    "edit-of-a-missing-file": edit_of_a_missing_file,
 }
 FILE_LINE = re.compile(r"^(\S+): (?:would )?(create|update|fix|remove|not written) (\S+)")
 

@@ -17,6 +17,7 @@ import yaml
 from conftest import Tree, render
 
 SENSITIVE = re.compile(r"::(password|secret)$")
+CRYPT_KEYS = {"container::root::password"}  # every container's /etc/shadow
 EXTRA_DATA = "# added by test_secrets_rotation\n"
 SECRETS_CONF = """[secretstore]
 kek = {{ lookup('keystone::secretstore::kek') }}
@@ -81,6 +82,8 @@ def rotate(tree: Tree, keys: dict[Path, list[str]], round_: int) -> list[str]:
             for key in names:
                 if line.startswith(f"{key}: "):
                     value = f"R{round_}-{base64.b32encode(os.urandom(10)).decode().lower()}"
+                    if key in CRYPT_KEYS:  # render refuses a value that is not a crypt hash
+                        value = f"$6$R{round_}salt${value.replace('-', '.')}{'x' * 60}"
                     lines[index] = f"{key}: '{value}'\n"
                     values.append(value)
         path.write_text("".join(lines))
@@ -141,6 +144,13 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     for channel in (noop.out, noop.err, as_json.out, as_json.err, real.out, real.err, notes,
                     *(e.out + e.err for e in explain)):
         assert hits(channel, secrets) == []
+    # the root hash is in each container's shadow, and never in the state dir: no record or
+    # kept version holds it (renderer.apply keeps no copy of shadow)
+    hashes = [v for v in (*old, *new) if v.startswith("$6$")]
+    assert len(hashes) == 2 and hashes[1] in (tree.machines / "keystone/etc/shadow").read_text()
+    state = b"".join(p.read_bytes() for p in tree.state.rglob("*") if p.is_file())
+    assert [h for h in hashes if h.encode() in state] == []
+    assert re.search(r"^# password of root changed \(not shown\)$", real.out, re.M)
 
 
 # --- each rule, on a small synthetic service --------------------------------------------------

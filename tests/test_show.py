@@ -9,6 +9,7 @@ its commands the calls the run made.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO, Tree, render
-from test_golden import actual_files
+from test_golden import LINK_SUFFIX, actual_files
 
 from renderer.services import list_services
 
@@ -56,6 +57,19 @@ def on_disk(tree: Tree, entry: dict[str, Any]) -> Path:
     return root / dest.lstrip("/")
 
 
+EDITS = ("link", "line", "password")
+
+
+def edited(path: Path, kind: str, argument: str) -> bool:
+    """What a link, line or password entry shown with ``argument`` left at ``path``."""
+    if kind == "link":
+        return os.readlink(path) == argument
+    lines = path.read_text().splitlines()
+    if kind == "line":
+        return argument.rstrip("\n") in lines
+    return f"root:{argument.strip()}" in [":".join(line.split(":")[:2]) for line in lines]
+
+
 def test_show_json_is_what_a_real_run_writes_and_issues(tree: Tree, systemctl):
     fake = systemctl()
     real = render(*fake.options, "--all", *tree.options())
@@ -69,6 +83,11 @@ def test_show_json_is_what_a_real_run_writes_and_issues(tree: Tree, systemctl):
         assert doc["service"] == service and doc["files"]
         for entry in doc["files"]:
             path = on_disk(tree, entry)
+            if entry["template"] in EDITS:  # the edit's argument; owner and mode are kept
+                shown_paths.add(str(path.relative_to(tree.base)) + (
+                    LINK_SUFFIX if entry["template"] == "link" else ""))
+                assert edited(path, entry["template"], entry["content"]), entry["path"]
+                continue
             shown_paths.add(str(path.relative_to(tree.base)))
             assert path.read_bytes() == entry["content"].encode(), entry["path"]
             info = path.stat()

@@ -32,6 +32,7 @@ from renderer.services.model import (
     ActionKind,
     Entry,
     FileSpec,
+    Kind,
     Ref,
     Restart,
     Root,
@@ -41,7 +42,7 @@ from renderer.services.model import (
 
 __all__ = [
     "DAEMON_RELOAD_UNIT", "DEFINITION", "SHARED_DIR", "VALIDATORS", "Action", "ActionKind",
-    "Entry", "FileSpec", "Lookup", "Ref", "Restart", "Root", "Service", "ServiceDef", "bind",
-    "Templates", "list_services", "load_service", "resolve_machine", "search_path", "service_dir",
-    "shared_dirs",
+    "Entry", "FileSpec", "Kind", "Lookup", "Ref", "Restart", "Root", "Service", "ServiceDef",
+    "bind", "Templates", "list_services", "load_service", "resolve_machine", "search_path",
+    "service_dir", "shared_dirs",
 ]

@@ -77,6 +77,9 @@ def _spec(entry: Entry, machine: str, service_machine: str, item: str | None,
         value=value,
         source=entry.source,
         rollback_on_failure=entry.rollback_on_failure,
+        kind=entry.kind,
+        argument=entry.argument,
+        account=entry.account,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from renderer.bounds import MAX_ID
 from renderer.errors import ServiceError
 from renderer.names import is_name
-from renderer.services.model import ActionKind, Ref, Restart, Root
+from renderer.services.model import ActionKind, Kind, Ref, Restart, Root
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]+\Z")
@@ -175,3 +175,49 @@ def _unit(unit: str, each: bool, where: Where) -> str:
     if not _UNIT.match(unit.replace("{item}", "i")):
         raise where.fail(f"invalid unit name {unit!r}")
     return unit
+
+
+_EDITS = {"link": Kind.LINK, "line": Kind.LINE, "password": Kind.PASSWORD}
+_EDIT_COMMON = {"dest", "root", "restart", "machine", "rollback_on_failure"}
+_EDIT_MORE = {Kind.LINK: {"create_dirs"}, Kind.LINE: {"follow_symlink"},
+              Kind.PASSWORD: {"account", "follow_symlink"}}
+_ACCOUNT = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
+
+
+def edit(raw: dict[str, Any], where: Where) -> tuple[Kind, str, str] | None:
+    """``link: TARGET``, ``line: TEXT`` or ``password: {lookup: KEY}`` (with ``account:``,
+    default root): (kind, argument, account), or None for a whole file (``template:``). An edit
+    keeps the owner and mode of what is there, so it takes none of a template's keys."""
+    names = [name for name in _EDITS if name in raw]
+    if not names:
+        return None
+    if len(names) > 1 or "template" in raw:
+        given = sorted({*names, *(["template"] if "template" in raw else [])})
+        raise where.fail(f"an entry has one of template, link, line or password, not "
+                         f"{', '.join(given)}")
+    kind = _EDITS[names[0]]
+    extra = set(raw) - _EDIT_COMMON - _EDIT_MORE[kind] - {names[0]}
+    if extra:
+        raise where.fail(f"key(s) not allowed in a {names[0]} entry (it keeps the owner and "
+                         f"mode of what is there): {', '.join(sorted(map(str, extra)))}")
+    value = raw[names[0]]
+    account = raw.get("account", "root")
+    if not isinstance(account, str) or not _ACCOUNT.match(account):
+        raise where.fail(f"account must be a user name, not {account!r}")
+    return kind, _argument(kind, value, where), account
+
+
+def _argument(kind: Kind, value: Any, where: Where) -> str:
+    if kind is Kind.PASSWORD:
+        if not isinstance(value, dict) or set(value) != {"lookup"} \
+                or not isinstance(value["lookup"], str) or not value["lookup"]:
+            raise where.fail(f"password must be {{lookup: KEY}} (a crypt hash in hieradata), "
+                             f"not {value!r}")
+        return str(value["lookup"])
+    if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
+        raise where.fail(f"{kind.value} must be one line of text, not {value!r}")
+    if kind is Kind.LINK and (not value.startswith("/") or ".." in value.split("/")
+                              or len(value.encode()) >= 4096):
+        raise where.fail(f"link must be an absolute path inside the root without '..', "
+                         f"not {value!r}")
+    return value

@@ -29,7 +29,7 @@ from renderer.bounds import read_regular
 from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
-from renderer.services.model import DEFINITION, SHARED_DIR, Entry, ServiceDef
+from renderer.services.model import DEFINITION, SHARED_DIR, Entry, Kind, ServiceDef
 from renderer.yamlimport import yaml
 from renderer.yamlload import Loader, decode, parse_document
 
@@ -239,12 +239,16 @@ class _Reader:
             doc = _parse(Where(path, self.name))
             fields.unknown(doc.data, _SHARED_KEYS, doc.at(doc.data))
             self.included[name] = self.entries(doc, _files(doc), nested=True)
-            if self.run is not None and all(self._shared_file(e.template) is not None
-                                            for e in self.included[name]):
+            if self.run is not None and all(
+                    e.kind is not Kind.FILE or self._shared_file(e.template) is not None
+                    for e in self.included[name]):
                 self.run[name] = self.included[name]  # found without this service's folder
         return self.included[name]
 
     def entry(self, raw: dict[str, Any], where: Where) -> Entry:
+        edit = fields.edit(raw, where)
+        if edit is not None:
+            return self.edit(raw, where, *edit)
         fields.unknown(raw, _FILE_KEYS, where)
         template = self.template(raw.get("template"), where)
         root = fields.root(raw.get("root", "container"), where)
@@ -272,6 +276,24 @@ class _Reader:
             rollback_on_failure=fields.optional_flag(raw.get("rollback_on_failure"),
                                                      "rollback_on_failure", where),
         )
+
+    def edit(self, raw: dict[str, Any], where: Where, kind: Kind, argument: str,
+             account: str) -> Entry:
+        """A link, line or password entry (renderer.edits): no template, owner or mode."""
+        return Entry(
+            template="", dest=fields.dest(raw.get("dest"), False, where),
+            root=fields.root(raw.get("root", "container"), where),
+            owner=None, group=None, mode=None,
+            restart=fields.restarts(raw.get("restart", "none"), False, where),
+            machine=fields.machine(raw["machine"], where) if "machine" in raw else None,
+            create_dirs=fields.flag(raw.get("create_dirs", False), "create_dirs", where),
+            secret=kind is Kind.PASSWORD, validate="none", oslo_namespaces=None,
+            follow_symlink=fields.flag(raw.get("follow_symlink", False), "follow_symlink",
+                                       where),
+            source=where.path, line=where.line,
+            rollback_on_failure=fields.optional_flag(raw.get("rollback_on_failure"),
+                                                     "rollback_on_failure", where),
+            kind=kind, argument=argument, account=account)
 
     def template(self, value: Any, where: Where) -> str:
         """A service's templates are found in its folder, then in _lib (included entries too)."""

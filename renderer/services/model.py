@@ -29,6 +29,17 @@ class Root(Enum):
     HOST = "host"
 
 
+class Kind(Enum):
+    """What a destination is. Whole files are rendered from a template; the others are edits of
+    what the container owns (renderer.edits): the desired bytes are the current ones plus the
+    edit, so the same observe, plan, stage and commit apply to all four."""
+
+    FILE = "file"          # the whole file, from ``template``
+    LINK = "link"          # a symlink whose target is ``argument`` (a unit enabled at boot)
+    LINE = "line"          # a line ``argument`` present in a file render does not own
+    PASSWORD = "password"  # an account's hash in /etc/shadow, from the hiera key ``argument``
+
+
 class ActionKind(Enum):
     """What a changed file asks for; each kind is one systemctl call (see ``Action``)."""
 
@@ -147,6 +158,14 @@ class FileSpec(NamedTuple):
     rollback_on_failure: bool | None = None  # as written; None: the rule of ``rollback``
     # options secret whatever their name (``option`` or ``section.option``, lower case)
     secret_options: tuple[str, ...] = ()
+    kind: Kind = Kind.FILE
+    argument: str = ""   # link: its target; line: the line; password: the hiera key
+    account: str = "root"  # password: whose shadow entry
+
+    @property
+    def edit(self) -> bool:
+        """A destination made from what is there (link, line, password), not from a template."""
+        return self.kind is not Kind.FILE
 
     @property
     def confines(self) -> bool:
@@ -191,6 +210,9 @@ class Entry(NamedTuple):
     each: Ref | None = None
     rollback_on_failure: bool | None = None  # None: FileSpec.rollback decides
     secret_options: tuple[str, ...] = ()
+    kind: Kind = Kind.FILE
+    argument: str = ""     # as in FileSpec
+    account: str = "root"
 
     @property
     def needs_data(self) -> bool:

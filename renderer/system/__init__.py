@@ -70,6 +70,10 @@ class System(Protocol):
                   follow: bool = False) -> Actual | None:
         """The destination as it is, or None; raises MissingDirectoryError, UnsafePathError."""
 
+    def read_link(self, root: Path, dest: PurePosixPath) -> Actual | None:
+        """A symlink destination (target as bytes), or None; raises UnsafePathError for
+        anything else in its place. Never follows it."""
+
     def ids(self, root: Path, kind: str) -> dict[str, int]:
         """Name -> id from the root's own etc/passwd or etc/group."""
 
@@ -84,8 +88,10 @@ class System(Protocol):
         """Mutation: remove the temp files a killed run left in the state dir; their names."""
 
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
-        """Mutation: write a temp file next to the target, owned, moded and fsynced."""
+              mode: int, create_dirs: bool = False, follow: bool = False,
+              link: bool = False) -> Staged:
+        """Mutation: write a temp file next to the target, owned, moded and fsynced (``link``:
+        a symlink to ``data``, owned)."""
 
     def commit(self, staged: Staged) -> str:
         """Mutation: rename the temp file into place; returns a note ('' or how it was done)."""
@@ -93,8 +99,9 @@ class System(Protocol):
     def discard(self, staged: Staged) -> None:
         """Mutation: drop a staged temp file."""
 
-    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
-        """Mutation: remove a regular file render created (rolling back)."""
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False,
+                    link: bool = False) -> None:
+        """Mutation: remove a regular file (``link``: a symlink) render created (rolling back)."""
 
     def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
         """Mutation: run ``<systemctl> args``; exit status and the last line of output."""

@@ -36,6 +36,9 @@ class DryRunSystem:
                   follow: bool = False) -> Actual | None:
         return self.wrapped.read_file(root, dest, follow)
 
+    def read_link(self, root: Path, dest: PurePosixPath) -> Actual | None:
+        return self.wrapped.read_link(root, dest)
+
     def ids(self, root: Path, kind: str) -> dict[str, int]:
         return self.wrapped.ids(root, kind)
 
@@ -65,8 +68,10 @@ class DryRunSystem:
         return []
 
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
-        self.recorded.append(f"write {root}{dest} {uid}:{gid} {mode:04o}")
+              mode: int, create_dirs: bool = False, follow: bool = False,
+              link: bool = False) -> Staged:
+        self.recorded.append(f"link {root}{dest} -> {data.decode(errors='replace')} {uid}:{gid}"
+                             if link else f"write {root}{dest} {uid}:{gid} {mode:04o}")
         return Staged(f"{root}{dest}", -1, dest.name, None, data, (uid, gid, mode))
 
     def commit(self, staged: Staged) -> str:
@@ -75,7 +80,8 @@ class DryRunSystem:
     def discard(self, staged: Staged) -> None:
         pass
 
-    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False,
+                    link: bool = False) -> None:
         self.recorded.append(f"remove {root}{dest}")
 
     def systemctl(self, args: list[str], timeout: float = 120) -> tuple[int, str]:

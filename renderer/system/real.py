@@ -31,7 +31,7 @@ from renderer.bounds import MAX_FILE, read_bounded
 from renderer.confine import oserror as _oserror
 from renderer.errors import ApplyError, MissingDirectoryError, MissingRootError, UnsafePathError
 from renderer.lock import acquire, release
-from renderer.system import TEMP_PREFIX, UID_RANGE, Actual, Staged
+from renderer.system import TEMP_PREFIX, UID_RANGE, Actual, Staged, links, outside
 from renderer.system.checks import parse_ids, refuse_special, shift, unshift
 from renderer.system.statedir import Directory, StateDir
 
@@ -140,6 +140,21 @@ class RealSystem:
         finally:
             os.close(dirfd)
 
+    def read_link(self, root: Path, dest: PurePosixPath) -> Actual | None:
+        """A symlink destination: its target as bytes, its owner in the root's terms."""
+        display = f"{root}{dest}"
+        dirfd, name = self.open_parent(root, dest)
+        try:
+            actual = links.read_at(dirfd, name, display)
+        except OSError as exc:
+            raise _oserror(exc, "cannot read link", display) from exc
+        finally:
+            os.close(dirfd)
+        base = self.uid_base(root)
+        if actual is None or not base:
+            return actual
+        return actual._replace(uid=unshift(actual.uid, base), gid=unshift(actual.gid, base))
+
     def read_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> Actual | None:
         """The destination's bytes and metadata; None when it does not exist yet.
 
@@ -199,8 +214,10 @@ class RealSystem:
     # --- writing ------------------------------------------------------------------------------
 
     def stage(self, root: Path, dest: PurePosixPath, data: bytes, uid: int, gid: int,
-              mode: int, create_dirs: bool = False, follow: bool = False) -> Staged:
-        """Write ``data`` to a temp file next to the target: owned, moded, fsynced.
+              mode: int, create_dirs: bool = False, follow: bool = False,
+              link: bool = False) -> Staged:
+        """Write ``data`` to a temp file next to the target: owned, moded, fsynced (``link``:
+        a symlink to ``data`` under the temp name, owned; renderer.system.links).
 
         ``uid``/``gid`` are in the root's terms and shifted here for a private-users container.
         """
@@ -210,6 +227,10 @@ class RealSystem:
         dirfd, name = self.open_parent(root, dest, create=create_dirs, follow=follow)
         temp = f"{TEMP_PREFIX}{name}.{os.urandom(4).hex()}"
         try:
+            if link:
+                links.check_target(dirfd, name, display)
+                links.make(dirfd, temp, data, owner[0], owner[1])
+                return Staged(display, dirfd, name, temp, data, owner=owner)
             self._check_target(dirfd, name, display)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=dirfd)
@@ -319,32 +340,11 @@ class RealSystem:
         return self.systemctl(args, timeout)
 
     def probe(self, argv: list[str], timeout: float) -> tuple[int, str]:
-        """Run a readiness probe (renderer.rolling); its output is kept to 4 KiB."""
-        import subprocess
-
         manifest.taint("probe")
-        try:
-            done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {timeout:.0f} s"
-        except OSError as exc:
-            return 127, f"{argv[0]}: {exc.strerror or exc}"
-        output = (done.stdout + done.stderr)[:4096].decode("utf-8", "replace")
-        return done.returncode, output
+        return outside.probe(argv, timeout)
 
     def coordinate(self, url: str, body: bytes, timeout: float) -> bytes:
-        """POST JSON to the coordinator; an HTTP error is an OSError with etcd's message."""
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-                return bytes(answer.read(1 << 20))
-        except urllib.error.HTTPError as exc:
-            raise OSError(f"HTTP {exc.code}: {exc.read(500).decode('utf-8', 'replace')}"
-                          ) from None
+        return outside.post_json(url, body, timeout)
 
     def state_path(self, name: str) -> Path:
         return self.state_dir / name
@@ -362,12 +362,15 @@ class RealSystem:
     def remove_state_temps(self) -> list[str]:
         return self.state.remove_temps()
 
-    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> None:
-        """Remove a regular file render created (rolling back); never a link or a directory."""
+    def remove_file(self, root: Path, dest: PurePosixPath, follow: bool = False,
+                    link: bool = False) -> None:
+        """Remove a regular file render created (rolling back); never a directory, and a
+        symlink only when it is one render made (``link``)."""
         display = f"{root}{dest}"
         dirfd, name = self.open_parent(root, dest, follow=follow)
         try:
-            if self._read_at(dirfd, name, display) is not None:
+            read = links.read_at if link else self._read_at
+            if read(dirfd, name, display) is not None:
                 os.unlink(name, dir_fd=dirfd)
                 os.fsync(dirfd)
         except OSError as exc:
