@@ -23,8 +23,8 @@ TEST_DEBS += puppet-module-keystone
 # with hiera-eyaml; gnupg for ENC[GPG,...]; Debian's asn1crypto and cryptography for the package
 TEST_DEBS += hiera-eyaml gnupg python3-asn1crypto python3-cryptography
 # Ceph clients and compute (tests/test_catalog_ceph.py): ceph-conf and ceph-authtool read ceph.conf
-# and the keyrings; libvirtd (its QEMU driver too) reads libvirtd.conf and qemu.conf
-TEST_DEBS += ceph-common libvirt-daemon libvirt-daemon-driver-qemu
+# and the keyrings; libvirtd (its QEMU driver too) reads libvirtd.conf, qemu.conf and the secrets (virsh)
+TEST_DEBS += ceph-common libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by

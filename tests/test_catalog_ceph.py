@@ -13,6 +13,7 @@ mount and network namespaces (a tmpfs over ``/var/log`` takes its log file), for
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 from pathlib import Path
 
@@ -136,22 +137,33 @@ def test_compute_container_shares_the_hosts_network_cgroups_and_state(catalog: T
     assert not (catalog.machines / "nova-compute/etc/systemd/network").exists()
 
 
-def libvirtd(libvirtd_conf: Path, qemu_conf: Path) -> tuple[int, str]:
-    """libvirtd reads both files and exits after a second idle; (exit code, stderr + log).
-    Its home, config, runtime and log directories are on a tmpfs over /var/log in its own
-    mount namespace (``nobody`` cannot reach a pytest directory; the machine sees nothing)."""
+def libvirtd(libvirtd_conf: Path, qemu_conf: Path, secrets: Path | None = None,
+             virsh: tuple[str, ...] = ()) -> tuple[int, str]:
+    """libvirtd reads both files (and the ``secrets`` directory) and exits after a second idle,
+    or, given ``virsh`` commands, answers them first; (exit code, output + log). Its home,
+    config, runtime and log directories are on a tmpfs over /var/log in its own mount namespace
+    (``nobody`` cannot reach a pytest directory; the machine sees nothing)."""
     t = "/var/log/render-test"
     env = {"HOME": f"{t}/home", "XDG_CONFIG_HOME": f"{t}/config", "XDG_RUNTIME_DIR": f"{t}/run",
            "XDG_CACHE_HOME": f"{t}/cache", "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent",
            "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent", "PATH": "/usr/sbin:/usr/bin",
-           "LIBVIRTD_CONF": str(libvirtd_conf), "QEMU_CONF": str(qemu_conf)}
+           "LIBVIRTD_CONF": str(libvirtd_conf), "QEMU_CONF": str(qemu_conf),
+           "SECRETS": str(secrets or "")}
+    daemon = f"libvirtd --config {t}/libvirtd.conf"
+    if virsh:  # in the background; the commands once its socket is there
+        calls = "; ".join(f"virsh -c qemu:///session {command}" for command in virsh)
+        daemon = (f"{daemon} --timeout 30 & pid=$!; for i in $(seq 50); do "
+                  f"[ -S {t}/run/libvirt/libvirt-sock ] && break; sleep 0.2; done; {calls}; "
+                  "code=$?; kill $pid; wait $pid; exit $code")
+    else:
+        daemon = f"timeout 60 {daemon} --timeout 1"
     inner = (f"mount -t tmpfs tmpfs /var/log && mkdir -p /var/log/libvirt {t}/home "
              f"{t}/config/libvirt {t}/run {t}/cache && cp \"$LIBVIRTD_CONF\" {t}/libvirtd.conf && "
              f"cp \"$QEMU_CONF\" {t}/config/libvirt/qemu.conf && "
+             f"{{ [ -z \"$SECRETS\" ] || cp -r \"$SECRETS\" {t}/config/libvirt/secrets; }} && "
              f"chown -R {NOBODY}:{NOBODY} /var/log/libvirt {t} && "
-             f"setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
-             f"timeout 60 libvirtd --config {t}/libvirtd.conf --timeout 1; code=$?; "
-             "cat /var/log/libvirt/* 2>/dev/null; exit $code")
+             f"setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups sh -c '{daemon}'; "
+             "code=$?; cat /var/log/libvirt/* 2>/dev/null; exit $code")
     done = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private",
                            "sh", "-c", inner], capture_output=True, text=True, env=env,
                           timeout=120)
@@ -174,6 +186,21 @@ def test_libvirtd_reads_libvirtd_conf_and_qemu_conf(catalog: Tree, tmp_path: Pat
     bad_daemon.write_text('listen_tls = "no"\n' + (etc / "libvirtd.conf").read_text())
     code, log = libvirtd(bad_daemon, etc / "qemu.conf")
     assert code != 0 and "expected a bool for 'listen_tls' parameter" in log, log
+
+
+@pytest.mark.slow
+def test_libvirtd_loads_the_libvirt_secrets_with_the_cephx_keys(catalog: Tree):
+    etc = catalog.machines / "nova-compute/etc/libvirt"
+    uuids = common()["ceph::libvirt_secrets"]
+    keys = credentials()
+    code, out = libvirtd(etc / "libvirtd.conf", etc / "qemu.conf", etc / "secrets",
+                         ("secret-list", *(f"secret-get-value {uuid}" for uuid in uuids.values())))
+    assert code == 0, out
+    for client, uuid in uuids.items():
+        assert re.search(rf"^ {uuid} +ceph client\.{client} secret$", out, re.M), out
+        assert f"\n{keys[f'{client}::ceph::secret']}\n" in out, out
+    for path in (etc / "secrets").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_uid == 0
 
 
 def test_render_refuses_a_libvirt_value_it_cannot_write(tmp_path: Path):
