@@ -22,15 +22,23 @@ TEST_DEBS += puppet-module-keystone
 # eyaml (tests/test_eyaml.py, test_hiera_trees.py): the real eyaml command makes the tokens and puppet lookup reads them
 # with hiera-eyaml; gnupg for ENC[GPG,...]; Debian's asn1crypto and cryptography for the package
 TEST_DEBS += hiera-eyaml gnupg python3-asn1crypto python3-cryptography
+# swift (tests/test_catalog_newsvc.py): Debian's swift 2.30 loads the rendered swift.conf and
+# paste-deploy server files with its own loader; the proxy pipeline's authtoken filter imports
+# keystonemiddleware
+TEST_DEBS += python3-swift python3-keystonemiddleware
+# preview: tests/test_preview.py makes real git repositories; render preview reads them with git archive
+TEST_DEBS += git
 # Ceph clients and compute (tests/test_catalog_ceph.py): ceph-conf and ceph-authtool read ceph.conf
 # and the keyrings; libvirtd (its QEMU driver too) reads libvirtd.conf, qemu.conf and the secrets (virsh)
 TEST_DEBS += ceph-common libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by
-# importing every backup driver, so the GCS one needs its extra.
+# importing every backup driver, so the GCS one needs its extra. murano is retired upstream: its
+# last release, 16.0.0, still installs and loads with these pins.
 OSLO_VENV     := .venv-oslo
-OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat
+OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat \
+                 ironic murano==16.0.0
 DEMO    := --hieradata hieradata --templates service_templates \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com

@@ -21,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "contrib")]
+import preview_site  # noqa: E402
 import puppet_keystone  # noqa: E402
 import synth_host  # noqa: E402
 from demo_machines import provision  # noqa: E402
@@ -34,6 +35,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 BIG_RUNS = int(os.environ.get("BENCH_BIG_RUNS", "3"))
 RESTART_UNITS = 10
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "200,1000").split(","))
+PREVIEW_NODES = int(os.environ.get("BENCH_PREVIEW_NODES", "1000"))
 RENDER = str(Path(sys.executable).with_name("render"))
 KEYSTONE_CONF = "machines/keystone/etc/keystone/keystone.conf"
 
@@ -123,6 +125,10 @@ def main() -> None:
                                         *swap_state(host_options, state)],
                         rounds=rounds, prepare=fresh(state)),
             ]
+        log(f"building a git repository of the sample and {PREVIEW_NODES:,} factsets")
+        measures.append(Measure("preview", [
+            RENDER, "preview", "-j", "2", "--no-diff",
+            *preview_site.build(base / "preview", PREVIEW_NODES)], (2,), rounds=BIG_RUNS))
         for key, minimal in (("puppet", False), ("puppetmin", True)):
             why = puppet_keystone.missing()
             if why is None:
@@ -162,7 +168,7 @@ def main() -> None:
 TARGETS = {"f1": "<= 2x", "f2": "<= 8x", "f3": "<= 3x", f"sync{SIZES[-1]}": "<= 0.5 s at 1,000",
            f"full{SIZES[-1]}": "<= 3 s at 1,000, linear", "puppet": ">= 100x faster",
            "puppetmin": ">= 100x faster",
-           "restart": "about one health wait in all"}
+           "restart": "about one health wait in all", "preview": "< 2 min on 2 cores"}
 LABELS = {
     "fresh": "render --noop --diff keystone (fresh tree, cold state)",
     "f1": "1. render --noop keystone, in sync",
@@ -176,6 +182,7 @@ LABELS = {
     "puppet": "6. puppet-keystone no-change puppet apply",
     "puppetmin": "6. the same, module path: keystone_config's modules only",
     "restart": f"7. a change restarting {RESTART_UNITS} containers",
+    "preview": f"8. render preview -j 2, {PREVIEW_NODES:,} nodes x 13 services, 2 revisions",
 }
 
 
@@ -190,6 +197,8 @@ def report(base_ms: float, by: dict[str, Measure], notes: dict[str, str],
             notes[key] = (f"render in sync {by[key].median / by['f1'].median:.0f}x, full "
                           f"{by[key].median / by['f2'].median:.0f}x faster; "
                           + notes.get(key, ""))
+    if "preview" in by:
+        notes["preview"] = f"{by['preview'].median / PREVIEW_NODES:.1f} ms/node"
     if "restart" in by:
         total = by["restart"].median
         notes["restart"] = (f"{total / RESTART_UNITS:.0f} ms/unit; "

@@ -1,4 +1,5 @@
-"""The argument parsers of ``render`` (run, ``lookup``, ``show``, ``bundle``), for the generators.
+"""The argument parsers of ``render`` (run, ``lookup``, ``show``, ``bundle``, ``preview``), for the
+generators.
 
 contrib/manpage.py and contrib/completion.py read the options from here at package build time,
 so the man page and the completion list what ``--help`` lists, an option added by any branch
@@ -16,7 +17,7 @@ from typing import NamedTuple
 for _name in [name for name in os.environ if name.startswith("RENDER_")]:
     del os.environ[_name]
 
-from renderer import bundle_command, cli, lookup, show  # noqa: E402
+from renderer import bundle_command, cli, lookup, preview, show  # noqa: E402
 
 
 class Command(NamedTuple):
@@ -32,6 +33,8 @@ def commands() -> tuple[Command, ...]:
         Command("show", show.build_parser(), "[\\fIOPTION\\fR]... \\fISERVICE\\fR"),
         Command("bundle", bundle_command.build_parser(),
                 "[\\fIOPTION\\fR]... {\\fISERVICE\\fR... | \\fB--all\\fR}"),
+        Command("preview", preview.build_parser(),
+                "\\fB--from\\fR \\fIREF\\fR \\fB--nodes\\fR \\fIPATH\\fR [\\fIOPTION\\fR]..."),
     )
 
 

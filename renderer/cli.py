@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render OpenStack service configuration from Hiera 5 data into "
                     "systemd-nspawn containers; show the diff, write atomically, restart what "
                     "changed. `render lookup KEY` looks hieradata up as `puppet lookup` does; "
-                    "`render show SERVICE` shows one service whole without writing anything.",
+                    "`render show SERVICE` shows one service whole without writing anything; "
+                    "`render preview --from REF --nodes PATH` what a change does on every node.",
         epilog="exit codes (as puppet --detailed-exitcodes): 0 nothing to do, 2 changes made "
                "(or pending with --noop), 4 failures, 6 changes and failures, 64 usage error, "
                "70 a bug in render.")
@@ -325,6 +326,10 @@ def _main(argv: list[str]) -> int:
         from renderer.bundle_command import main as bundle_main
 
         return bundle_main(argv, err=_error_stream())
+    if command == "preview":
+        from renderer.preview import main as preview_main
+
+        return preview_main(argv, err=_error_stream())
     from renderer.config import parse_args
 
     args = parse_args(parser, argv)

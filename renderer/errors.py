@@ -219,3 +219,9 @@ class RestartError(ApplyError):
 
 class LockError(ApplyError):
     """Another render run holds the lock."""
+
+
+# --- render preview --------------------------------------------------------------------------
+
+class PreviewError(RenderError):
+    """A revision git cannot give, or node facts that cannot be read: the preview fails (4)."""

@@ -14,7 +14,8 @@ raw newline in the report would forge a line in the Puppet log.
 import re
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*\Z")  # use with .match: anchored at the start
-SUBCOMMANDS = ("lookup", "show", "bundle")  # ``render lookup ...``: no service can be named so
+# ``render lookup ...``: no service can be named so
+SUBCOMMANDS = ("lookup", "show", "bundle", "preview")
 
 
 def is_name(value: object) -> bool:

@@ -9,7 +9,8 @@ scope variable). Each service runs inside one ``try``: a RenderError, or any une
 exception, fails that service and no other.
 
 The same code runs for ``--noop``: the CLI hands a DryRunSystem, which reads what a real run
-reads and records what it would change.
+reads and records what it would change. The steps up to ``validate`` are ``Desire``, which
+needs no System: ``render preview`` drives it once per node and revision (renderer.preview).
 """
 
 from __future__ import annotations
@@ -73,73 +74,45 @@ class Settings(NamedTuple):
     environment: str = "production"   # $environment
 
 
-class Runner:
-    """Plans and applies one run; ``masker`` is what the report masks with afterwards."""
+class Desire:
+    """The source-state steps, load -> bind -> render -> override -> validate: a service's
+    desired files from data and templates alone, no root, state or System read. A Runner adds
+    the System; ``render preview`` drives one per revision, setting ``scope`` per node. The
+    caller sets ``scope`` and ``renderer`` before the first ``desire``."""
 
-    def __init__(self, settings: Settings, system: System) -> None:
+    scope: Scope
+    renderer: Renderer
+
+    def __init__(self, settings: Settings, masker: Masker | None = None) -> None:
         self.settings = settings
-        self.system = system
-        self.roots = settings.roots
-        self.masker = Masker(b"")
+        self.masker = masker or Masker(b"")
         self._hiera: Hiera | RenderError | None = None
         self._options: OptionData | None = None
         self._included: dict[str, tuple[Entry, ...]] = {}  # renderer.services.load_service
+        self._definitions: dict[str, ServiceDef] = {}  # a preview binds them once per node
 
-    def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
-            listener: Listener | None = None, before: Callable[[], None] | None = None
-            ) -> list[ServiceResult]:
-        """``after``: called with the results before the lock is released (the monitoring
-        outputs: a --noop that checked before a real run cannot overwrite that run's fact);
-        ``listener``: told of each service and restart as it is done (the live report);
-        ``before``: right after the lock is taken (the fast path's manifest is dropped)."""
-        s = self.settings
-        self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
-        try:
-            if before is not None:
-                before()
-            key = host_key(self.system, create=not s.noop, source=s.key_source)
-            self.masker = Masker(key)
-            self.scope = build_scope(s.node, s.facts, list(s.variables),
-                                     s.environment, s.extensions)
-            self.renderer = Renderer(s.templates, bytecode_cache(
-                self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
-            names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
-            plans = [self.plan_one(name) for name in names]
-            notes = self.sweep(plans)
-            self.system.remove_state_temps()
-            results = apply(plans, self.system, self.roots,
-                            Options(s.restart and not s.noop, s.health_timeout, s.keep,
-                                    s.health_settle), listener, notes)
-            if after is not None:
-                after(results)
-            return results
-        finally:
-            self.system.unlock()
-
-    def plan_one(self, name: str) -> ServicePlan:
-        """One service from its definition to its plan; any failure fails it alone."""
-        try:
+    def desire(self, name: str) -> tuple[Service, list[Rendered]]:
+        """One service's desired files, validated; a RenderError fails it (the caller's
+        ``try``)."""
+        definition = self._definitions.get(name)
+        if definition is None:
             definition = load_service(self.settings.templates, name, self._included)
-            service, scope = self.bind(definition)
-            state = load(self.system, service.name)
-            if self.settings.rollback:
-                return migrated(rollback_plan(service, self.roots, self.system, state),
-                                self.roots)
-            secrets: set[str] = set()
-            rendered = self.render(service, scope, secrets)
-            rendered = self.override(service, rendered, scope, secrets)
-            self.masker.add(secrets)
-            self.learn_decrypted()
-            validate(rendered, self.masker)
-            observed = self.observe(service, rendered)
-            return self.plan(service, rendered, observed, state)
-        except RenderError as exc:
-            self.learn_decrypted()  # an error may quote a value that came from an eyaml token
-            return failed(name, exc)
-        except Exception as exc:  # noqa: BLE001 - a bug in render fails its service only
-            return failed(name, InternalError.from_exception(exc))
+            self._definitions[name] = definition
+        service, scope = self.bind(definition)
+        secrets: set[str] = set()
+        rendered = self.render(service, scope, secrets)
+        rendered = self.override(service, rendered, scope, secrets)
+        self.masker.add(secrets)
+        self.learn_decrypted()
+        validate(rendered, self.masker)
+        return service, rendered
 
     # --- the steps ------------------------------------------------------------------------------
+
+    def forget_scopes(self) -> None:
+        """Drop what Hiera resolved for the scopes seen so far (a preview: node after node)."""
+        if isinstance(self._hiera, Hiera):
+            self._hiera._states.clear()
 
     def learn_decrypted(self) -> None:
         """Every eyaml plaintext is a secret, with or without ``convert_to: Sensitive``."""
@@ -188,6 +161,64 @@ class Runner:
         if self._options is None:
             self._options = OptionData(self.settings.templates)
         return apply_overrides(service, rendered, self.hiera(), scope, self._options, secrets)
+
+
+class Runner(Desire):
+    """Plans and applies one run; ``masker`` is what the report masks with afterwards."""
+
+    def __init__(self, settings: Settings, system: System) -> None:
+        super().__init__(settings)
+        self.system = system
+        self.roots = settings.roots
+
+    def run(self, after: Callable[[list[ServiceResult]], None] | None = None,
+            listener: Listener | None = None, before: Callable[[], None] | None = None
+            ) -> list[ServiceResult]:
+        """``after``: called with the results before the lock is released (the monitoring
+        outputs: a --noop that checked before a real run cannot overwrite that run's fact);
+        ``listener``: told of each service and restart as it is done (the live report);
+        ``before``: right after the lock is taken (the fast path's manifest is dropped)."""
+        s = self.settings
+        self.system.lock(s.lock_timeout, exclusive=not s.noop)  # plan, writes, restarts as one
+        try:
+            if before is not None:
+                before()
+            key = host_key(self.system, create=not s.noop, source=s.key_source)
+            self.masker = Masker(key)
+            self.scope = build_scope(s.node, s.facts, list(s.variables),
+                                     s.environment, s.extensions)
+            self.renderer = Renderer(s.templates, bytecode_cache(
+                self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
+            names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
+            plans = [self.plan_one(name) for name in names]
+            notes = self.sweep(plans)
+            self.system.remove_state_temps()
+            results = apply(plans, self.system, self.roots,
+                            Options(s.restart and not s.noop, s.health_timeout, s.keep,
+                                    s.health_settle), listener, notes)
+            if after is not None:
+                after(results)
+            return results
+        finally:
+            self.system.unlock()
+
+    def plan_one(self, name: str) -> ServicePlan:
+        """One service from its definition to its plan; any failure fails it alone."""
+        try:
+            if self.settings.rollback:
+                service, _ = self.bind(load_service(self.settings.templates, name,
+                                                    self._included))
+                return migrated(rollback_plan(service, self.roots, self.system,
+                                              load(self.system, service.name)), self.roots)
+            service, rendered = self.desire(name)
+            state = load(self.system, service.name)
+            observed = self.observe(service, rendered)
+            return self.plan(service, rendered, observed, state)
+        except RenderError as exc:
+            self.learn_decrypted()  # an error may quote a value that came from an eyaml token
+            return failed(name, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in render fails its service only
+            return failed(name, InternalError.from_exception(exc))
 
     def observe(self, service: Service, rendered: list[Rendered]) -> list[Observed]:
         """The actual state of every destination, with every can-it-be-written check."""

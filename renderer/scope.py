@@ -241,19 +241,8 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
                                    "external": {}}
     else:
         facts = _sanitized(load_facts_file(facts_file))
-        given = [key for key in TRUSTED_FACTS if key in facts]
-        if given and len(given) != len(TRUSTED_FACTS):
-            raise UsageError(f"{facts_file}: When overriding any of the {','.join(TRUSTED_FACTS)}"
-                             " facts with --facts, they must all be overridden.")
-        certname = facts.get("clientcert")
-        if certname is not None and type(certname) is not str:
-            raise UsageError(f"{facts_file}: the clientcert fact must be a string")
-        # Ruby's certname.split('.', 2): "" has no parts, "n1" has no domain
-        hostname, domain = (certname.split(".", 1) + [None])[:2] if certname else (None, None)
-        trusted = {"authenticated": "local", "certname": certname, "extensions": {},
-                   "hostname": hostname, "domain": domain, "external": {}}
-    top: dict[str, Any] = {key: value for key, value in PUPPET_TOP.items() if key not in facts}
-    top["environment"] = environment
+        trusted = _trusted(facts, facts_file)
+    top = _top(facts, environment)
     for item in extensions:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -274,6 +263,44 @@ def build_scope(node: str | None = None, facts_file: str | None = None,
         else:
             top[key] = value
     return Scope(facts=facts, trusted=trusted, variables=top)
+
+
+def _trusted(facts: dict[str, Any], where: str) -> dict[str, Any]:
+    """``$trusted`` as ``puppet lookup --facts`` makes it from the facts alone."""
+    given = [key for key in TRUSTED_FACTS if key in facts]
+    if given and len(given) != len(TRUSTED_FACTS):
+        raise UsageError(f"{where}: When overriding any of the {','.join(TRUSTED_FACTS)}"
+                         " facts with --facts, they must all be overridden.")
+    certname = facts.get("clientcert")
+    if certname is not None and type(certname) is not str:
+        raise UsageError(f"{where}: the clientcert fact must be a string")
+    # Ruby's certname.split('.', 2): "" has no parts, "n1" has no domain
+    hostname, domain = (certname.split(".", 1) + [None])[:2] if certname else (None, None)
+    return {"authenticated": "local", "certname": certname, "extensions": {},
+            "hostname": hostname, "domain": domain, "external": {}}
+
+
+def _top(facts: dict[str, Any], environment: str) -> dict[str, Any]:
+    top: dict[str, Any] = {key: value for key, value in PUPPET_TOP.items() if key not in facts}
+    top["environment"] = environment
+    return top
+
+
+def facts_scope(facts: dict[str, Any], where: str, environment: str = "production",
+                extensions: dict[str, Any] | None = None, certname: str | None = None
+                ) -> Scope:
+    """The scope ``build_scope`` makes from a facts file, for facts already read (``render
+    preview``'s factsets): ``where`` names them in errors; ``certname`` (a PuppetDB or
+    onceover name) stands in when the facts have no ``clientcert``."""
+    facts = _sanitized(facts)
+    if certname is not None and "clientcert" not in facts:
+        facts = {**facts, "clientcert": certname}
+        for key, value in zip(("hostname", "domain", "fqdn"),
+                              (*(certname.split(".", 1) + [""])[:2], certname)):
+            facts.setdefault(key, value)
+    trusted = _trusted(facts, where)
+    trusted["extensions"].update(extensions or {})
+    return Scope(facts=facts, trusted=trusted, variables=_top(facts, environment))
 
 
 def _json_container(text: str) -> Any:

@@ -41,9 +41,11 @@ RENDER_ENVIRONMENT = ("RENDER_HIERADATA", "RENDER_TEMPLATES", "RENDER_MACHINES_D
                       "RENDER_KEY_SOURCE", "RENDER_FACT_FILE", "RENDER_METRICS_FILE",
                       "RENDER_JOURNAL", "JOURNAL_STREAM")
 for _name in [*RENDER_ENVIRONMENT, *(n for n in os.environ if n.startswith("RENDER_")
-                                      and not n.startswith("RENDER_OSLO_"))]:
+                                      and not n.startswith("RENDER_OSLO_")
+                                      and n != "RENDER_UPDATE_GOLDEN")]:
     os.environ.pop(_name, None)  # every option reads RENDER_<OPTION> (renderer.config); the
-    # RENDER_OSLO_* knobs of tests/test_oslo.py (make oslo-data) are no option of render's
+    # RENDER_OSLO_* knobs of tests/test_oslo.py (make oslo-data) and RENDER_UPDATE_GOLDEN
+    # (make golden-update) are no option of render's
 # --journal always in a test reaches a journald the test started, never the machine's own
 os.environ["RENDER_JOURNAL_SOCKET"] = "/nonexistent/render-test/journal-socket"
 # ... and no test reads the machine's /etc/render/render.conf (an installed package's)

@@ -21,13 +21,14 @@ from renderer.services import list_services
 SERVICES = list_services(REPO / "service_templates")
 GOLDEN = REPO / "tests" / "data" / "catalog"
 MEMCACHED_USERS = {"keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
-                   "horizon"}
+                   "horizon", "ironic", "swift", "murano"}
 
 
 def test_every_service_has_a_golden():
     assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == SERVICES
     assert {"keystone", "glance", "placement", "nova", "neutron", "cinder", "heat", "horizon",
-            "memcached", "rabbitmq", "mariadb", "haproxy", "host-network"} <= set(SERVICES)
+            "memcached", "rabbitmq", "mariadb", "haproxy", "host-network", "ironic", "swift",
+            "murano"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -116,6 +117,11 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
         ("heat", "heat-api.service"),
         ("heat", "heat-engine.service"),
         ("horizon", "apache2.service"),
+        ("ironic", "ironic-api.service"),
+        ("ironic", "ironic-conductor.service"),
+        ("swift", "swift-proxy.service"),  # [filter:cache] and [filter:authtoken]
+        ("murano", "murano-api.service"),
+        ("murano", "murano-engine.service"),
     ])
     assert {m for m, _ in calls if m != "host"} | {"keystone"} == users
 

@@ -125,6 +125,14 @@ GENERATOR_NAMESPACES = {
                   "oslo.cache", "oslo.middleware", "oslo.reports", "oslo.service.service",
                   "oslo.service.periodic_task", "oslo.service.sslutils",
                   "oslo.versionedobjects", *_COMMON],
+    "ironic.conf": ["ironic", "oslo.db", "oslo.middleware.cors", "oslo.middleware.healthcheck",
+                    "oslo.middleware.http_proxy_to_wsgi", "oslo.concurrency", "oslo.reports",
+                    "oslo.service.service", "oslo.service.periodic_task",
+                    "oslo.service.sslutils", *_COMMON],
+    # murano 16.0.0 (its last release): "keystone_authtoken" there is keystonemiddleware's list
+    "murano.conf": ["murano", "keystonemiddleware.auth_token", "oslo.db", "oslo.log",
+                    "oslo.messaging", "oslo.middleware.cors", "oslo.policy",
+                    "oslo.service.service", "castellan.config"],
 }
 
 
@@ -141,10 +149,25 @@ def test_every_ini_file_declares_its_namespaces():
 
 def test_sample_catalog_loads_with_oslo_config(tree: Tree):
     files = render_all(tree)
-    assert "keystone" in {f["service"] for f in files}
+    assert {"keystone", "ironic", "murano"} <= {f["service"] for f in files}
     errors = check(files)
     assert len(errors) == len(files)
     assert {path: problems for path, problems in errors.items() if problems} == {}
+
+
+@pytest.mark.parametrize("service, section, typo", [
+    ("ironic", "api", "api_worker"),
+    ("murano", "engine", "engine_worker"),  # murano 16.0.0's own option, misspelt
+])
+def test_new_services_are_read_by_their_release(tree: Tree, service: str, section: str,
+                                                typo: str):
+    """ironic.conf and murano.conf are read against the options of the pinned ironic and of
+    murano's last release: a misspelt option planted after rendering is reported."""
+    [found] = [f for f in render_all(tree) if f["service"] == service]
+    conf = Path(str(found["path"]))
+    conf.write_text(conf.read_text().replace(f"[{section}]\n", f"[{section}]\n{typo}=2\n", 1))
+    [problems] = check([found]).values()
+    assert len(problems) == 1 and f"[{section}] {typo}: no such option" in problems[0], problems
 
 
 def test_checker_rejects_a_bad_value_and_an_unknown_option(tree: Tree):

@@ -103,7 +103,9 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     first = render(*fake.options, "--all", *tree.options())
     assert first.code in (0, 2), first.err
     names = {k for names in keys.values() for k in names}
-    assert "mariadb::sst::password" in names
+    assert {"mariadb::sst::password", "swift::hash_path_prefix::secret",
+            "swift::hash_path_suffix::secret", "ironic::database::password",
+            "murano::rabbitmq::password"} <= names
     assert {"glance::ceph::secret", "cinder::ceph::secret", "nova::ceph::secret"} <= names
 
     new = rotate(tree, keys, 2)
@@ -123,6 +125,10 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     assert re.search(r"^-wsrep_sst_auth=<redacted>#[0-9a-f]{8}$", real.out, re.M), real.out
     assert re.search(r"^\+kek = <redacted>#", real.out, re.M)
     assert " max_allowed_secret_in_bytes = 20000\n" in real.out  # context: not masked
+    # swift.conf's hash path prefix and suffix: secret by secret_options, not by their names
+    for option in ("swift_hash_path_prefix", "swift_hash_path_suffix"):
+        assert re.search(rf"^-{option} = <redacted>#[0-9a-f]{{8}}$", real.out, re.M), option
+        assert re.search(rf"^\+{option} = <redacted>#[0-9a-f]{{8}}$", real.out, re.M), option
     # the cephx keys of the keyrings (secret: true files) too
     for client in ("glance", "cinder", "nova"):
         assert f" [client.{client}]\n" in real.out, real.out

@@ -158,4 +158,4 @@ def test_the_catalog_container_block_is_written_once():
     assert glance.entries[-3].dest == PurePosixPath("/etc/systemd/nspawn/{machine}.nspawn")
     users = [path.parent.name for path in sorted(templates.glob("*/service.yaml"))
              if "include: container" in path.read_text()]
-    assert len(users) == 12 and "host-network" not in users
+    assert len(users) == 15 and "host-network" not in users

@@ -13,6 +13,10 @@ then ``pkcs7_b64_private_key_env_var`` (base64 of the PEM), then ``pkcs7_private
 ``pkcs7_public_key`` is only needed to encrypt. ``ENC[GPG,...]`` (the hiera-eyaml-gpg plugin):
 the ``gpg`` command with ``$HIERA_EYAML_GPG_GNUPGHOME``, else ``gpg_gnupghome``, which must be
 an existing directory (in a lookup the plugin has no default home).
+
+``render preview`` sets ``Hiera.sealed``: a token it cannot decrypt (no key on a CI runner)
+renders as a placeholder derived from its ciphertext, so two revisions compare without the
+plaintext and without printing the token.
 """
 
 from __future__ import annotations
@@ -29,26 +33,40 @@ _TOKEN = re.compile(r"ENC\[(\w+,)?([a-zA-Z0-9+/ =\n]+?)\]", re.ASCII)
 _WHITESPACE = re.compile(r"[ \t\r\n\f\v]")
 _STRING_TOKEN = re.compile(r"ENC\[(\w+,)?([a-zA-Z0-9+/=]+?)\]", re.ASCII)
 DEFAULT_SCHEME = "PKCS7"
+SEALED_PREFIX = "eyaml-sealed-"  # renderer.preview finds the placeholders by it
 
 
 class EyamlError(Exception):
     """Why a value cannot be decrypted; the caller names the key, file and level."""
 
 
-def decrypt_value(value: Any, options: dict[str, Any], secrets: list[str]) -> Any:
+def decrypt_value(value: Any, options: dict[str, Any], secrets: list[str],
+                  sealed: set[str] | None = None) -> Any:
     """``value`` with every token of its strings decrypted (hash keys are left as they are);
-    each plaintext is appended to ``secrets``."""
+    each plaintext is appended to ``secrets``. ``sealed`` (render preview): a token that cannot
+    be decrypted becomes a placeholder (``sealed_placeholder``) instead of an error."""
     kind = type(value)
     if kind is str:
-        return decrypt_string(value, options, secrets) if _ENCRYPTED.search(value) else value
+        return decrypt_string(value, options, secrets, sealed) if _ENCRYPTED.search(value) \
+            else value
     if kind is list:
-        return [decrypt_value(item, options, secrets) for item in value]
+        return [decrypt_value(item, options, secrets, sealed) for item in value]
     if kind is dict:
-        return {k: decrypt_value(v, options, secrets) for k, v in value.items()}
+        return {k: decrypt_value(v, options, secrets, sealed) for k, v in value.items()}
     return value
 
 
-def decrypt_string(text: str, options: dict[str, Any], secrets: list[str]) -> str:
+def sealed_placeholder(scheme: str, cipher: str) -> str:
+    """What an undecryptable token renders as in a preview: the same for the same ciphertext,
+    another for another, and never the ciphertext itself (a digest of it, masked too)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{scheme.upper()},{cipher}".encode()).hexdigest()
+    return f"{SEALED_PREFIX}{digest[:16]}"
+
+
+def decrypt_string(text: str, options: dict[str, Any], secrets: list[str],
+                   sealed: set[str] | None = None) -> str:
     parts: list[str] = []
     position = 0
     for match in _TOKEN.finditer(text):
@@ -58,7 +76,13 @@ def decrypt_string(text: str, options: dict[str, Any], secrets: list[str]) -> st
         if token is None:  # cannot happen: the class is the hiera one minus whitespace
             raise EyamlError("malformed ENC token")
         scheme = token.group(1)[:-1] if token.group(1) else DEFAULT_SCHEME
-        plain = decrypt_token(scheme, token.group(2), options)
+        try:
+            plain = decrypt_token(scheme, token.group(2), options)
+        except EyamlError:
+            if sealed is None:
+                raise
+            plain = sealed_placeholder(scheme, token.group(2))
+            sealed.add(plain)
         secrets.append(plain)
         parts.append(plain)
     parts.append(text[position:])
@@ -168,7 +192,7 @@ def level_value(hiera: Any, inv: Any, location: Any, key: str, value: Any) -> tu
     if cached is None:
         secrets: list[str] = []
         try:
-            cached = (decrypt_value(value, options, secrets), bool(secrets))
+            cached = (decrypt_value(value, options, secrets, hiera.sealed), bool(secrets))
         except EyamlError as exc:
             raise HieraDataError(f"key '{key}' in hierarchy '{location.level}' cannot be "
                                  f"decrypted: {exc}", path=location.path) from None

@@ -11,8 +11,7 @@ environment's, and for a key ``mod::x`` the hiera.yaml of module ``mod`` (first 
 merged in that order with the lookup's strategy. lookup_options: the global layer's hash-merged
 over the environment's (global wins), then those over the module's (which may only name keys of
 its module), as ``retrieve_lookup_options`` does. Caches: parsed data files live as long as
-the Hiera object (one run); what depends on the scope (interpolated paths, lookup_options) is
-kept per Scope object.
+the Hiera object (one run); what depends on the scope is kept per Scope object.
 """
 
 from __future__ import annotations
@@ -89,6 +88,7 @@ class Hiera:
         self._warned: set[str] = set()
         self.decrypted: dict[tuple[str, str, str], tuple[Any, bool]] = {}  # hiera.eyaml's
         self.secrets: set[str] = set()  # eyaml's and commands' plaintexts, for the masker
+        self.sealed: set[str] | None = None  # render preview: placeholders of unknowable tokens
         self.command_values: dict[tuple[Any, ...], Any] = {}  # renderer.hiera.command's answers
         self.last_secret = False  # the last lookup's value holds a decrypted or command value
 
