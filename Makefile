@@ -34,6 +34,9 @@ TEST_DEBS += git
 # cluster restarts (tests/test_cluster_restart.py): a real etcd 3.4, started by the test on free loopback ports
 # with its own data dir (never the package's system-wide etcd.service); etcdctl to inspect render/locks/ by hand
 TEST_DEBS += etcd-server etcd-client
+# Ceph clients and compute (tests/test_catalog_ceph.py): ceph-conf and ceph-authtool read ceph.conf
+# and the keyrings; libvirtd (its QEMU driver too) reads libvirtd.conf, qemu.conf and the secrets (virsh)
+TEST_DEBS += ceph-common libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 # The OpenStack packages whose oslo.config options the rendered INI files are checked against
 # (tests/test_oslo.py), in their own virtualenv so render's stays light. PyPI's "heat" is an
 # unrelated project: OpenStack Heat is published as openstack-heat. cinder lists its options by

@@ -2,9 +2,10 @@
 
 A file that its service would refuse to read must never reach the disk, because the restart that
 follows would take the service down. Each file declares its syntax in service.yaml
-(``validate: ini | systemd``); errors carry the template's rendered file and line, and quote the
-line only masked (``mask``: the run's masker, which knows this service's Sensitive values by then).
-Every bad line of every file is reported in one run (at most MAX_ERRORS of them per service).
+(``validate: ini | systemd | libvirt``); errors carry the template's rendered file and line, and
+quote the line only masked (``mask``: the run's masker, which knows this service's Sensitive
+values by then). Every bad line of every file is reported in one run (at most MAX_ERRORS of them
+per service).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from renderer.templates import Rendered
 _SECTION = re.compile(r"^\[[^\[\]]+\]\s*$")
 _INI_ASSIGN = re.compile(r"^[^=:\s][^=:]*[=:]")
 _SYSTEMD_ASSIGN = re.compile(r"^[A-Za-z0-9_-]+\s*=")
+# libvirt's conf format (virconf.c): `name = value`, a value an integer, a string in "" or ''
+# (no escapes) or a list of those in [ ]; libvirtd and the QEMU driver then read it for real
+# in tests/test_catalog_checks.py.
+_LV_SCALAR = r"""(-?[0-9]+|"[^"\n]*"|'[^'\n]*')"""
+_LIBVIRT_ASSIGN = re.compile(
+    rf"^[A-Za-z_][A-Za-z0-9_.]*\s*=\s*({_LV_SCALAR}|\[\s*({_LV_SCALAR}\s*(,\s*{_LV_SCALAR}\s*)*,?)?\s*\])"
+    r"\s*(#.*)?$")
 MAX_ERRORS = 20  # per service: a file of binary junk must not print thousands of lines
 
 
@@ -68,8 +76,21 @@ def check_systemd(rendered: Rendered, mask: Callable[[str], str] | None = None) 
     _check_lines(rendered, _SYSTEMD_ASSIGN, ("#", ";"), False, "systemd", mask)
 
 
+def check_libvirt(rendered: Rendered, mask: Callable[[str], str] | None = None) -> None:
+    """libvirtd.conf, qemu.conf: no sections, one `name = value` a line (what render writes)."""
+    errors: list[RenderError] = []
+    for number, line in enumerate(rendered.data.decode("utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not _LIBVIRT_ASSIGN.match(stripped):
+            errors.append(ValidationError(
+                f"libvirt: not 'name = value' (integer, quoted string or [list]): "
+                f"{_quoted(line, mask)}",
+                path=f"{rendered.spec.dest} (from {rendered.spec.template})", line=number))
+    raise_all(errors)
+
+
 CHECKS: dict[str, Callable[[Rendered, Callable[[str], str] | None], None]] = {
-    "ini": check_ini, "systemd": check_systemd}
+    "ini": check_ini, "systemd": check_systemd, "libvirt": check_libvirt}
 
 
 def validate(rendered: list[Rendered], masker: Masker | None = None) -> None:

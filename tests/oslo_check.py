@@ -210,6 +210,26 @@ class _Registry:
                     self.register(name, name, loading.get_auth_plugin_conf_options(plugin))
 
 
+    def add_backend_sections(self) -> None:
+        """Register the options of the sections ``enabled_backends`` creates, as the services do
+        at start-up: cinder-volume registers its backend options (``[backend_defaults]``) in
+        each backend's group; glance_store's ``register_store_opts`` each store's options in
+        the store's group."""
+        groups = {o.dest for o in self.groups.get(DEFAULT, [])}
+        if "enabled_backends" not in groups:
+            return
+        if "backend_defaults" in self.groups:
+            for backend in self.conf.enabled_backends or []:
+                self.register(backend, backend, list(self.groups["backend_defaults"]))
+        elif "glance_store" in self.groups and self.conf.enabled_backends:
+            from glance_store import multi_backend
+
+            multi_backend.register_store_opts(self.conf)
+            for store in self.conf.enabled_backends:
+                opts = [o["opt"] for o in self.conf._groups[store]._opts.values()]
+                self.register(store, store, opts)
+
+
 def check(path: str, namespaces: list[str]) -> list[str]:
     registry = _Registry()
     for name, group, opts in list_opts(namespaces):
@@ -225,6 +245,10 @@ def check(path: str, namespaces: list[str]) -> list[str]:
     except (cfg.Error, iniparser.ParseError) as exc:
         return [f"{path}: oslo.config refuses the file: {exc}"]
     found = assignments(path)
+    try:
+        registry.add_backend_sections()
+    except Exception as exc:  # noqa: BLE001 - a broken enabled_backends is the file's fault
+        return [f"{path}: enabled_backends: {type(exc).__name__}: {exc}"]
     try:
         registry.add_auth_plugins({_normal(section) for section, _, _ in found})
     except Exception as exc:  # noqa: BLE001 - an unknown plugin name is the file's fault

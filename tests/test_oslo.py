@@ -186,6 +186,26 @@ def test_checker_rejects_a_bad_value_and_an_unknown_option(tree: Tree):
     assert len(problems) == 2, problems
 
 
+def test_checker_reads_backend_and_store_sections_as_the_services_register_them(tree: Tree):
+    """cinder's backend sections and glance's store sections exist only once enabled_backends
+    names them (the services register their options at start-up): the checker registers them
+    the same way, so a typo or a bad value planted in one is caught."""
+    files = {f["service"]: f for f in render_all(tree)
+             if f["service"] in ("cinder", "glance")}
+    plants = (("cinder", "[rbd-1]\n", "rbd_pol=x\n", ("rbd_max_clone_depth=5", "=many")),
+              ("glance", "[ceph]\n", "rbd_store_pol=x\n", ("rbd_store_chunk_size=8", "=big")))
+    for service, section, typo, (option, bad) in plants:
+        conf = Path(str(files[service]["path"]))
+        text = conf.read_text().replace(section, section + typo, 1)
+        conf.write_text(text.replace(option, option.split("=")[0] + bad, 1))
+    problems = check(list(files.values()))
+    cinder, glance = (problems[str(files[s]["path"])] for s in ("cinder", "glance"))
+    assert any("[rbd-1] rbd_pol: no such option" in p for p in cinder), cinder
+    assert any("[rbd-1] rbd_max_clone_depth: ConfigFileValueError" in p for p in cinder), cinder
+    assert any("[ceph] rbd_store_pol: no such option" in p for p in glance), glance
+    assert any("[ceph] rbd_store_chunk_size: ConfigFileValueError" in p for p in glance), glance
+
+
 def test_option_data_matches_the_packages():
     """The groups and multi-valued options render ships equal what the packages register, for
     exactly the namespaces the catalog declares."""

@@ -105,9 +105,11 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     set_extras(tree, old_pem, old_kek)
     first = render(*fake.options, "--all", *tree.options())
     assert first.code in (0, 2), first.err
+    names = {k for names in keys.values() for k in names}
     assert {"mariadb::sst::password", "swift::hash_path_prefix::secret",
             "swift::hash_path_suffix::secret", "ironic::database::password",
-            "murano::rabbitmq::password"} <= {k for names in keys.values() for k in names}
+            "murano::rabbitmq::password"} <= names
+    assert {"glance::ceph::secret", "cinder::ceph::secret", "nova::ceph::secret"} <= names
 
     new = rotate(tree, keys, 2)
     new_pem, new_kek = pem(2), "kek-n3w-" + os.urandom(8).hex()
@@ -130,6 +132,10 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     for option in ("swift_hash_path_prefix", "swift_hash_path_suffix"):
         assert re.search(rf"^-{option} = <redacted>#[0-9a-f]{{8}}$", real.out, re.M), option
         assert re.search(rf"^\+{option} = <redacted>#[0-9a-f]{{8}}$", real.out, re.M), option
+    # the cephx keys of the keyrings (secret: true files) too
+    for client in ("glance", "cinder", "nova"):
+        assert f" [client.{client}]\n" in real.out, real.out
+    assert len(re.findall(r"^[-+]key = <redacted>#[0-9a-f]{8}$", real.out, re.M)) == 6
     documents = json.loads(as_json.out)
     diffs = "".join(f["diff"] for s in documents["services"] for f in s["files"])
     assert "-wsrep_sst_auth=<redacted>#" in diffs

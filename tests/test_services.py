@@ -204,7 +204,8 @@ def test_a_missed_lookup_default_is_the_data_as_written(tmp_path: Path):
     service, _ = bind_in_scope(load_service(templates, "imagecache"),
                                build_scope("controller1.example.com", None, []), lambda: hiera)
     assert [str(f.dest) for f in service.files] == [
-        "/etc/glance/glance-api.conf", "/etc/systemd/nspawn/imagecache.nspawn",
+        "/etc/glance/glance-api.conf", "/etc/ceph/ceph.conf",
+        "/etc/ceph/ceph.client.glance.keyring", "/etc/systemd/nspawn/imagecache.nspawn",
         "/etc/systemd/network/80-container-host0.network",
         "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
         "/etc/securetty", "/etc/shadow"]

@@ -33,6 +33,18 @@ def test_invalid_files_name_line(data: str, kind: str, line: int, message: str):
     assert info.value.line == line and "t.j2" in info.value.path
 
 
+def test_libvirt_format():
+    """libvirt's conf format: integers, strings in either quotes (no escapes), lists of them."""
+    validate([rendered('# c\nlog_level = 3\nx = -1\nlisten_addr = "192.0.2.1"\n'
+                       "q = 'say \"hi\"'\nl = [ \"a\", 'b', 1 ]\ne = []\nt = [ 1, ]  # end\n",
+                       "libvirt")])
+    for bad in ("x = yes", 'x = "a', "x = [ \"a\"", 'x = "a"b"', "[section]", "x = 1 2",
+                "x = 'a\"b' \"c\""):
+        with pytest.raises(ValidationError, match="libvirt: not 'name = value'") as info:
+            validate([rendered(f"ok = 1\n{bad}\n", "libvirt")])
+        assert info.value.line == 2, bad
+
+
 def test_every_bad_line_of_every_file_in_one_error():
     """One run names them all; a broken header is said once, not for every line after it."""
     with pytest.raises(ServiceErrors) as info:

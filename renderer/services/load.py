@@ -39,7 +39,7 @@ _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "
 _INCLUDE_KEYS = {"include", "machine"}
 _SERVICE_KEYS = {"machine", "description", "files", "restart_policy"}
 _SHARED_KEYS = {"description", "files"}  # an included file: no machine of its own
-VALIDATORS = ("none", "ini", "systemd")
+VALIDATORS = ("none", "ini", "systemd", "libvirt")
 
 
 class _LineLoader(Loader):

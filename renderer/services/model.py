@@ -145,7 +145,7 @@ class FileSpec(NamedTuple):
     actions: tuple[Action, ...]
     create_dirs: bool
     secret: bool                 # force "holds secrets" (0640 default mode, every value masked)
-    validate: str                # syntax check before writing: none, ini, systemd
+    validate: str                # syntax check before writing: none, ini, systemd, libvirt
     line: int | None             # where the entry is in ``source``, for messages
     # oslo.config namespaces the service registers for this INI file (as oslo-config-generator
     # names them); () for an INI file oslo.config does not read (api-paste.ini); None: undeclared.
