@@ -58,7 +58,8 @@ def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, system
     calls = fake.calls()
     assert "try-restart systemd-nspawn@neutron-agents.service" in calls
     assert not [c for c in calls if c.startswith("--machine=")], calls
-    assert "(daemon-reload) in neutron-agents (files changed; with its container)" in real.out
+    assert "neutron-metadata-agent.service in neutron-agents (files changed; with its " \
+        "container)" in real.out
     again = render("--noop", "--all", *tree.options())
     assert (again.code, again.err) == (0, "")
     assert f"everything in sync ({len(SERVICES)} service(s)" in again.out
@@ -105,6 +106,8 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
         ("neutron-server", "neutron-server.service"),
         ("neutron-agents", "neutron-l3-agent.service"),
         ("neutron-agents", "neutron-dhcp-agent.service"),
+        ("neutron-agents", "neutron-openvswitch-agent.service"),
+        ("neutron-agents", "neutron-metadata-agent.service"),
         ("cinder", "cinder-api.service"),
         ("cinder", "cinder-scheduler.service"),
         ("heat", "heat-api.service"),
