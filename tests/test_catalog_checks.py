@@ -2,9 +2,10 @@
 
 The whole catalog is rendered once into a fresh tree; then haproxy checks its config
 (``haproxy -c``), Python compiles and runs horizon's ``local_settings.py``, and every
-``.network``/``.netdev`` and ``.nspawn`` key is looked up in the key tables compiled into ``systemd-networkd`` and
-``systemd-nspawn`` (their gperf tables hold every ``Section.Key`` they accept). ``.link`` keys
-(udev's) and MariaDB option names are not checked by a real reader here (see README).
+``.network``/``.netdev`` and ``.nspawn`` key is looked up in the key tables compiled into
+``systemd-networkd`` and ``systemd-nspawn`` (their gperf tables hold every ``Section.Key`` they
+accept). ``.link`` keys (udev's) and MariaDB option names are not checked by a real reader
+here (see README).
 """
 
 from __future__ import annotations
