@@ -8,12 +8,13 @@ daemon (``privsep-helper``, CAP_SYS_ADMIN only), which forks and calls pyroute2'
 ``netns._create``: make ``/run/netns`` a shared mount, ``unshare(CLONE_NEWNET)``, bind
 ``/proc/self/ns/net`` onto ``/run/netns/NAME``. Then the agents' next steps: ``ip netns exec
 NAME ip link set lo up`` (what rootwrap runs) and ``set_link_attribute`` in the namespace through
-the ``link_cmd`` daemon (CAP_NET_ADMIN and CAP_SYS_ADMIN). The helper command is ``env
-privsep-helper ...`` instead of ``sudo neutron-rootwrap ... privsep-helper ...``: the probe is
-root already, and rootwrap only filters the same command line.
+the ``link_cmd`` daemon (CAP_NET_ADMIN and CAP_SYS_ADMIN), in a child process with a timeout
+(when that daemon cannot start, oslo.privsep's client may wait forever). The helper command is
+``env privsep-helper ...`` instead of ``sudo neutron-rootwrap ... privsep-helper ...``: the probe
+is root already, and rootwrap only filters the same command line.
 
-Prints JSON: {"sys_admin": bool, "net_admin": bool (the capability bounding set), "create": "ok" or the error, "listed": bool, "nsfs": bool, "exec": [rc, stderr],
-"link": "ok" or the error}.
+Prints JSON: {"sys_admin": bool, "net_admin": bool (the capability bounding set), "create": "ok"
+or the error, "listed": bool, "nsfs": bool, "exec": [rc, stderr], "link": "ok" or the error}.
 """
 
 from __future__ import annotations
@@ -49,13 +50,31 @@ def main(name: str) -> dict[str, object]:
     done = subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
                           capture_output=True, text=True)
     out["exec"] = [done.returncode, done.stderr.strip()]
-    try:
-        priv_ip_lib.set_link_attribute("lo", name, state="up")
-        out["link"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        out["link"] = f"{type(exc).__name__}: {exc}"
+    try:  # a child: when the daemon cannot start, oslo.privsep's client may wait forever
+        done = subprocess.run([sys.executable, __file__, "--link", name], capture_output=True,
+                              text=True, timeout=60)
+        out["link"] = done.stdout.strip() or done.stderr.strip().splitlines()[-1]
+    except subprocess.TimeoutExpired:
+        out["link"] = "FailedToDropPrivileges: no answer from the link_cmd daemon in 60 s"
     return out
 
 
+def link(name: str) -> str:
+    """``set_link_attribute`` in the namespace, through the ``link_cmd`` privsep daemon."""
+    warnings.simplefilter("ignore")
+    from neutron.privileged.agent.linux import ip_lib as priv_ip_lib
+    from oslo_privsep import priv_context
+
+    priv_context.init(root_helper=["env"])
+    try:
+        priv_ip_lib.set_link_attribute("lo", name, state="up")
+        return "ok"
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    if sys.argv[1] == "--link":
+        print(link(sys.argv[2]))
+    else:
+        print(json.dumps(main(sys.argv[1])))

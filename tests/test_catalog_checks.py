@@ -129,3 +129,26 @@ def test_modes_of_secret_bearing_files(catalog: Tree):
                  "neutron-agents/etc/neutron/neutron.conf",
                  "horizon/etc/openstack-dashboard/local_settings.py"):
         assert (catalog.machines / path).stat().st_mode & 0o7777 == 0o640, path
+
+
+def test_one_network_change_updates_ml2_and_the_ovs_agent(tree: Tree):
+    """ML2's flat and vlan networks and the OVS agent's bridge_mappings are one list in
+    network.yaml: a physnet renamed and a network added show in both files."""
+    path = tree.hieradata / "data" / "network.yaml"
+    text = path.read_text().replace("physnet: vlan,", "physnet: physnet1,")
+    path.write_text(text.replace("\n  flat:\n", "\n  provider2:\n    neutron: {type: flat, "
+                                 "physnet: provider2, ovs_bridge: br-ex-p2}\n  flat:\n", 1))
+    result = render("--no-restart", "neutron", *tree.options())
+    assert (result.code, result.err) == (2, ""), result.err
+    read = {}
+    for name in ("neutron-server/etc/neutron/plugins/ml2/ml2_conf.ini",
+                 "neutron-agents/etc/neutron/plugins/ml2/openvswitch_agent.ini"):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.read(tree.machines / name)
+        read[name.split("/")[0]] = parser
+    ml2, ovs = read["neutron-server"], read["neutron-agents"]
+    assert ml2["ml2_type_flat"]["flat_networks"] == "provider2,flat"
+    assert ml2["ml2_type_vlan"]["network_vlan_ranges"] == "physnet1:101:200"
+    assert ovs["ovs"]["bridge_mappings"] == "physnet1:br-ex-vlan,provider2:br-ex-p2,flat:br-ex-flat"
+    assert ovs["agent"]["tunnel_types"] == ml2["ml2"]["tenant_network_types"] == "vxlan"
+    assert ovs["ovs"]["local_ip"] == "203.0.113.21"

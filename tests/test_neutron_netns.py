@@ -95,8 +95,8 @@ def test_agents_create_and_use_namespaces_in_the_rendered_container(rendered: st
     assert "\nCapability=CAP_NET_ADMIN\n" in rendered and "netns" not in rendered
     result = run_container(tmp_path, settings(rendered), "qrouter-render",
                            host_dirs=("/run/openvswitch",))
-    assert result == {"sys_admin": True, "net_admin": True, "create": "ok", "listed": True, "nsfs": True, "exec": [0, ""],
-                      "link": "ok"}, result
+    assert result == {"sys_admin": True, "net_admin": True, "create": "ok", "listed": True,
+                      "nsfs": True, "exec": [0, ""], "link": "ok"}, result
 
 
 def test_the_notes_settings_fail_on_this_path(tmp_path: Path):
