@@ -127,6 +127,7 @@ def test_galera_option_file(catalog: Tree):
 def test_modes_of_secret_bearing_files(catalog: Tree):
     for path in ("keystone/etc/keystone/keystone.conf", "nova-control/etc/nova/nova.conf",
                  "neutron-agents/etc/neutron/neutron.conf",
+                 "neutron-agents/etc/neutron/metadata_agent.ini",
                  "horizon/etc/openstack-dashboard/local_settings.py"):
         assert (catalog.machines / path).stat().st_mode & 0o7777 == 0o640, path
 
