@@ -64,7 +64,8 @@ def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, system
         "--machine=nova-compute try-restart libvirtd.service",
         "--machine=nova-compute try-restart nova-compute.service"], calls
     assert "try-restart systemd-nspawn@nova-compute.service" not in calls
-    assert "(daemon-reload) in neutron-agents (files changed; with its container)" in real.out
+    assert "neutron-metadata-agent.service in neutron-agents (files changed; with its " \
+        "container)" in real.out
     again = render("--noop", "--all", *tree.options())
     assert (again.code, again.err) == (0, "")
     assert f"everything in sync ({len(SERVICES)} service(s)" in again.out
@@ -111,6 +112,8 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
         ("neutron-server", "neutron-server.service"),
         ("neutron-agents", "neutron-l3-agent.service"),
         ("neutron-agents", "neutron-dhcp-agent.service"),
+        ("neutron-agents", "neutron-openvswitch-agent.service"),
+        ("neutron-agents", "neutron-metadata-agent.service"),
         ("cinder", "cinder-api.service"),
         ("cinder", "cinder-scheduler.service"),
         ("cinder", "cinder-volume.service"),

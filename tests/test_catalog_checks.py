@@ -1,11 +1,11 @@
 """Read the rendered sample catalog the way each service would.
 
 The whole catalog is rendered once into a fresh tree; then haproxy checks its config
-(``haproxy -c``), Python compiles and runs horizon's ``local_settings.py``, ``systemd-analyze
-verify`` loads the agents' drop-ins with their units, and every ``.network``/``.netdev`` and
-``.nspawn`` key is looked up in the key tables compiled into ``systemd-networkd`` and
-``systemd-nspawn`` (their gperf tables hold every ``Section.Key`` they accept). ``.link`` keys
-(udev's) and MariaDB option names are not checked by a real reader here (see README).
+(``haproxy -c``), Python compiles and runs horizon's ``local_settings.py``, and every
+``.network``/``.netdev`` and ``.nspawn`` key is looked up in the key tables compiled into
+``systemd-networkd`` and ``systemd-nspawn`` (their gperf tables hold every ``Section.Key`` they
+accept). ``.link`` keys (udev's) and MariaDB option names are not checked by a real reader
+here (see README).
 """
 
 from __future__ import annotations
@@ -96,32 +96,16 @@ def test_bad_key_is_caught_by_the_key_check():
     assert "Files.Bind" in known_keys(NSPAWN) and "Exec.PrivateUsers" in known_keys(NSPAWN)
 
 
-def test_agent_drop_ins_load_cleanly_with_their_units(catalog: Tree, tmp_path: Path):
-    system = catalog.machines / "neutron-agents/etc/systemd/system"
-    units = sorted(p.name.removesuffix(".d") for p in system.glob("*.service.d"))
-    assert units == ["neutron-dhcp-agent.service", "neutron-l3-agent.service"]
-    for unit in units:  # stand-ins for the packages' units, with the rendered drop-ins
-        (tmp_path / unit).write_text(f"[Unit]\nDescription={unit}\n"
-                                     "[Service]\nExecStart=/bin/true\n")
-        (tmp_path / f"{unit}.d").symlink_to(system / f"{unit}.d")
-    done = subprocess.run(["systemd-analyze", "verify", "--man=no",
-                           *(str(tmp_path / u) for u in units)], capture_output=True, text=True,
-                          env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
-    assert (done.returncode, done.stderr) == (0, "")
-
-
-def test_neutron_netns_workaround_files(catalog: Tree):
-    agents = catalog.machines / "neutron-agents"
-    wrapper = agents / "usr/local/lib/neutron-netns/ip"
-    assert wrapper.stat().st_mode & 0o7777 == 0o755
-    assert wrapper.read_text().startswith("#!/bin/bash\n")
-    assert 'nsenter --mount=/hostproc/1/ns/mnt /sbin/ip "$@"' in wrapper.read_text()
-    done = subprocess.run(["bash", "-n", str(wrapper)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def test_neutron_agents_nspawn(catalog: Tree):
+    """neutron 29 creates namespaces through privsep and pyroute2 in the container's own
+    /run/netns (tests/test_neutron_netns.py runs it in a real container): no host netns or
+    /proc binds, CAP_NET_ADMIN (nspawn grants it only with a private network), the host's
+    Open vSwitch sockets."""
     nspawn = (catalog.host / "etc/systemd/nspawn/neutron-agents.nspawn").read_text()
-    assert nspawn.split("\n", 1)[1] == ("[Exec]\nPrivateUsers=no\n\n[Network]\nPrivate=no\n\n"
-                                        "[Files]\nBind=/var/run/netns:/var/run/netns\n"
-                                        "Bind=/proc:/hostproc\n")
+    assert nspawn.split("\n", 1)[1] == ("[Exec]\nPrivateUsers=no\nCapability=CAP_NET_ADMIN\n\n"
+                                        "[Network]\nPrivate=no\n\n"
+                                        "[Files]\nBind=/run/openvswitch:/run/openvswitch\n")
+    assert not (catalog.machines / "neutron-agents/usr/local/lib/neutron-netns").exists()
 
 
 def test_rabbitmq_conf_is_sysctl_format(catalog: Tree):
@@ -144,6 +128,7 @@ def test_galera_option_file(catalog: Tree):
 def test_modes_of_secret_bearing_files(catalog: Tree):
     for path in ("keystone/etc/keystone/keystone.conf", "nova-control/etc/nova/nova.conf",
                  "neutron-agents/etc/neutron/neutron.conf",
+                 "neutron-agents/etc/neutron/metadata_agent.ini",
                  "horizon/etc/openstack-dashboard/local_settings.py"):
         assert (catalog.machines / path).stat().st_mode & 0o7777 == 0o640, path
 
@@ -222,3 +207,26 @@ def test_horizon_is_attached_through_mv_container(catalog: Tree):
     inside = (catalog.machines / "horizon/etc/systemd/network/10-mv-mv-container.network")
     assert inside.read_text().split("\n", 1)[1] == \
         "[Match]\nName=mv-mv-container\n\n[Network]\nDHCP=yes\n"
+
+
+def test_one_network_change_updates_ml2_and_the_ovs_agent(tree: Tree):
+    """ML2's flat and vlan networks and the OVS agent's bridge_mappings are one list in
+    network.yaml: a physnet renamed and a network added show in both files."""
+    path = tree.hieradata / "data" / "network.yaml"
+    text = path.read_text().replace("physnet: vlan,", "physnet: physnet1,")
+    path.write_text(text.replace("\n  flat:\n", "\n  provider2:\n    neutron: {type: flat, "
+                                 "physnet: provider2, ovs_bridge: br-ex-p2}\n  flat:\n", 1))
+    result = render("--no-restart", "neutron", *tree.options())
+    assert (result.code, result.err) == (2, ""), result.err
+    read = {}
+    for name in ("neutron-server/etc/neutron/plugins/ml2/ml2_conf.ini",
+                 "neutron-agents/etc/neutron/plugins/ml2/openvswitch_agent.ini"):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.read(tree.machines / name)
+        read[name.split("/")[0]] = parser
+    ml2, ovs = read["neutron-server"], read["neutron-agents"]
+    assert ml2["ml2_type_flat"]["flat_networks"] == "provider2,flat"
+    assert ml2["ml2_type_vlan"]["network_vlan_ranges"] == "physnet1:101:200"
+    assert ovs["ovs"]["bridge_mappings"] == "physnet1:br-ex-vlan,provider2:br-ex-p2,flat:br-ex-flat"
+    assert ovs["agent"]["tunnel_types"] == ml2["ml2"]["tenant_network_types"] == "vxlan"
+    assert ovs["ovs"]["local_ip"] == "203.0.113.21"

@@ -90,6 +90,22 @@ def rotate(tree: Tree, keys: dict[Path, list[str]], round_: int) -> list[str]:
     return values
 
 
+def metadata_secret_changes(diff: str) -> set[str]:
+    """The files whose diff replaces metadata_proxy_shared_secret, after asserting that every
+    replacement has the same masked old and new values (one value in the data)."""
+    files, pairs, path = set(), set(), ""
+    for match in re.finditer(r"^\+\+\+ \S+?/(machines/\S+)$|^-metadata_proxy_shared_secret="
+                             r"(<redacted>#\w+)\n\+metadata_proxy_shared_secret=(<redacted>#\w+)$",
+                             diff, re.M):
+        if match[1]:
+            path = match[1]
+        else:
+            files.add(path)
+            pairs.add((match[2], match[3]))
+    assert len(pairs) == 1 and len(set(*pairs)) == 2, pairs
+    return files
+
+
 def hits(text: str, secrets: list[str]) -> list[str]:
     return [s for s in secrets if s in text]
 
@@ -136,6 +152,10 @@ def test_rotating_every_secret_prints_none(tree: Tree, systemctl):
     for client in ("glance", "cinder", "nova"):
         assert f" [client.{client}]\n" in real.out, real.out
     assert len(re.findall(r"^[-+]key = <redacted>#[0-9a-f]{8}$", real.out, re.M)) == 6
+    # neutron::metadata::secret is one value in two services' files: both change, masked alike
+    assert metadata_secret_changes(real.out) == {
+        "machines/nova-api/etc/nova/nova.conf", "machines/nova-control/etc/nova/nova.conf",
+        "machines/neutron-agents/etc/neutron/metadata_agent.ini"}
     documents = json.loads(as_json.out)
     diffs = "".join(f["diff"] for s in documents["services"] for f in s["files"])
     assert "-wsrep_sst_auth=<redacted>#" in diffs
