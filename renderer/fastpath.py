@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     if code is not None:
         return code
     begin(words)
+    from renderer.regexcache import seed
+
+    seed()  # before the pipeline's modules compile their patterns
     from renderer.cli import main as full
 
     try:
