@@ -90,7 +90,8 @@ def _warm() -> None:
                  "renderer.system.dryrun", "renderer.system.real", "renderer.targets",
                  "renderer.bccache", "renderer.optioncheck", "renderer.status",
                  "renderer.hiera.types", "renderer.hiera.convert", "renderer.ini",
-                 "renderer.outputs", "renderer.lookup", "renderer.show", "renderer.listing"):
+                 "renderer.outputs", "renderer.lookup", "renderer.show", "renderer.listing",
+                 "jinja2.ext"):
         importlib.import_module(name)
     from renderer.errors import RenderError
     from renderer.templates import Renderer
