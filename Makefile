@@ -76,6 +76,7 @@ $(VENV)/.installed: $(VENV)/.created pyproject.toml
 # otherwise recompile render's modules on every call, about 20 ms of a 100 ms budget.
 compile: $(VENV)/.installed
 	@$(BIN)/python -m compileall -q renderer
+	@$(BIN)/python -m renderer.regexcache
 
 $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'

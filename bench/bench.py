@@ -124,6 +124,9 @@ def main() -> None:
                 Measure(f"full{size}", [RENDER, "--noop", "--all", *full_flag,
                                         *swap_state(host_options, state)],
                         rounds=rounds, prepare=fresh(state)),
+                # the synced state: its template cache holds what the real runs compiled
+                Measure(f"warm{size}", [RENDER, "--noop", "--all", *full_flag, *host_options],
+                        rounds=rounds),
             ]
         log(f"building a git repository of the sample and {PREVIEW_NODES:,} factsets")
         measures.append(Measure("preview", [
@@ -166,7 +169,8 @@ def main() -> None:
 
 
 TARGETS = {"f1": "<= 2x", "f2": "<= 8x", "f3": "<= 3x", f"sync{SIZES[-1]}": "<= 0.5 s at 1,000",
-           f"full{SIZES[-1]}": "<= 3 s at 1,000, linear", "puppet": ">= 100x faster",
+           f"full{SIZES[-1]}": "<= 3 s at 1,000, linear",
+           f"warm{SIZES[-1]}": "<= 3 s at 1,000, linear", "puppet": ">= 100x faster",
            "puppetmin": ">= 100x faster",
            "restart": "about one health wait in all", "preview": "< 2 min on 2 cores"}
 LABELS = {
@@ -179,6 +183,7 @@ LABELS = {
     "lookup": "render lookup bench::merged7 (one key, deep merge)",
     **{f"sync{n}": f"4. {n:,} services x3 files --noop --all, in sync" for n in SIZES},
     **{f"full{n}": f"5. {n:,} services, full render (fresh state)" for n in SIZES},
+    **{f"warm{n}": f"5. {n:,} services, full render (templates compiled)" for n in SIZES},
     "puppet": "6. puppet-keystone no-change puppet apply",
     "puppetmin": "6. the same, module path: keystone_config's modules only",
     "restart": f"7. a change restarting {RESTART_UNITS} containers",
@@ -189,7 +194,7 @@ LABELS = {
 def report(base_ms: float, by: dict[str, Measure], notes: dict[str, str],
            problems: dict[str, str], full_how: str) -> None:
     for size in SIZES:
-        for kind in ("sync", "full"):
+        for kind in ("sync", "full", "warm"):
             if f"{kind}{size}" in by:
                 notes[f"{kind}{size}"] = f"{by[f'{kind}{size}'].median / size:.2f} ms/service"
     for key in ("puppet", "puppetmin"):

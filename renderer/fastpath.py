@@ -271,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         code = None
     if code is not None:
         return code
-    begin(words)
+    found = invocation(words, os.environ)
+    if found is not None and not found[1]:
+        begin(words)  # only a run that may record a manifest notes what it reads
+    from renderer.regexcache import seed
+
+    seed()  # before the pipeline's modules compile their patterns
     from renderer.cli import main as full
 
     try:

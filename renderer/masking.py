@@ -28,6 +28,7 @@ the name, so a rotated key that changed length or armour is still masked whole.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -102,7 +103,12 @@ _NOT_EXACT, _NOT_SUFFIXES, _NOT_MIDDLES, _NOT_OTHER = _not_secret_matchers()
 
 
 def is_secret_option(section: str | None, option: str) -> bool:
-    qualified = f"{(section or 'default').lower()}.{option.lower()}"
+    return _is_secret(f"{(section or 'default').lower()}.{option.lower()}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret(qualified: str) -> bool:
+    """Memoised: a host of 1,000 services asks about the same few hundred option names."""
     if not _SECRET_RE.search(qualified):
         return False
     return not (qualified in _NOT_EXACT or qualified.endswith(_NOT_SUFFIXES)

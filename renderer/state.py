@@ -209,7 +209,17 @@ def _names(names: Any) -> tuple[str, ...]:
 
 
 def dumps(state: ServiceState) -> bytes:
-    document = {
+    return (json.dumps(document(state), indent=1) + "\n").encode()
+
+
+def fingerprint(state: ServiceState) -> str:
+    """Equal exactly when ``dumps`` is (the same document through json's C encoder, without
+    the indent that makes json fall back to Python): a loaded record is compared, not written."""
+    return json.dumps(document(state), separators=(",", ":"))
+
+
+def document(state: ServiceState) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "units": {key: {"hash": u.hash, "at": u.at, **({"down": True} if u.down else {}),
                       **({"held": True} if u.held else {})}
@@ -220,7 +230,6 @@ def dumps(state: ServiceState) -> bytes:
                                      if f.secret_options else {})}
             for key, f in sorted(state.files.items())},
     }
-    return (json.dumps(document, indent=1) + "\n").encode()
 
 
 # --- record updates ---------------------------------------------------------------------------

@@ -110,7 +110,7 @@ class Store:
     def __init__(self, service: str, state: st.ServiceState) -> None:
         self.service = service
         self.state = state
-        self.saved = b"" if state.upgraded else st.dumps(state)  # an upgrade is always written
+        self.saved = "" if state.upgraded else st.fingerprint(state)  # an upgrade is always written
         self.known = state.blobs()   # blobs on disk that this state may stop referring to
 
     def keep(self, system: System, replaced: Iterable[tuple[str, Actual | None]], keep: int,
@@ -131,10 +131,10 @@ class Store:
 
     def save(self, system: System) -> None:
         """Write the state file when it changed, then drop blobs nothing refers to any more."""
-        data = st.dumps(self.state)
-        if data != self.saved:
-            system.write_state(st.state_name(self.service), data, 0o600)
-            self.saved = data
+        now = st.fingerprint(self.state)
+        if now != self.saved:
+            system.write_state(st.state_name(self.service), st.dumps(self.state), 0o600)
+            self.saved = now
         referenced = self.state.blobs()
         for blob in sorted(self.known - referenced):
             system.remove_state(st.blob_name(self.service, blob))

@@ -248,11 +248,27 @@ def bytecode_cache(directory: Directory | None, writable: bool,
     return SignedBytecodeCache(directory, cache_key(host_key), writable)
 
 
+EXTENSIONS = ("jinja2.ext.do", "jinja2.ext.loopcontrols")
+
+
 class _Environment(jinja2.Environment):
     """Names inside templates (``{% import %}``, ``{% include %}``) resolve in the current
-    service's search path, to the file found there."""
+    service's search path, to the file found there.
+
+    Its extensions (EXTENSIONS) only parse: they are loaded the first time the environment
+    lexes or parses a template (every such path asks ``iter_extensions``), so a run whose
+    templates all come compiled from the cache never imports ``jinja2.ext`` (pprint,
+    dataclasses)."""
 
     loader: _Loader
+    _parsing = False
+
+    def iter_extensions(self) -> Iterator[Any]:
+        if not self._parsing:
+            self._parsing = True
+            for name in EXTENSIONS:
+                self.add_extension(name)
+        return super().iter_extensions()
 
     def join_path(self, template: str, parent: str) -> str:
         return self.loader.resolve(template)
@@ -271,7 +287,6 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,
-            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
             bytecode_cache=cache,
             cache_size=-1,      # every template of the run stays compiled
             auto_reload=False,  # one run: a template is read once (no stat on every use)

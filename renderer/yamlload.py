@@ -69,8 +69,11 @@ class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
-        # no "*", no alias: the walk (as long as composing) is skipped for most files
-        self.aliased = not isinstance(stream, str) or "*" in stream
+        # no alias token, no walk (as long as composing): skipped for most files. An alias
+        # starts a token, and no token boundary falls between a "." and a "*" (plain scalars,
+        # tags and "..." go on through both; anchors end before "."), so stars that all follow
+        # a "." (the ".*" of lookup_options' patterns) are never aliases.
+        self.aliased = not isinstance(stream, str) or stream.count("*") != stream.count(".*")
 
     def construct_document(self, node: Any) -> Any:
         if self.aliased:

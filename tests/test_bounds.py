@@ -303,6 +303,26 @@ def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
         {"a": {"b": 1}, "c": {"b": 1}}
 
 
+@pytest.mark.parametrize("text", [
+    "a: .*x\nb: '^.*::password$'\nc: \"x.*\"\nd: [.*a, {e: .*}]\nf: !!str x.*y\ng: ...*\n",
+    "# .*z\nh: |\n  .*q\ni: x.*.*.*\n"])
+def test_stars_after_a_dot_are_never_aliases(text, tmp_path):
+    """What lets renderer.yamlload skip the alias walk when every "*" follows a ".": no
+    such star is an alias token, for either loader, and a real alias still gets walked."""
+    import yaml
+
+    from renderer.errors import HieraDataError
+    from renderer.yamlload import Loader, parse_yaml
+
+    for loader in (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        assert not any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text, loader))
+    assert not Loader(text).aliased
+    parse_yaml(text, tmp_path / "x.yaml")
+    assert Loader(text + "j: &k [1]\nl: *k\n").aliased
+    with pytest.raises(HieraDataError, match="aliases expand the document"):
+        parse_yaml(text + bomb(), tmp_path / "x.yaml")
+
+
 # --- templates --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, message", [

@@ -49,6 +49,15 @@ def test_lookup_default_scope_and_loops(tmp_path: Path):
     assert text == "h1:11211\nh2:11211\nx=d\nn1.example.com n1 svc svc\n"
 
 
+def test_do_and_loop_controls_parse_once_a_template_is_compiled(tmp_path: Path):
+    """The extensions are loaded by the first parse (renderer.templates._Environment), not by
+    the environment: a template compiled fresh still has them."""
+    text = render(tmp_path, "{% set l = [] %}{% for h in lookup('a::hosts') %}"
+                            "{% if h == 'h2' %}{% break %}{% endif %}{% do l.append(h) %}"
+                            "{% continue %}x{% endfor %}{{ l | join(',') }}\n")
+    assert text == "h1\n"
+
+
 def test_sensitive_unwrapped_and_remembered(tmp_path: Path):
     secrets: set[str] = set()
     assert render(tmp_path, "pw={{ lookup('a::password') }}\n", secrets) == "pw=pw-1234\n"
