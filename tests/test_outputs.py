@@ -326,5 +326,5 @@ def test_journal_auto_sends_only_when_stderr_is_the_stream(tree: Tree, tmp_path:
     entries = read_journal(journald, 2, wait=1)  # a second one (the mismatched run) would be in
     assert [(e["RENDER_SERVICE"], e["RENDER_NOOP"], e["PRIORITY"]) for e in entries] == [
         ("memcached", "1", "5")]
-    assert entries[0]["MESSAGE"] == ("render: memcached on memcached: drifted: 4 file(s) to "
+    assert entries[0]["MESSAGE"] == ("render: memcached on memcached: drifted: 7 file(s) to "
                                      "change, 2 restart(s) pending (noop)")
