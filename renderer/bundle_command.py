@@ -129,7 +129,6 @@ def make(services: list[str], templates: Any, scope: Scope, hiera: Any, hieradat
 def build(args: argparse.Namespace) -> bytes:
     from renderer import sources
     from renderer.bundle import encrypt
-    from renderer.errors import HieraConfigError
     from renderer.scope import build_scope
     from renderer.services import list_services
 
@@ -142,8 +141,6 @@ def build(args: argparse.Namespace) -> bytes:
         trusted = load_facts_file(args.trusted)
         scope = scope.__class__(scope.facts, dict(trusted), scope.variables)
     source = sources.from_args(args)  # the three layers, as the catalog's lookups see them
-    if not source.config.exists():
-        raise HieraConfigError(sources.missing_hint(source))
     hieradata = source.environment
     hiera = source.load()
     names = list_services(templates) if args.all else list(dict.fromkeys(args.services))

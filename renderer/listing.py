@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from renderer.errors import RenderError, error_line
@@ -39,13 +40,9 @@ def data(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         scope = build_scope(args.node, args.facts, list(args.var), args.environment,
                             args.trusted_extension)
-        if getattr(args, "bundle", None):  # --bundle: the machines the server resolved
-            from pathlib import Path
-
-            from renderer.bundle import BundleHiera, load
-
-            return BundleHiera(load(Path(args.bundle), args.bundle_key), Path(args.bundle)), scope
-        return sources.from_args(args).load(), scope
+        bundle = getattr(args, "bundle", None)  # --bundle: the machines the server resolved
+        return sources.open_data(sources.from_args(args), Path(bundle) if bundle else None,
+                                 getattr(args, "bundle_key", None)), scope
     except RenderError:
         return None, None
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from renderer.apply import Listener, Options, ServiceResult, apply
 from renderer.edits import desired, render_edits
-from renderer.errors import HieraConfigError, InternalError, RenderError
+from renderer.errors import InternalError, RenderError
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
@@ -40,7 +40,7 @@ from renderer.services import (
     load_service,
     resolve_machine,
 )
-from renderer.sources import Source, missing_hint
+from renderer.sources import Source, open_data
 from renderer.state import ServiceState, action_key
 from renderer.statefile import host_key, load, migrate_files, migrate_units
 from renderer.system import System
@@ -137,16 +137,8 @@ class Desire:
         return self._hiera
 
     def _load_data(self) -> Hiera:
-        if self.settings.bundle is None:
-            source = self.settings.source or Source(self.settings.hieradata, None, (), {})
-            if not source.config.exists():
-                raise HieraConfigError(missing_hint(source))
-            return source.load()
-        from renderer.bundle import BundleHiera
-        from renderer.bundle import load as load_bundle
-
-        path = self.settings.bundle
-        return BundleHiera(load_bundle(path, self.settings.bundle_key), path)  # type: ignore
+        s = self.settings
+        return open_data(s.source or Source(s.hieradata, None, (), {}), s.bundle, s.bundle_key)
 
     def bind(self, definition: ServiceDef) -> tuple[Service, Scope]:
         """Resolve what the data decides (the machine, ``each`` copies) in the service's scope."""

@@ -77,9 +77,14 @@ class Source(NamedTuple):
         return self.environment / "hiera.yaml"
 
     def load(self) -> Any:
+        """The Hiera of the three layers; an environment without hiera.yaml is one line saying
+        which options name it (every command that reads data says the same)."""
+        from renderer.errors import HieraConfigError
         from renderer.hiera import Hiera
         from renderer.log import warning
 
+        if not self.config.exists():
+            raise HieraConfigError(missing_hint(self))
         for level, how in self.backends.items():
             if how != SKIP:
                 continue
@@ -115,6 +120,16 @@ def from_args(args: argparse.Namespace) -> Source:
         backends[level] = how
     return Source(environment, Path(global_config) if global_config else None, modulepath,
                   backends)
+
+
+def open_data(source: Source, bundle: Path | None, bundle_key: str | None) -> Any:
+    """The run's Hiera: the bundle's answers when ``--bundle`` names one (a node without
+    hieradata, renderer.bundle), else the three layers."""
+    if bundle is None:
+        return source.load()
+    from renderer.bundle import BundleHiera, load
+
+    return BundleHiera(load(bundle, bundle_key), bundle)
 
 
 def missing_hint(source: Source) -> str:

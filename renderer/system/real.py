@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from renderer import confine, manifest
@@ -142,18 +143,14 @@ class RealSystem:
 
     def read_link(self, root: Path, dest: PurePosixPath) -> Actual | None:
         """A symlink destination: its target as bytes, its owner in the root's terms."""
-        display = f"{root}{dest}"
-        dirfd, name = self.open_parent(root, dest)
+        return self._read_in(root, dest, self._link_at)
+
+    @staticmethod
+    def _link_at(dirfd: int, name: str, display: str) -> Actual | None:
         try:
-            actual = links.read_at(dirfd, name, display)
+            return links.read_at(dirfd, name, display)
         except OSError as exc:
             raise _oserror(exc, "cannot read link", display) from exc
-        finally:
-            os.close(dirfd)
-        base = self.uid_base(root)
-        if actual is None or not base:
-            return actual
-        return actual._replace(uid=unshift(actual.uid, base), gid=unshift(actual.gid, base))
 
     def read_file(self, root: Path, dest: PurePosixPath, follow: bool = False) -> Actual | None:
         """The destination's bytes and metadata; None when it does not exist yet.
@@ -162,10 +159,16 @@ class RealSystem:
         (create it, or fail the service before anything is written). The owner is given in the
         root's terms: a private-users shift is undone, an id outside the range reads as 65534.
         """
+        return self._read_in(root, dest, self._read_at, follow)
+
+    def _read_in(self, root: Path, dest: PurePosixPath,
+                 read: Callable[[int, str, str], Actual | None], follow: bool = False
+                 ) -> Actual | None:
+        """``read`` in the destination's directory; the owner in the root's terms."""
         display = f"{root}{dest}"
         dirfd, name = self.open_parent(root, dest, follow=follow)
         try:
-            actual = self._read_at(dirfd, name, display)
+            actual = read(dirfd, name, display)
         finally:
             os.close(dirfd)
         base = self.uid_base(root)
