@@ -29,7 +29,7 @@ from test_oslo import check, render_all
 
 pytestmark = pytest.mark.slow  # oslo.config, libvirtd, swift: real readers
 
-# Files render writes that no reader installed here reads, each with why (README, "Sample").
+# Files render writes that no reader installed here reads, each with why.
 UNREAD = {
     # RabbitMQ's new-style (sysctl) format is parsed by the Erlang cuttlefish schema inside
     # rabbitmq-server, not installed here; test_catalog_checks reads its syntax
