@@ -150,6 +150,22 @@ def test_reloads_skip_what_is_not_running(tmp_path: Path, systemctl):
     assert fake.calls() == []
 
 
+def test_host_daemon_reload_runs_first_and_even_when_the_container_is_stopped(
+        tmp_path: Path, systemctl):
+    """A drop-in for a host unit (systemd-nspawn@<m>.service.d/): the host's systemd always
+    runs, so it is reloaded whatever the container's state, before any restart."""
+    fake = systemctl(state="inactive")
+    system = RealSystem(fake.command, tmp_path / "state")
+    plan = agents_plan(tmp_path, (
+        "  - {template: a.j2, dest: /etc/l3.ini, restart: 'unit:l3'}\n"
+        "  - {template: a.j2, dest: '/etc/systemd/system/systemd-nspawn@net.service.d/d.conf',"
+        " root: host, create_dirs: true, restart: host-daemon-reload}\n"), system)
+    results = apply([plan], system, Roots(tmp_path / "machines", tmp_path / "host"),
+                    Options())
+    assert exit_code(results, False) == 2 and not results[0].errors
+    assert fake.calls() == ["daemon-reload"]  # l3 is not running: try-restart skipped
+
+
 def test_a_due_container_absorbs_its_units_and_their_daemon_reload(tmp_path: Path, systemctl):
     fake = systemctl()
     system = RealSystem(fake.command, tmp_path / "state")

@@ -57,6 +57,7 @@ def test_all_noop_on_fresh_tree_then_in_sync_after_a_real_run(tree: Tree, system
     assert (real.code, real.err) == (2, "")
     # a container restart that is due absorbs the restarts and reloads of the units inside it
     calls = fake.calls()
+    assert calls[0] == "daemon-reload"  # the host's, for nova-compute's drop-in: before restarts
     assert "try-restart systemd-nspawn@neutron-agents.service" in calls
     # ... but render never restarts nova-compute's container (that kills its instances): the
     # units inside it restart instead
@@ -107,6 +108,7 @@ def test_memcached_change_restarts_exactly_the_services_that_use_it(tree: Tree, 
         ("glance", "glance-api.service"),
         ("placement", "placement-api.service"),
         ("nova-api", "nova-api.service"),
+        ("nova-api", "nova-api-metadata.service"),
         ("nova-control", "nova-conductor.service"),
         ("nova-control", "nova-scheduler.service"),
         ("neutron-server", "neutron-server.service"),

@@ -70,15 +70,19 @@ def test_sample_keystone_definition():
 def test_restart_kinds(tmp_path: Path):
     base = write(tmp_path, "machine: m1\nfiles:\n  - template: a.j2\n    dest: /etc/a\n"
                            "    restart: [container, 'unit:httpd', 'host:systemd-networkd',"
-                           " container, daemon-reload, 'host-reload:systemd-networkd']\n")
+                           " container, daemon-reload, 'host-reload:systemd-networkd',"
+                           " host-daemon-reload]\n")
     actions = bound(base).files[0].actions
     assert [a.systemctl_args() for a in actions] == [
         ["try-restart", "systemd-nspawn@m1.service"],
         ["--machine=m1", "try-restart", "httpd.service"],
         ["try-restart", "systemd-networkd.service"],
         ["--machine=m1", "daemon-reload"],
-        ["try-reload-or-restart", "systemd-networkd.service"]]
-    assert [a.first for a in actions] == [False, False, False, True, False]
+        ["try-reload-or-restart", "systemd-networkd.service"],
+        ["daemon-reload"]]  # the host's systemd: a host unit's drop-in
+    assert [a.first for a in actions] == [False, False, False, True, False, True]
+    assert actions[-1].describe() == "systemd (daemon-reload) on the host"
+    assert not actions[-1].from_container and actions[-1].running_check() is None
 
 
 DATA = {"api::machine": "nova-api", "conductor::machine": "control",

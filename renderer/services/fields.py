@@ -147,7 +147,8 @@ def namespaces(value: Any, validate: str, where: Where) -> tuple[str, ...] | Non
 
 def restarts(value: Any, each: bool, where: Where) -> tuple[Restart, ...]:
     """``container``, ``unit:<name>`` (inside the container), ``host:<name>``, ``daemon-reload``
-    (systemd inside the container), ``host-reload:<name>`` (reload-or-restart on the host),
+    (systemd inside the container), ``host-daemon-reload`` (the host's systemd: a drop-in for
+    a host unit), ``host-reload:<name>`` (reload-or-restart on the host),
     ``none``. ``{item}`` in a unit name stands for the ``each`` item."""
     parsed = (_restart(raw, each, where) for raw in (value if isinstance(value, list)
                                                      else [value]))
@@ -161,11 +162,14 @@ def _restart(raw: Any, each: bool, where: Where) -> Restart | None:
         return Restart(ActionKind.CONTAINER)
     if raw == "daemon-reload":
         return Restart(ActionKind.DAEMON_RELOAD)
+    if raw == "host-daemon-reload":
+        return Restart(ActionKind.HOST_DAEMON_RELOAD)
     for prefix, kind in _UNIT_PREFIXES:
         if isinstance(raw, str) and raw.startswith(prefix):
             return Restart(kind, _unit(raw[len(prefix):], each, where))
     raise where.fail(f"restart must be 'container', 'unit:<unit>', 'host:<unit>', "
-                     f"'daemon-reload', 'host-reload:<unit>' or 'none', not {raw!r}")
+                     f"'daemon-reload', 'host-daemon-reload', 'host-reload:<unit>' or 'none', "
+                     f"not {raw!r}")
 
 
 def _unit(unit: str, each: bool, where: Where) -> str:

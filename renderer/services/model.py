@@ -48,6 +48,8 @@ class ActionKind(Enum):
     HOST = "host"            # systemctl try-restart <unit> on the host
     # systemctl --machine=<machine> daemon-reload: a unit drop-in changed; runs before restarts
     DAEMON_RELOAD = "daemon-reload"
+    # systemctl daemon-reload on the host: a host unit's drop-in changed (systemd-nspawn@<m>.d)
+    HOST_DAEMON_RELOAD = "host-daemon-reload"
     # systemctl try-reload-or-restart <unit> on the host, e.g. systemd-networkd (networkctl reload)
     HOST_RELOAD = "host-reload"
 
@@ -75,7 +77,7 @@ class Action(NamedTuple):
     def first(self) -> bool:
         """Runs before every other action: systemd must read a changed drop-in before the
         restart that should use it."""
-        return self.kind is ActionKind.DAEMON_RELOAD
+        return self.kind in (ActionKind.DAEMON_RELOAD, ActionKind.HOST_DAEMON_RELOAD)
 
     def running_check(self) -> tuple[list[str], str] | None:
         """(systemctl prefix, unit) whose state says whether a reload has anything to do: a
@@ -92,6 +94,8 @@ class Action(NamedTuple):
             return [f"--machine={self.machine}", "try-restart", self.unit]
         if self.kind is ActionKind.DAEMON_RELOAD:
             return [f"--machine={self.machine}", "daemon-reload"]
+        if self.kind is ActionKind.HOST_DAEMON_RELOAD:
+            return ["daemon-reload"]
         if self.kind is ActionKind.HOST_RELOAD:
             return ["try-reload-or-restart", self.unit]
         return ["try-restart", self.unit]
@@ -101,6 +105,8 @@ class Action(NamedTuple):
             return f"{self.unit} in {self.machine}"
         if self.kind is ActionKind.DAEMON_RELOAD:
             return f"systemd (daemon-reload) in {self.machine}"
+        if self.kind is ActionKind.HOST_DAEMON_RELOAD:
+            return "systemd (daemon-reload) on the host"
         if self.kind is ActionKind.HOST_RELOAD:
             return f"{self.unit} (reload)"
         return self.unit
@@ -111,13 +117,15 @@ class Restart(NamedTuple):
     bound: the machine is the file's, and ``{item}`` in the unit is the ``each`` item."""
 
     kind: ActionKind
-    unit: str = ""  # may hold {item}; "" for container and daemon-reload
+    unit: str = ""  # may hold {item}; "" for container and the daemon-reloads
 
     def action(self, machine: str, item: str | None) -> Action:
         if self.kind is ActionKind.CONTAINER:
             return Action(self.kind, f"systemd-nspawn@{machine}.service")
         if self.kind is ActionKind.DAEMON_RELOAD:
             return Action(self.kind, DAEMON_RELOAD_UNIT, machine)
+        if self.kind is ActionKind.HOST_DAEMON_RELOAD:
+            return Action(self.kind, DAEMON_RELOAD_UNIT)
         unit = self.unit if item is None else self.unit.replace("{item}", item)
         unit = unit if unit.endswith(UNIT_SUFFIXES) else f"{unit}.service"
         return Action(self.kind, unit, machine if self.kind is ActionKind.UNIT else None)
