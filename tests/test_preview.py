@@ -32,8 +32,8 @@ ROLES = {"controller": ["keystone", "memcached"], "cache": ["memcached"], "db": 
 NODES = {"ctl1": "controller", "ctl2": "controller", "mc1": "cache", "mv1": "cache",
          "db1": "db", "db2": "db", "db3": "db"}
 DOMAIN = "example.com"
-GALERA = {"galera": {"service": "mariadb",
-                     "members": [f"db{i}.{DOMAIN}" for i in (1, 2, 3)]}}
+GALERA = "galera-openstack"  # mariadb's rolling policy: group mariadb::cluster::name
+DB = [f"db{i}.{DOMAIN}" for i in (1, 2, 3)]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -66,8 +66,6 @@ def make_repo(root: Path) -> Path:
     (data / "roles").mkdir()
     for role, services in ROLES.items():
         (data / "roles" / f"{role}.yaml").write_text(f"render::services: {json.dumps(services)}\n")
-    with (data / "common.yaml").open("a") as handle:
-        handle.write(f"render::cluster_groups: {json.dumps(GALERA)}\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "sample with roles")
@@ -193,12 +191,14 @@ def test_changes_grouped_and_cluster_warned(site):
     assert doc["summary"] == {"errored": 0, "changed": 6, "unaffected": 1}  # mc1: no change
     moved = by_node(doc)[f"mv1.{DOMAIN}"]
     assert {s["service"]: s["change"] for s in moved["services"]}["keystone"] == "added"
-    assert [w["group"] for w in doc["warnings"]] == ["galera"]
-    assert doc["warnings"][0]["members"] == GALERA["galera"]["members"]
+    assert [w["group"] for w in doc["warnings"]] == [GALERA]  # from the restart policy
+    assert doc["warnings"][0]["members"] == DB
+    assert doc["warnings"][0]["units"] == ["mariadb.service in mariadb"]
     code, out, _ = preview(repo, nodes, "-j", "1")
     assert code == 2
     assert f"3 nodes: db1.{DOMAIN}, db2.{DOMAIN}, db3.{DOMAIN} (changed)" in out
-    assert "WARNING: cluster galera: mariadb" in out
+    assert f"WARNING: cluster {GALERA}: mariadb (mariadb.service in mariadb) would restart on " \
+        f"every member ({', '.join(DB)}), paced by its rolling policy" in out
     assert f"unaffected: 1 node: mc1.{DOMAIN}\n" in out
     assert out.rstrip().endswith("0 node(s) errored, 6 changed, 1 unaffected (main -> feature)")
 
@@ -209,14 +209,14 @@ def test_parallel_and_serial_agree(site):
         untagged(preview_json(repo, nodes, "-j", "1"))
 
 
-def test_members_not_previewed_are_named_and_markdown(site, tmp_path: Path):
+def test_members_are_the_previewed_nodes_and_markdown(site, tmp_path: Path):
     repo, nodes = site
     few = tmp_path / "few"
     few.mkdir()
     for name in ("db1", "db2", "mc1"):
         shutil.copy(nodes / f"{name}.json", few)
     doc = preview_json(repo, few)
-    assert doc["warnings"][0]["not_previewed"] == [f"db3.{DOMAIN}"]  # both previewed restart
+    assert doc["warnings"][0]["members"] == DB[:2]  # both previewed members restart
     (few / "db2.json").unlink()
     assert preview_json(repo, few)["warnings"] == []  # one member previewed: no cluster seen
     only = tmp_path / "only"
