@@ -45,7 +45,7 @@ TEST_DEBS += ceph-common libvirt-daemon libvirt-daemon-driver-qemu libvirt-clien
 OSLO_VENV     := .venv-oslo
 OSLO_PACKAGES := keystone glance openstack-placement nova neutron 'cinder[gcs]' openstack-heat \
                  ironic murano==16.0.0
-DEMO    := --hieradata hieradata --templates service_templates \
+DEMO    := --hieradata hieradata --templates service_templates --hiera-config contrib/demo/hiera.yaml \
            --machines-dir build/machines --host-root build/host --state-dir build/state \
            --node controller1.example.com
 # deb: what builds and checks the package (debian/control's Build-Depends, lintian), and what its

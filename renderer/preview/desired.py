@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from renderer.errors import InternalError, RenderError, error_line
 from renderer.masking import Masker
+from renderer.names import printable
 from renderer.plan import desired_mode
 from renderer.preview.nodes import Node
 from renderer.preview.revision import Revision
@@ -28,7 +29,6 @@ from renderer.state import action_key, config_hash
 from renderer.targets import Roots
 
 SERVICES_KEY = "render::services"         # the services a node runs, an array
-CLUSTERS_KEY = "render::cluster_groups"   # name -> {service, members}: the cluster warning
 ROOTS = Roots(Path("/var/lib/machines"), Path("/"))  # display paths only: nothing is read
 
 
@@ -48,12 +48,14 @@ class DesiredService(NamedTuple):
     files: dict[str, DesiredFile]                  # by target key
     units: dict[str, tuple[Action, str]]           # action key -> (action, config hash)
     errors: tuple[str, ...] = ()                   # error lines, masked, paths shown REF:path
+    clusters: tuple[tuple[str, str], ...] = ()     # (group, unit) of each rolling policy
 
 
 class DesiredNode(NamedTuple):
     services: dict[str, DesiredService]
     errors: tuple[str, ...] = ()                   # the node's own: facts, the services key
-    clusters: dict[str, Any] = {}  # noqa: RUF012 - render::cluster_groups, as the data says
+    # cluster group -> {service, units}: the node's rolling restart policies, the warning's
+    clusters: dict[str, Any] = {}  # noqa: RUF012
 
 
 def desire_for(revision: Revision, masker: Masker, environment: str) -> Desire:
@@ -94,26 +96,23 @@ def desire_node(desire: Desire, revision: Revision, node: Node, environment: str
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise RenderError(f"hiera key '{services_key}' must be an array of service names",
                               path=node.where)
-        clusters = hiera.lookup(CLUSTERS_KEY, top, default={})
         services = {name: _service(desire, revision, name) for name in dict.fromkeys(names)}
     except RenderError as exc:
         return DesiredNode({}, (_line(desire.masker, revision, exc),))
     finally:
         desire.forget_scopes()  # one node's scopes are not needed by the next
-    return DesiredNode(services, (), _clusters(clusters))
+    return DesiredNode(services, (), _clusters(services))
 
 
-def _clusters(value: object) -> dict[str, Any]:
-    """The well-formed groups of ``render::cluster_groups`` as plain data (name -> service,
-    members); anything else is left out, so nothing but names crosses to the report."""
+def _clusters(services: dict[str, DesiredService]) -> dict[str, Any]:
+    """The cluster groups the node is a member of, by its rolling restart policies (the group
+    looked up in the node's scope, as a run binds it): group -> {service, units}."""
     groups: dict[str, Any] = {}
-    for name, spec in (value.items() if isinstance(value, dict) else ()):
-        members = spec.get("members") if isinstance(spec, dict) else None
-        service = spec.get("service") if isinstance(spec, dict) else None
-        if isinstance(name, str) and isinstance(members, list) \
-                and all(isinstance(m, str) for m in members) \
-                and (service is None or isinstance(service, str)):
-            groups[name] = {"service": service, "members": list(members)}
+    for name, service in services.items():
+        for group, unit in service.clusters:
+            found = groups.setdefault(group, {"service": name, "units": []})
+            if unit not in found["units"]:
+                found["units"].append(unit)
     return groups
 
 
@@ -148,7 +147,9 @@ def _service(desire: Desire, revision: Revision, name: str) -> DesiredService:
                 keys.append(target.key)
     units = {action_key(action): (action, config_hash((k, files[k].hash) for k in keys))
              for action, keys in sets.items()}
-    return DesiredService(service.machine, files, units)
+    clusters = tuple((str(policy.group), printable(action.describe()))
+                     for action, policy in service.policies if policy.rolling)
+    return DesiredService(service.machine, files, units, (), clusters)
 
 
 def _failed(desire: Desire, revision: Revision, name: str, error: RenderError

@@ -43,36 +43,35 @@ def groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cluster_groups(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``render::cluster_groups`` as the new revision's data says it, from every node: name ->
-    {service (optional), members}; members of one name are united."""
+    """The cluster groups of the rolling restart policies, as each node's new revision binds
+    them: name -> {service, units, members}; the members are the previewed nodes in it."""
     merged: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        for name, spec in entry["clusters"].items():  # well-formed (renderer.preview.desired)
-            group = merged.setdefault(name, {"service": spec["service"], "members": []})
-            group["members"] += [m for m in spec["members"] if m not in group["members"]]
+        for name, spec in entry["clusters"].items():  # renderer.preview.desired
+            group = merged.setdefault(name, {"service": spec["service"], "units": [],
+                                             "members": []})
+            group["units"] += [u for u in spec["units"] if u not in group["units"]]
+            group["members"].append(entry["node"])
     return merged
 
 
 def cluster_warnings(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A group whose every previewed member (two at least) would restart a unit of the group's
-    service (of any service when it names none): merged as it is, they all restart within one
-    Puppet run interval."""
+    """A group whose every member (two at least) would restart a unit its rolling policy
+    covers: merged as it is, the whole cluster restarts within one Puppet run interval, paced
+    only by the policy (the lock, or the probe alone without a coordinator)."""
     by_node = {entry["node"]: entry for entry in entries}
     warnings = []
     for name, group in sorted(cluster_groups(entries).items()):
-        previewed = [m for m in group["members"] if m in by_node]
-        restarting = [m for m in previewed if _restarts(by_node[m], group["service"])]
-        if len(previewed) >= 2 and restarting == previewed:
-            units = sorted({u for m in previewed for u in _restarts(by_node[m], group["service"])})
+        members = group["members"]
+        if len(members) >= 2 and all(_restarts(by_node[m], group["units"]) for m in members):
+            units = sorted({u for m in members for u in _restarts(by_node[m], group["units"])})
             warnings.append({"group": name, "service": group["service"], "units": units,
-                             "members": previewed,
-                             "not_previewed": [m for m in group["members"] if m not in by_node]})
+                             "members": members})
     return warnings
 
 
-def _restarts(entry: dict[str, Any], service: Any) -> list[str]:
-    return [r["unit"] for s in entry["services"] if service in (None, s["service"])
-            for r in s["restarts"]]
+def _restarts(entry: dict[str, Any], units: list[str]) -> list[str]:
+    return [r["unit"] for s in entry["services"] for r in s["restarts"] if r["unit"] in units]
 
 
 def summary(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -108,10 +107,8 @@ def _nodes(names: list[str]) -> str:
 
 
 def _warning_line(w: dict[str, Any]) -> str:
-    what = f"{w['service']} ({', '.join(w['units'])})" if w["service"] else ", ".join(w["units"])
-    missing = f"; not previewed: {', '.join(w['not_previewed'])}" if w["not_previewed"] else ""
-    return (f"cluster {w['group']}: {what} would restart on every member at once "
-            f"({', '.join(w['members'])}{missing})")
+    return (f"cluster {w['group']}: {w['service']} ({', '.join(w['units'])}) would restart on "
+            f"every member ({', '.join(w['members'])}), paced by its rolling policy")
 
 
 def _summary_line(doc: dict[str, Any]) -> str:
