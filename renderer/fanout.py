@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from renderer import manifest
 from renderer.plan import ServicePlan
-
-if TYPE_CHECKING:
-    from renderer.runner import Runner
 
 MIN_SERVICES = 64   # below, forking costs more than it saves
 
@@ -36,8 +33,9 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def plan_all(runner: Runner, names: list[str]) -> list[ServicePlan]:
-    """Every service's plan, in the order given."""
+def plan_all(runner: Any, names: list[str]) -> list[ServicePlan]:
+    """Every service's plan, in the order given (``runner``: the renderer.runner.Runner, which
+    imports this module)."""
     jobs = min(cores(), 8)
     s = runner.settings
     if len(names) < MIN_SERVICES or jobs <= 1 or s.rollback or s.restart_only:
@@ -109,7 +107,7 @@ def _work(start: int, stop: int) -> tuple[list[tuple[bytes | None, list[str]]], 
     return out, manifest.take()
 
 
-def _same(runner: Runner, raw: bytes | None) -> ServicePlan | None:
+def _same(runner: Any, raw: bytes | None) -> ServicePlan | None:
     """The worker's plan when the serial run would have made the same, else None. Its masker
     knew a subset of the secrets this one knows now (this service's own and some of the
     earlier ones'): a file whose secret options differ under the whole set is planned again."""
