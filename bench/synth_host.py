@@ -7,8 +7,9 @@ INI file uses the ``_lib`` macros (database, keystone_authtoken with the memcach
 per-service data file with an INI override, two Sensitive credentials in the common data and an
 entry in ``network::containers`` (so the container block's dotted lookups dig into a hash of N
 entries, as on a real large host). Each service writes ``files`` files: the container block's
-``.nspawn`` and ``host0`` network, and ``files - 2`` INI files of its own (at least one), and
-the block's three edits inside the container (the networkd link, securetty, shadow).
+``.nspawn`` and ``host0`` network, and ``files - 2`` INI files of its own (at least one). The
+host's copy of the container block leaves out its edits inside the container (the networkd link,
+securetty, shadow: renderer.edits), so ``files`` counts every destination, as issue 11's figures do.
 
     python bench/synth_host.py DIR --services N [--files 3]
 
@@ -18,6 +19,7 @@ prints the render options for the host built in DIR (``render --noop --all $(...
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -54,6 +56,26 @@ def service_names(services: int) -> list[str]:
     return [f"svc{index:04d}" for index in range(1, services + 1)]
 
 
+def without_edits(text: str) -> str:
+    """The container block without its ``link``, ``line`` and ``password`` entries (with the
+    comment lines just above them); every other line as the catalog has it."""
+    blocks: list[list[str]] = [[]]  # the head, then per entry: its comments, itself, its keys
+    comments: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("  #"):
+            comments.append(line)
+            continue
+        if line.startswith("  - "):
+            blocks.append([])
+        blocks[-1] += comments + [line]
+        comments = []
+    kept = [b for b in blocks if not re.match(r"(\s*#.*\n)*  - (link|line|password):",
+                                               "".join(b))]
+    if len(kept) != len(blocks) - 3:
+        sys.exit("synth_host: the container block no longer has its three edits")
+    return "".join(line for block in kept for line in block) + "".join(comments)
+
+
 def build(base: Path, services: int, files: int = 3, restart: str = "unit:@NAME@") -> list[str]:
     """Build the host in ``base`` (created; must not hold one already); the render options.
     ``restart``: what a change to a service's own files restarts (``container`` for hosts whose
@@ -63,6 +85,8 @@ def build(base: Path, services: int, files: int = 3, restart: str = "unit:@NAME@
     shutil.copytree(REPO / "hieradata", hieradata)
     templates.mkdir(parents=True)
     shutil.copytree(REPO / "service_templates" / "_lib", templates / "_lib")
+    block = templates / "_lib" / "container.yaml"
+    block.write_text(without_edits(block.read_text()))
     own = max(files - 2, 1)
     names = service_names(services)
     data = hieradata / "data"

@@ -53,6 +53,30 @@ def end() -> None:
     _entries = None
 
 
+def detach() -> None:
+    """A planning worker's notes start afresh (renderer.fanout); ``take`` hands them over."""
+    global _entries
+    if _entries is not None:
+        _entries = {}
+    _values.clear()
+    _tainted.clear()
+
+
+def take() -> tuple[dict[str, tuple[int, ...] | None] | None, dict[str, str], list[str]]:
+    return _entries, dict(_values), list(_tainted)
+
+
+def merge(entries: dict[str, tuple[int, ...] | None] | None, values: dict[str, str],
+          tainted: list[str]) -> None:
+    """A worker's notes, in service order: a path noted earlier keeps its first lstat."""
+    if _entries is not None and entries:
+        for key, found in entries.items():
+            _entries.setdefault(key, found)
+    for name, text in values.items():
+        _values.setdefault(name, text)
+    _tainted.extend(reason for reason in tainted if reason not in _tainted)
+
+
 def fields(path: str) -> tuple[int, ...] | None:
     """The lstat fields any write changes, or None for a missing path. Any other error is a
     value too (-1 and the errno): it must stay the same."""

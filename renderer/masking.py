@@ -172,6 +172,7 @@ class Masker:
         # thousands), and adding a service's secrets costs only those secrets
         # (the lengths of those values, so a shared prefix costs a set lookup per length)
         self._by_prefix: dict[str, set[int]] = {}
+        self.learned: list[str] | None = None  # set: new values are also kept here, in order
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
@@ -181,6 +182,8 @@ class Masker:
             if value in self._values:
                 continue
             self._values.add(value)
+            if self.learned is not None:
+                self.learned.append(value)  # a planning worker sends them back (renderer.fanout)
             if len(value) >= _MIN_SUBSTRING:
                 self._by_prefix.setdefault(value[:_MIN_SUBSTRING], set()).add(len(value))
             if "\n" in value or "\r" in value:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from renderer.apply import Listener, Options, ServiceResult, apply
 from renderer.edits import desired, render_edits
 from renderer.errors import InternalError, RenderError
+from renderer.fanout import plan_all
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
@@ -192,7 +193,7 @@ class Runner(Desire):
             self.renderer = Renderer(s.templates, bytecode_cache(
                 self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
-            plans = [self.plan_one(name) for name in names]
+            plans = plan_all(self, names)  # on many cores for many services
             notes = self.sweep(plans)
             self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,
