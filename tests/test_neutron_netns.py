@@ -116,16 +116,5 @@ def test_the_notes_settings_fail_on_this_path(tmp_path: Path):
     assert again["exec"][0] != 0, again  # "exists", and nothing can enter it
 
 
-def test_pyroute2_needs_the_mount_system_calls(rendered: str, tmp_path: Path):
-    """nspawn's default system call filter allows @mount, which pyroute2's bind mounts need:
-    deny it and no namespace is created. (CAP_SYS_ADMIN, also in nspawn's defaults, is the one
-    capability of the namespace_cmd privsep context: checked in the bounding set above.)"""
-    nspawn = settings(rendered.replace("[Exec]\n", "[Exec]\nSystemCallFilter=~@mount\n"))
-    result = run_container(tmp_path, nspawn, "qrouter-restricted",
-                           host_dirs=("/run/openvswitch",))
-    assert result["create"] == "RuntimeError: Error creating namespace qrouter-restricted", result
-    assert not result["nsfs"] and result["exec"][0] != 0, result
-
-
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
