@@ -261,3 +261,9 @@ def test_the_container_restart_takes_the_policy_of_a_unit_inside():
     assert policy_of(other, {MARIADB: rolling}) is None
     assert policy_of(container, {MARIADB: rolling, container: NOW}) is None  # its own: now
     assert policy_of(MARIADB, {MARIADB: NOW}) is None
+
+
+def test_a_container_may_keep_restarting_now(tmp_path: Path):
+    found = policies(tmp_path, CONTAINER + "  container: now\n", {"galera::cluster_name": "g"})
+    container = Action(ActionKind.CONTAINER, "systemd-nspawn@db.service")
+    assert found[container] == NOW and found[MARIADB].rolling
