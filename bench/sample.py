@@ -13,10 +13,21 @@ def sample_options(base: Path) -> list[str]:
     """Copy the sample below ``base``; return render's options for it (``--node`` last)."""
     shutil.copytree(REPO / "hieradata", base / "hieradata")
     shutil.copytree(REPO / "service_templates", base / "templates")
+    stand_in_probes(base / "hieradata")
     (base / "host").mkdir()
     return ["--hieradata", str(base / "hieradata"), "--templates", str(base / "templates"),
             "--machines-dir", str(base / "machines"), "--host-root", str(base / "host"),
             "--state-dir", str(base / "state"), "--node", "controller1.example.com"]
+
+
+def stand_in_probes(hieradata: Path) -> None:
+    """The sample's galera and RabbitMQ policies with a probe that passes: a set-up run's
+    container restarts roll (renderer.rolling), and no container runs here to probe."""
+    for service in ("mariadb", "rabbitmq"):
+        with (hieradata / "data" / "services" / f"{service}.yaml").open("a") as data:
+            data.write(f"{service}::restart_policy:\n  policy: rolling\n"
+                       f"  group: {{lookup: {service}::cluster::name}}\n"
+                       "  probe: {command: [/bin/true]}\n")
 
 
 LOOKUPS = 200

@@ -20,6 +20,11 @@ refresh): a pending restart means the node does not yet run its config.
 
 Actions of one group also run one after the other inside a run (``key``), so one host with two
 members of a cluster restarts them in turn.
+
+A container restart (a changed ``.nspawn`` or network file) stops every unit in it, so it takes
+the rolling policy of the units in that machine that its services declare (``policies``): a
+change to the data every member shares does not restart every member's container at once. Its
+probe's ``{machine}`` is the container's (``machine``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 from renderer.coordinator import MARGIN, Etcd, Unavailable
 from renderer.restarts import STOPPED, Attempt, Outcome, Pending, current_state
 from renderer.services import Action
+from renderer.services.model import NSPAWN_UNIT
 from renderer.services.policy import Policy, Probe
 from renderer.system import System
 
@@ -47,6 +53,13 @@ def hold(policy: Policy, health_timeout: float) -> float:
     """The lease of a lock place: the restart's health wait and the probe, and a margin."""
     probe = policy.probe.timeout if policy.probe else 0.0
     return health_timeout + probe + MARGIN
+
+
+def machine(action: Action) -> str | None:
+    """The machine a probe runs in: the unit's, or the container's of a container restart."""
+    if action.container_unit and action.unit.startswith(NSPAWN_UNIT):
+        return action.unit[len(NSPAWN_UNIT):].removesuffix(".service")
+    return action.machine
 
 
 def check(system: System, probe: Probe, machine: str | None, timeout: float) -> str:
@@ -93,14 +106,15 @@ def restart(system: System, action: Action, policy: Policy, coordinator: Etcd | 
         except Unavailable as exc:
             return owed(str(exc))
     try:
-        why = check(system, probe, action.machine, probe.timeout)
+        where = machine(action)
+        why = check(system, probe, where, probe.timeout)
         if why:
             return owed(f"probe failed before the restart, a member of {policy.group} may be "
                         f"down: {why}")
         attempt = run()
         if attempt.outcome is not Outcome.RESTARTED:
             return attempt
-        why = ready(system, probe, action.machine)
+        why = ready(system, probe, where)
         if why:
             return Attempt(Outcome.FAILED, f"{attempt.state}, but not ready: its probe did not "
                            f"pass within {probe.timeout:.0f} s ({why})", why)
@@ -110,14 +124,24 @@ def restart(system: System, action: Action, policy: Policy, coordinator: Etcd | 
             coordinator.release(held)
 
 
+def policy_of(action: Action, declared: dict[Action, Policy]) -> Policy | None:
+    """The rolling policy of ``action`` in one service's bound policies; a container restart
+    has the first rolling policy of a unit in its machine (see the module docstring)."""
+    policy = declared.get(action)
+    if policy is None and action.container_unit:
+        inside = machine(action)
+        policy = next((p for a, p in declared.items()
+                       if p.rolling and a.machine == inside and not a.container_unit), None)
+    return policy if policy is not None and policy.rolling else None
+
+
 def policies(pending: dict[Action, list[tuple[Any, Pending]]]) -> dict[Action, Policy]:
     """The rolling policy of each pending action (the first of its services' that has one);
     the reasons of its restarts say so (``files changed; rolling, group galera``), --noop's too."""
     found: dict[Action, Policy] = {}
     for action, owners in pending.items():
         policy = next((p for o, _ in owners
-                       if (p := o.result.plan.policies.get(action)) is not None and p.rolling),
-                      None)
+                       if (p := policy_of(action, o.result.plan.policies)) is not None), None)
         if policy is not None:
             found[action] = policy
             pending[action] = [(o, item._replace(reason=f"{item.reason}; {policy.describe()}"))

@@ -161,6 +161,7 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
 def file_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
     from renderer.plan import desired_mode
     from renderer.restarts import command
+    from renderer.rolling import policy_of
     from renderer.targets import Roots
 
     roots = Roots(DEFAULT_MACHINES, DEFAULT_HOST)
@@ -181,18 +182,21 @@ def file_entries(shown: Shown, clear: bool) -> list[dict[str, Any]]:
             "template": spec.template or spec.kind.value,
             "owner": spec.owner, "group": spec.group, "mode": f"{mode:04o}",
             "mode_kept": spec.mode is None,
-            "restart": [a.describe() + rolling(a, policies.get(a)) for a in spec.actions],
+            "restart": [a.describe() + rolling(a, policy_of(a, policies)) for a in spec.actions],
             "commands": [shlex.join([*shown.systemctl, *command(a)]) for a in spec.actions],
             "secret_options": sorted(names), "content": text})
     return entries
 
 
 def rolling(action: Any, policy: Any) -> str:
-    """`` (rolling, group galera, 1 at a time; probe: mysql ...)`` for a rolling unit."""
+    """`` (rolling, group galera, 1 at a time; probe: mysql ...)`` for a rolling unit (or the
+    container restart that takes its policy)."""
+    from renderer.rolling import machine
+
     if policy is None or not policy.rolling:
         return ""
     return (f" ({policy.describe()}, {policy.max_parallel} at a time; probe: "
-            f"{shlex.join(policy.probe.argv(action.machine))})")
+            f"{shlex.join(policy.probe.argv(machine(action)))})")
 
 
 def run_commands(shown: Shown) -> list[str]:

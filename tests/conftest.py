@@ -95,8 +95,19 @@ def tree(tmp_path: Path) -> Tree:
     shutil.copytree(REPO / "hieradata", tree.hieradata)
     shutil.copytree(REPO / "service_templates", tree.templates)
     provision(tree.templates, tree.machines, tree.hieradata)
+    stand_in_probes(tree.hieradata)
     tree.host.mkdir()
     return tree
+
+
+def stand_in_probes(hieradata: Path) -> None:
+    """The sample's galera and RabbitMQ policies as they are, with a probe that passes: their
+    containers' restarts roll (renderer.rolling), and no container runs here to probe."""
+    for service in ("mariadb", "rabbitmq"):
+        with (hieradata / "data" / "services" / f"{service}.yaml").open("a") as data:
+            data.write(f"{service}::restart_policy:\n  policy: rolling\n"
+                       f"  group: {{lookup: {service}::cluster::name}}\n"
+                       "  probe: {command: [/bin/true]}\n")
 
 
 @pytest.fixture

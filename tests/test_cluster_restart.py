@@ -6,7 +6,9 @@ systemd, whose clock they share: every stop and start writes a timestamp to the 
 "never two members down at once" is read off the logs as intervals that do not overlap (an
 ordering, not a duration). etcd runs on loopback on free ports with its own data dir, started and
 killed by the test (its PID only). Faults: a holder SIGKILLed while it holds the lock, a probe
-that never passes, etcd stopped.
+that never passes, etcd stopped. A member's container (``systemd-nspawn@m1``, a unit of the same
+namespaced systemd that logs as the member does) restarts in turn too when a file only the
+container reads changes.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def etcd(tmp_path: Path) -> Iterator[Etcd]:
 
 @pytest.fixture
 def systemd(tmp_path: Path) -> Iterator[NamespacedSystemd]:
-    ns = boot(tmp_path / "systemd", {"member@.service": MEMBER_UNIT})
+    ns = boot(tmp_path / "systemd", {"member@.service": MEMBER_UNIT,
+                                     "systemd-nspawn@.service": MEMBER_UNIT})
     try:
         ns.systemctl("start", *(f"member@{m}.service" for m in MEMBERS))
         yield ns
@@ -142,6 +145,27 @@ class Member:
                 "max_parallel": max_parallel,
                 "probe": {"command": probe, "expect": expect,
                           "timeout": 5}}},
+        }))
+
+    def write_container_service(self) -> None:
+        """A container-level file (the member's .nspawn) and a unit inside with a rolling
+        policy: the container restart takes it, its probe asks for ``{machine}``'s container."""
+        (self.base / "machines" / self.name / "etc").mkdir(parents=True)
+        directory = self.base / "templates" / "db"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "app.conf.j2").write_text("value = 1\n")
+        (directory / "nspawn.j2").write_text("[Exec]\n# {{ lookup('value') }}\n")
+        container = [*self.ns.systemctl_prefix.split(), "is-active",
+                     "systemd-nspawn@{machine}.service"]
+        (directory / "service.yaml").write_text(yaml.safe_dump({
+            "machine": self.name,
+            "files": [{"template": "app.conf.j2", "dest": "/etc/app.conf",
+                       "restart": "unit:member"},
+                      {"template": "nspawn.j2", "root": "host", "create_dirs": True,
+                       "dest": "/etc/systemd/nspawn/{machine}.nspawn", "restart": "container"}],
+            "restart_policy": {"unit:member": {
+                "policy": "rolling", "group": {"lookup": "cluster::name"},
+                "probe": {"command": container, "expect": "^active$", "timeout": 5}}},
         }))
 
     def set_data(self, value: str) -> None:
@@ -211,6 +235,31 @@ def test_never_two_members_down_at_once(tmp_path: Path, systemd: NamespacedSyste
     for (_, up), (down, _) in zip(intervals, intervals[1:], strict=False):
         assert up < down, intervals  # the next member went down only after this one was up
     assert etcd.keys() == []  # every place released (its lease revoked)
+
+
+def test_container_restarts_roll_too(tmp_path: Path, systemd: NamespacedSystemd, etcd: Etcd):
+    """The data every member shares changes a container-level file: each member's container
+    restarts in its turn, as its units would."""
+    systemd.systemctl("start", *(f"systemd-nspawn@{m}.service" for m in MEMBERS))
+    cluster = [Member(tmp_path / "hosts", m, systemd, f"etcd://127.0.0.1:{etcd.client}")
+               for m in MEMBERS]
+    for member in cluster:
+        member.write_container_service()
+        done = member.run()
+        assert done.returncode == 2, done.stdout + done.stderr
+    for member in cluster:
+        member.set_data("two")
+    runs = [m.start() for m in cluster]
+    for member, process in zip(cluster, runs, strict=True):
+        code, out, err = finish(process)
+        assert (code, err) == (2, ""), out
+        assert (f"db: restart systemd-nspawn@{member.name}.service (files changed; rolling, "
+                "group galera): active after ") in out, out
+    intervals = sorted(i for m in cluster for i in outages(m))
+    assert len(intervals) == 6, intervals  # each container: the first run and this one
+    for (_, up), (down, _) in zip(intervals, intervals[1:], strict=False):
+        assert up < down, intervals
+    assert etcd.keys() == []
 
 
 def test_max_parallel_two_never_three_down(tmp_path: Path, systemd: NamespacedSystemd,

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Tree, provision, render
+from conftest import REPO, Tree, provision, render, stand_in_probes
 
 DEBIAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's python3, not a pyenv or venv one
 NODE = "controller1.example.com"
@@ -133,6 +133,7 @@ def test_renders_the_sample_as_the_repo_does(installed: Path, tmp_path: Path) ->
         tree = Tree(tmp_path / name)
         shutil.copytree(REPO / "hieradata", tree.hieradata)
         provision(REPO / "service_templates", tree.machines, tree.hieradata)
+        stand_in_probes(tree.hieradata)
         tree.host.mkdir()
         trees[name] = tree
     roots = ("--machines-dir", "--host-root", "--state-dir")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import stand_in_probes
 
 from renderer import fastpath
 
@@ -44,6 +45,7 @@ class Sample:
         hiera.write_text(hiera.read_text().replace('  - name: "Common data"\n', GLOB_LEVEL))
         (base / "hieradata" / "data" / "extra").mkdir()
         provision(base / "templates", base / "machines", base / "hieradata")
+        stand_in_probes(base / "hieradata")
         (base / "host").mkdir()
         self.config = base / "render.conf"
         self.config.write_text("[render]\ndiff-context = 3\n")

@@ -207,3 +207,63 @@ def test_show_says_how_a_unit_restarts(tmp_path: Path):
     assert ("#  restart: mariadb.service in db (rolling, group galera, 2 at a time; probe: "
             "mysql -e 'SHOW STATUS LIKE '\"'\"'wsrep_local_state_comment'\"'\"''), other.service "
             "in db\n") in done.stdout
+
+
+CONTAINER = ROLLING.replace("""    restart: [unit:mariadb, unit:other]
+""", """    restart: [unit:mariadb, unit:other]
+  - template: a.j2
+    root: host
+    dest: /etc/systemd/nspawn/{machine}.nspawn
+    create_dirs: true
+    restart: container
+""").replace("command: [mysql,", "command: [mysql, '--host={machine}',")
+
+
+def container_tree(tmp_path: Path) -> list[str]:
+    templates = write(tmp_path / "templates", CONTAINER)
+    data = tmp_path / "hieradata"
+    (data / "data").mkdir(parents=True)
+    (data / "hiera.yaml").write_text(HIERA)
+    (data / "data" / "common.yaml").write_text("galera::cluster_name: galera\n")
+    (tmp_path / "machines" / "db" / "etc").mkdir(parents=True)
+    (tmp_path / "host" / "etc").mkdir(parents=True)
+    return ["--templates", str(templates), "--hieradata", str(data)]
+
+
+def test_a_container_restart_rolls_as_its_units_do(tmp_path: Path):
+    """A changed .nspawn restarts the container, every unit in it: it takes their rolling
+    policy (the lock place, the probe in that machine), absorbing them or not."""
+    sources = container_tree(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "renderer", *sources, "--machines-dir",
+                           str(tmp_path / "machines"), "--host-root", str(tmp_path / "host"),
+                           "--state-dir", str(tmp_path / "state"), "--color", "never", "--noop",
+                           "db"], capture_output=True, text=True)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert ("db: would restart systemd-nspawn@db.service (files changed; rolling, group "
+            "galera)") in done.stdout, done.stdout
+    shown = subprocess.run([sys.executable, "-m", "renderer", "show", "db", *sources],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert ("#  restart: systemd-nspawn@db.service (rolling, group galera, 2 at a time; probe: "
+            "mysql --host=db -e") in shown.stdout, shown.stdout
+
+
+def test_the_container_restart_takes_the_policy_of_a_unit_inside():
+    from renderer.rolling import machine, policy_of
+
+    container = Action(ActionKind.CONTAINER, "systemd-nspawn@db.service")
+    host = Action(ActionKind.HOST, "systemd-nspawn@db.service")
+    rolling = Policy(True, "galera", 1, PROBE)
+    assert machine(container) == machine(host) == machine(MARIADB) == "db"
+    assert policy_of(container, {MARIADB: rolling}) == rolling
+    assert policy_of(host, {MARIADB: rolling}) == rolling
+    other = Action(ActionKind.CONTAINER, "systemd-nspawn@web.service")
+    assert policy_of(other, {MARIADB: rolling}) is None
+    assert policy_of(container, {MARIADB: rolling, container: NOW}) is None  # its own: now
+    assert policy_of(MARIADB, {MARIADB: NOW}) is None
+
+
+def test_a_container_may_keep_restarting_now(tmp_path: Path):
+    found = policies(tmp_path, CONTAINER + "  container: now\n", {"galera::cluster_name": "g"})
+    container = Action(ActionKind.CONTAINER, "systemd-nspawn@db.service")
+    assert found[container] == NOW and found[MARIADB].rolling

@@ -21,6 +21,7 @@ from renderer.names import printable
 from renderer.plan import desired_mode
 from renderer.preview.nodes import Node
 from renderer.preview.revision import Revision
+from renderer.rolling import policy_of
 from renderer.runner import Desire, Settings
 from renderer.scope import facts_scope
 from renderer.services import Action
@@ -147,8 +148,10 @@ def _service(desire: Desire, revision: Revision, name: str) -> DesiredService:
                 keys.append(target.key)
     units = {action_key(action): (action, config_hash((k, files[k].hash) for k in keys))
              for action, keys in sets.items()}
+    declared = dict(service.policies)  # a container restart takes its units' (renderer.rolling)
     clusters = tuple((str(policy.group), printable(action.describe()))
-                     for action, policy in service.policies if policy.rolling)
+                     for action in dict.fromkeys([*declared, *sets])
+                     if (policy := policy_of(action, declared)) is not None)
     return DesiredService(service.machine, files, units, (), clusters)
 
 
