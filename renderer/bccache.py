@@ -15,9 +15,8 @@ import hashlib
 import hmac
 import io
 
-import jinja2
-
 from renderer.errors import ApplyError
+from renderer.jinjaimport import jinja2
 from renderer.system.statedir import Directory
 
 MAX_ENTRY = 16 << 20  # a compiled template larger than this is not ours

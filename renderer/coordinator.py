@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import time
 from typing import Any, NamedTuple
 
@@ -67,7 +66,7 @@ class Etcd:
         self.system = system
         self.url = url
         self.base = endpoint(url)
-        self.holder = holder or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.holder = holder or f"{os.uname().nodename}-{os.getpid()}-{os.urandom(3).hex()}"
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -290,7 +290,12 @@ def console() -> NoReturn:
     shutdown (tearing down Jinja's and YAML's modules and objects costs 20-30 ms of a run Puppet
     and cron make constantly). Only here, never in ``main``, which tests and tools call in
     process. A flush that fails (a closed pipe) exits 120 unless the run failed already, as
-    Python's own shutdown does."""
+    Python's own shutdown does. The cyclic collector stays off from the start, as cli.main keeps
+    it off for the run: the modules a full run imports are never garbage, and collecting while
+    they load costs a twentieth of a full render."""
+    import gc
+
+    gc.disable()
     try:
         code = main()
     except SystemExit as exc:  # --help, --version, usage errors (argparse)

@@ -30,11 +30,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jinja2
-
 from renderer import bounds, manifest
 from renderer.errors import LookupNotFound, RenderError, TemplateError, each_error, raise_all
 from renderer.hiera import NOT_GIVEN, Sensitive
+from renderer.jinjaimport import jinja2
 from renderer.masking import secret_strings
 from renderer.scope import Scope
 from renderer.services import FileSpec, Service, Templates, search_path, shared_dirs
