@@ -11,21 +11,20 @@ overwritten by the next real run.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 
+from renderer.digest import SIZE, compare_digest, hmac_sha256
 from renderer.errors import ApplyError
 from renderer.jinjaimport import jinja2
 from renderer.system.statedir import Directory
 
 MAX_ENTRY = 16 << 20  # a compiled template larger than this is not ours
-_MAC = hashlib.sha256().digest_size
+_MAC = SIZE
 
 
 def cache_key(host_key: bytes) -> bytes:
     """The cache's own key: the masking key is never used for anything else as it is."""
-    return hmac.new(host_key, b"render jinja bytecode cache v1", hashlib.sha256).digest()
+    return hmac_sha256(host_key, b"render jinja bytecode cache v1")
 
 
 class SignedBytecodeCache(jinja2.BytecodeCache):
@@ -37,7 +36,7 @@ class SignedBytecodeCache(jinja2.BytecodeCache):
         self.writable = writable
 
     def _mac(self, name: str, payload: bytes) -> bytes:
-        return hmac.new(self.key, name.encode() + b"\0" + payload, hashlib.sha256).digest()
+        return hmac_sha256(self.key, name.encode() + b"\0" + payload)
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         name = f"{bucket.key}.cache"
@@ -48,7 +47,7 @@ class SignedBytecodeCache(jinja2.BytecodeCache):
         if data is None or len(data) < _MAC:
             return
         mac, payload = data[:_MAC], data[_MAC:]
-        if hmac.compare_digest(mac, self._mac(name, payload)):
+        if compare_digest(mac, self._mac(name, payload)):
             bucket.load_bytecode(io.BytesIO(payload))
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:

@@ -1,25 +1,40 @@
-"""``import jinja2`` without importing ``inspect`` and ``ast``: a sixth of what Jinja2 costs.
+"""``import jinja2`` without ``inspect``, ``ast`` and OpenSSL: a fifth of what Jinja2 costs.
 
-``jinja2.nodes`` and ``jinja2.async_utils`` import ``inspect`` (and with it ``dis``,
-``tokenize``, ``linecache``), ``jinja2.filters`` takes ``getattr_static`` from it and
-``jinja2.lexer`` ``ast.literal_eval``: 3-5 ms at the top of every run. They are called only to
-fold a ``pass_context`` function as a constant, to run async, in the ``attr`` filter and when a
-template is compiled; a full render with compiled templates usually does none of these. Until
-something reads an attribute of it, each is a placeholder module; the first read imports the
-real one, fills the placeholder with its names and leaves the real module in ``sys.modules``,
-so later imports and earlier bindings both see the real functions. The names Jinja binds at
-import are forwarders to the real ones. A process that imported one of them, or Jinja, before
-gets no placeholder for it.
+Jinja's modules import ``inspect`` (and with it ``dis``, ``tokenize``, ``linecache``), take
+``getattr_static`` from it and ``literal_eval`` from ``ast``, and ``sha1`` from ``hashlib``
+(which loads libcrypto through ``_hashlib``): 5-7 ms at the top of every full run. They call
+them only to fold a ``pass_context`` function as a constant, to run async, in the ``attr``
+filter, when a template is compiled, and (``sha1``) for the template cache's keys.
+
+Until something reads an attribute of it, each of those modules is a placeholder; the first
+read imports the real one, fills the placeholder with its names and leaves the real module in
+``sys.modules``, so later imports and earlier bindings both see the real functions. The names
+Jinja binds at import are forwarders to the real functions, except ``sha1``: that is the
+interpreter's built-in ``_sha1.sha1``, the same digest ``hashlib`` gives (it is what hashlib
+itself falls back to without OpenSSL). A process that imported one of these modules, or Jinja,
+before gets no placeholder for it.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
-# module -> the names Jinja takes from it by name at import (``from inspect import ...``)
-DEFERRED = {"inspect": ("getattr_static",), "ast": ("literal_eval",)}
+# module -> the names Jinja takes from it at import (``from inspect import ...``): None for a
+# forwarder to the real function, else the stand-in to bind
+DEFERRED: dict[str, dict[str, Callable[..., Any] | None]] = {
+    "inspect": {"getattr_static": None},
+    "ast": {"literal_eval": None},
+    "hashlib": {"sha1": None},
+}
+try:
+    from _sha1 import sha1 as _builtin_sha1
+
+    DEFERRED["hashlib"]["sha1"] = _builtin_sha1
+except ImportError:  # pragma: no cover - an interpreter built without it: forward
+    pass
 
 
 class _Deferred(types.ModuleType):
@@ -38,7 +53,7 @@ class _Deferred(types.ModuleType):
         return real
 
 
-def _forwarder(module: _Deferred, name: str) -> Any:
+def _forwarder(module: _Deferred, name: str) -> Callable[..., Any]:
     def forward(*args: Any, **kwargs: Any) -> Any:
         return getattr(module.load(), name)(*args, **kwargs)
 
@@ -46,18 +61,18 @@ def _forwarder(module: _Deferred, name: str) -> Any:
     return forward
 
 
-def _defer(name: str, forwarded: tuple[str, ...]) -> None:
+def _defer(name: str, bound: dict[str, Callable[..., Any] | None]) -> None:
     if name in sys.modules or "jinja2" in sys.modules:
         return
     module = _Deferred(name)
-    for attribute in forwarded:
-        setattr(module, attribute, _forwarder(module, attribute))
+    for attribute, stand_in in bound.items():
+        setattr(module, attribute, stand_in or _forwarder(module, attribute))
     sys.modules[name] = module
 
 
-for _name, _forwarded in DEFERRED.items():
-    _defer(_name, _forwarded)
+for _name, _bound in DEFERRED.items():
+    _defer(_name, _bound)
 
-import jinja2  # noqa: E402 - after the placeholder, on purpose
+import jinja2  # noqa: E402 - after the placeholders, on purpose
 
 __all__ = ["jinja2"]

@@ -195,11 +195,10 @@ class Masker:
                         self._short.add(part)  # masked where it is a whole line
 
     def tag(self, value: str) -> str:
-        import hashlib  # loading OpenSSL is only worth it when there is something to mask
-        import hmac
+        from renderer.digest import hmac_sha256
 
-        digest = hmac.new(self._key, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
-        return f"{REDACTED}#{digest.hexdigest()[:8]}"
+        digest = hmac_sha256(self._key, value.encode("utf-8", "surrogateescape"))
+        return f"{REDACTED}#{digest.hex()[:8]}"
 
     def _mask_url(self, text: str, tag: Callable[[str], str]) -> str:
         return _URL_CREDS_RE.sub(lambda m: f"{m['head']}{tag(m['pw'])}@", text)

@@ -21,13 +21,13 @@ drops the writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any, NamedTuple
 
+from renderer.digest import sha256
 from renderer.errors import ApplyError
 
 FORMAT = 2  # 1 keyed files and config sets on display paths; renderer.statefile migrates it
@@ -127,12 +127,12 @@ def action_key(action: Any) -> str:
 
 
 def blob_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def file_hash(data: bytes, uid: int, gid: int, mode: int) -> str:
     """Content, owner and mode: a chmod is as much a change as an edit. No timestamps."""
-    digest = hashlib.sha256(f"{uid}:{gid}:{mode:o}\n".encode())
+    digest = sha256(f"{uid}:{gid}:{mode:o}\n".encode())
     digest.update(data)
     return digest.hexdigest()
 
@@ -143,7 +143,7 @@ def config_hash(files: Iterable[tuple[str, str]], scheme: str = HASH_SCHEME) -> 
     Normalised: each path counted once, in sorted order, so the order of service.yaml entries or a
     file listed for two reasons cannot change it (TripleO's restart storms came from both).
     """
-    digest = hashlib.sha256(scheme.encode())
+    digest = sha256(scheme.encode())
     for key, hashed in sorted(dict(files).items()):
         digest.update(f"\n{key}\t{hashed}".encode())
     return f"{scheme}:{digest.hexdigest()}"

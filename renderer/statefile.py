@@ -62,10 +62,9 @@ def host_key(system: System, create: bool, source: str | os.PathLike[str] | None
     if key is None:
         seed = read_key_source(source) if source is not None else None
         if seed:
-            import hashlib
-            import hmac
+            from renderer.digest import hmac_sha256
 
-            key = hmac.new(_KEY_LABEL, seed, hashlib.sha256).digest()
+            key = hmac_sha256(_KEY_LABEL, seed)
         else:
             key = os.urandom(KEY_SIZE)
         if create:
