@@ -258,3 +258,35 @@ def test_bash_completion_services(installed: Path, tmp_path: Path) -> None:
     assert set(complete(installed, "render ", tmp_path, path)) == \
         {"keystone", "neutron-agent", "nova", "lookup", "show", "bundle", "preview", "restart"}
     assert complete(installed, "render lookup ", tmp_path, path) == []
+
+
+def test_maintainer_scripts_store_and_remove_the_compiled_patterns(package: Path,
+                                                                   tmp_path: Path) -> None:
+    """postinst stores renderer.regexcache's file beside the .pyc files py3compile writes, and
+    the installed render seeds from it; prerm removes it, so removing the package leaves no
+    directory behind. Here the root's /usr is an overlay over the machine's (in a private mount
+    namespace), so the chrooted scripts find Debian's python3 and py3compile."""
+    root = throwaway_root(tmp_path / "root")
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    for path in (root / "usr", upper, work):
+        path.mkdir()
+    package_dir = root / "usr/lib/python3/dist-packages/renderer"
+    script = f"""set -e
+        mount -t overlay overlay -o lowerdir=/usr,upperdir={upper},workdir={work} {root}/usr
+        dpkg --root={root} --force-depends -i {package} >/dev/null 2>&1
+        ls {package_dir}/__pycache__
+        PYTHONPATH={root}/usr/lib/python3/dist-packages python3 -c \
+            'import renderer.regexcache as r; print("seeded", r.seed())'
+        dpkg --root={root} -r render >/dev/null 2>&1
+        test ! -e {package_dir} && echo removed
+    """
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={"PATH": DEBIAN_PATH, "LANG": "C.UTF-8"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.split()
+    assert "regex.cpython-311.marshal" in lines and "render.cpython-311.pyc" not in lines
+    assert any(name.endswith(".cpython-311.pyc") for name in lines)
+    seeded = int(lines[lines.index("seeded") + 1])
+    assert seeded > 50, done.stdout
+    assert lines[-1] == "removed"
