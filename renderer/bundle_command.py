@@ -83,7 +83,8 @@ def capture_service(name: str, templates: Any, scope: Scope, hiera: Any) -> dict
     way."""
     from renderer.bundle import Capture
     from renderer.edits import render_edits
-    from renderer.overrides import OptionData, apply_overrides
+    from renderer.optiondata import OptionData
+    from renderer.overrides import apply_overrides
     from renderer.runner import bind_in_scope
     from renderer.services import load_service
     from renderer.templates import Renderer

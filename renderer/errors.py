@@ -13,7 +13,6 @@ the builtin they stand for where one fits (``ServiceError`` is a ``ValueError``)
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +37,8 @@ class RenderError(Exception):
     def with_context(self: _E, *, service: str | None = None, path: object = None,
                      line: int | None = None) -> _E:
         """A copy that also says where: fields already known are kept, not overwritten."""
+        import copy  # an error is rare: its copy is not worth a module at every start
+
         other = copy.copy(self)
         if service is not None and other.service is None:
             other.service = service

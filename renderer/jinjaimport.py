@@ -2,9 +2,11 @@
 
 Jinja's modules import ``inspect`` (and with it ``dis``, ``tokenize``, ``linecache``), take
 ``getattr_static`` from it and ``literal_eval`` from ``ast``, and ``sha1`` from ``hashlib``
-(which loads libcrypto through ``_hashlib``): 5-7 ms at the top of every full run. They call
-them only to fold a ``pass_context`` function as a constant, to run async, in the ``attr``
-filter, when a template is compiled, and (``sha1``) for the template cache's keys.
+(which loads libcrypto through ``_hashlib``), ``jinja2.bccache`` imports ``tempfile`` and
+``jinja2.utils`` ``random``: 6-8 ms at the top of every full run. They call them only to fold a
+``pass_context`` function as a constant, to run async, in the ``attr`` filter, when a template
+is compiled, (``sha1``) for the template cache's keys, (``tempfile``) for the directory of a
+cache render does not use and (``random``) in ``lipsum()`` and the ``random`` filter.
 
 Until something reads an attribute of it, each of those modules is a placeholder; the first
 read imports the real one, fills the placeholder with its names and leaves the real module in
@@ -28,6 +30,8 @@ DEFERRED: dict[str, dict[str, Callable[..., Any] | None]] = {
     "inspect": {"getattr_static": None},
     "ast": {"literal_eval": None},
     "hashlib": {"sha1": None},
+    "tempfile": {},  # FileSystemBytecodeCache's default directory: render has its own cache
+    "random": {"choice": None, "randrange": None},  # lipsum() and the random filter
 }
 try:
     from _sha1 import sha1 as _builtin_sha1

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in render, never 1 or 4
@@ -64,7 +64,36 @@ def split(dest: str, value: str) -> list[str]:
     return [part for part in value.split(":") if part] if dest == "templates" else [value]
 
 
+def columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the terminal's, else 80."""
+    try:
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        width = 0
+    if width <= 0:
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            width = 0
+    return width if width > 0 else 80
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's own, with the width computed here: argparse imports ``shutil`` (and ``bz2``,
+    ``lzma``, ``zlib`` with it: 2 ms of every full run) in each formatter it makes, one per
+    ``add_argument``, only to ask ``shutil.get_terminal_size``."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         columns() if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"render: {message}\n")

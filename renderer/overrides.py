@@ -23,74 +23,21 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from renderer import manifest
 from renderer.bounds import read_regular
 from renderer.errors import OverrideError, RenderError, ValidationError, raise_all
 from renderer.hiera import Hiera, Sensitive
+from renderer.optiondata import OptionData
 from renderer.scope import Scope
 from renderer.services import Service
 from renderer.templates import Rendered
 
 SEPARATOR = "::config::"
 ABSENT = "<SERVICE DEFAULT>"
-OPTION_DATA = Path("_lib") / "oslo_options.json"
 _OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")  # \Z: "$" lets a final newline in
 _SECTION = re.compile(r"^[^\[\]\s](?:[^\[\]\r\n]*[^\[\]\s])?\Z")
-
-
-class OptionData:
-    """Groups and multi-valued options per oslo.config namespace, read once and only if needed."""
-
-    def __init__(self, templates: Path | Sequence[Path]) -> None:
-        roots = (templates,) if isinstance(templates, Path) else tuple(templates)
-        for root in roots:
-            manifest.note(root / OPTION_DATA)
-        self.path = next((r / OPTION_DATA for r in roots if (r / OPTION_DATA).exists()),
-                         roots[0] / OPTION_DATA)  # the search path's first; a site's may win
-        self._namespaces: dict[str, Any] | None = None
-        self._plugins: dict[str, Any] = {}
-        self._catalogs: dict[tuple[str, ...], Any] = {}
-
-    def _load(self) -> dict[str, Any]:
-        if self._namespaces is None:
-            try:
-                import json
-
-                data = json.loads(read_regular(self.path, RenderError))
-                self._namespaces = data["namespaces"]
-                self._plugins = data.get("auth_plugins", {})
-            except RenderError:
-                raise
-            except (ValueError, KeyError) as exc:
-                raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
-        return self._namespaces
-
-    def catalog(self, namespaces: tuple[str, ...]) -> Any:
-        """The optioncheck.Catalog of a file reading ``namespaces`` (built once per set)."""
-        if namespaces not in self._catalogs:
-            from renderer.optioncheck import Catalog
-
-            self.for_file(namespaces)  # the missing-namespace error
-            self._catalogs[namespaces] = Catalog(self._load(), self._plugins, namespaces)
-        return self._catalogs[namespaces]
-
-    def for_file(self, namespaces: tuple[str, ...]) -> tuple[frozenset[str], frozenset[tuple]]:
-        """(groups, {(group, option)} multi-valued) of a file reading ``namespaces``."""
-        data = self._load()
-        groups: set[str] = set()
-        multi: set[tuple[str, str]] = set()
-        for name in namespaces:
-            if name not in data:
-                raise RenderError(f"oslo namespace {name!r} has no option data "
-                                  "(run make oslo-data)", path=self.path)
-            groups.update(data[name]["groups"])
-            multi.update((group, opt) for group, opts in data[name]["multi"].items()
-                         for opt in opts)
-        return frozenset(groups), frozenset(multi)
 
 
 def apply_overrides(service: Service, rendered: list[Rendered], hiera: Hiera, scope: Scope,

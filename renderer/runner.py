@@ -26,7 +26,8 @@ from renderer.fanout import plan_all
 from renderer.hiera import Hiera
 from renderer.masking import Masker
 from renderer.observe import Observed, observe_file
-from renderer.overrides import OptionData, apply_overrides
+from renderer.optiondata import OptionData
+from renderer.overrides import apply_overrides
 from renderer.plan import ServicePlan, failed, plan_file, plan_service
 from renderer.restarts import HEALTH_SETTLE, on_disk
 from renderer.rollback import restart_plan, rollback_plan

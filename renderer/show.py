@@ -112,7 +112,8 @@ def collect(args: argparse.Namespace, sets: dict[str, Any], key: bytes) -> Shown
     from renderer import sources
     from renderer.edits import render_edits
     from renderer.masking import Masker, secret_strings
-    from renderer.overrides import OptionData, apply_overrides
+    from renderer.optiondata import OptionData
+    from renderer.overrides import apply_overrides
     from renderer.recorder import Recorder
     from renderer.runner import bind_in_scope
     from renderer.scope import build_scope

@@ -25,7 +25,8 @@ def test_jinja2_loads_without_inspect_and_ast() -> None:
     assert done.returncode == 0, done.stderr[-500:]
     names = _imported(done.stderr)
     assert "jinja2.environment" in names  # the probe itself works
-    assert not names & {"inspect", "ast", "dis", "tokenize", "hashlib", "_hashlib"}, sorted(names)
+    assert not names & {"inspect", "ast", "dis", "tokenize", "hashlib", "_hashlib", "tempfile",
+                        "random"}, sorted(names)
 
 
 def test_what_needs_them_gets_the_real_modules() -> None:
@@ -38,6 +39,12 @@ def test_what_needs_them_gets_the_real_modules() -> None:
         from renderer.jinjaimport import jinja2
         env = jinja2.Environment()
         print(env.from_string('{{{{ "a\\\\tb\\\\u00e9" }}}}|{{{{ x|attr("real") }}}}').render(x=3))
+        import random
+        random.seed(7)
+        text = '{{{{ [1, 2, 3]|random }}}} {{{{ lipsum(1, False, 3, 6) }}}}'
+        print(env.from_string(text).render())
+        import tempfile
+        print(bool(tempfile.gettempdir()))
         import ast, inspect
         print(inspect.getattr_static(int, "real") is int.__dict__["real"],
               ast.literal_eval("[1, 'x']"), inspect.isclass(int),
