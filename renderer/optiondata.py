@@ -38,6 +38,7 @@ class OptionData:
         self._whole: dict[str, Any] | None = None
         self._parsed: dict[str, Any] = {}
         self._plugins: dict[str, Any] | None = None
+        self._offsets: dict[str, int] | None = None
         self._catalogs: dict[tuple[str, ...], Any] = {}
 
     def _read(self) -> str:
@@ -60,31 +61,40 @@ class OptionData:
                 raise RenderError(f"cannot read oslo option data: {exc}", path=self.path) from exc
         return self._whole
 
-    def _value(self, key: str, start: int, end: int) -> Any:
-        """The value of the top-level (indent 1) or namespace (indent 2) ``key`` between
-        ``start`` and ``end`` of the text, or None where the layout does not put it."""
-        text = self._read()
-        depth = 1 if start == 0 else 2
-        needle = "\n" + " " * depth + json.dumps(key) + ": "
-        at = text.find(needle, start, end)
-        if at < 0 or not text.startswith("{\n \""):
+    def _index(self) -> dict[str, int]:
+        """Where each namespace's value starts in the text, found in one pass over the lines
+        indented by two spaces inside ``"namespaces"``; empty for any other layout."""
+        if self._offsets is None:
+            self._offsets = {}
+            text = self._read()
+            start = text.find(_NAMESPACES) if text.startswith('{\n "') else -1
+            end = text.find("\n }", start + 1) if start >= 0 else -1
+            at = start + len(_NAMESPACES) - 1
+            while 0 <= start < at < end:
+                colon = text.find('": ', at + 4, end)
+                if colon < 0:
+                    break
+                try:
+                    name = json.loads(text[at + 3:colon + 1])
+                except ValueError:
+                    self._offsets = {}
+                    break
+                self._offsets[name] = colon + 3
+                at = text.find('\n  "', colon, end)
+        return self._offsets
+
+    def _decoded(self, offset: int | None) -> Any:
+        if offset is None:
             return None
         try:
-            value, _ = _DECODER.raw_decode(text, at + len(needle))
+            return _DECODER.raw_decode(self._read(), offset)[0]
         except ValueError:
             return None
-        return value
 
     def namespace(self, name: str) -> Any:
         """One namespace's data; a missing one is an error naming the file."""
         if name not in self._parsed:
-            value = None
-            if self._whole is None:
-                text = self._read()
-                start = text.find(_NAMESPACES)
-                end = text.find("\n }", start + 1) if start >= 0 else -1
-                if 0 <= start < end:
-                    value = self._value(name, start + len(_NAMESPACES) - 1, end)
+            value = self._decoded(self._index().get(name)) if self._whole is None else None
             if not isinstance(value, dict):
                 value = self._all()["namespaces"].get(name)
             if not isinstance(value, dict):
@@ -96,8 +106,10 @@ class OptionData:
     def plugins(self) -> dict[str, Any]:
         """keystoneauth's plugins and their options (``auth_type``)."""
         if self._plugins is None:
-            value = self._value("auth_plugins", 0, len(self._read())) if self._whole is None \
-                else None
+            text, needle = self._read(), '\n "auth_plugins": '
+            at = text.find(needle, 0, max(text.find(_NAMESPACES), 0)) if text.startswith(
+                '{\n "') and self._whole is None else -1
+            value = self._decoded(at + len(needle) if at >= 0 else None)
             self._plugins = value if isinstance(value, dict) else self._all()["auth_plugins"]
         return self._plugins
 
