@@ -24,7 +24,6 @@ from renderer import restarts as rs
 from renderer import rolling
 from renderer import state as st
 from renderer.bounds import MAX_FILE, size_text
-from renderer.coordinator import Etcd
 from renderer.errors import InternalError, RenderError, RestartError
 from renderer.plan import Change, FileChange, ServicePlan
 from renderer.records import record_files
@@ -232,10 +231,14 @@ def _attempt(system: System, action: Action, force: bool, options: Options,
         return rs.restart(system, action, force, options.health_timeout, options.settle,
                           tell.waiting)
     try:
+        coordinator = None
+        if policy is not None and options.coordinator:
+            from renderer.coordinator import Etcd  # urllib and json only when it is used
+
+            coordinator = Etcd(system, options.coordinator)
         attempt = plain() if policy is None else rolling.restart(
-            system, action, policy, Etcd(system, options.coordinator)
-            if options.coordinator else None, options.health_timeout, options.lock_wait, plain,
-            force)
+            system, action, policy, coordinator, options.health_timeout, options.lock_wait,
+            plain, force)
     except Exception as exc:  # noqa: BLE001
         attempt = rs.Attempt(rs.Outcome.FAILED, "", str(as_error(exc)))
     timed = _Timed(attempt, time.monotonic() - start)

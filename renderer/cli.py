@@ -144,7 +144,6 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Choose the System, run, report."""
     from renderer import report, sources
-    from renderer.coordinator import endpoint
     from renderer.runner import Runner, Settings
     from renderer.statefile import DEFAULT_KEY_SOURCE
     from renderer.system.dryrun import DryRunSystem
@@ -152,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     from renderer.targets import Roots
 
     if args.coordinator:
+        from renderer.coordinator import endpoint
+
         endpoint(args.coordinator)  # a bad URL is a usage error before the run
     source = sources.from_args(args)
     settings = Settings(

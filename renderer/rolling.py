@@ -32,14 +32,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from renderer.coordinator import MARGIN, Etcd, Unavailable
 from renderer.restarts import STOPPED, Attempt, Outcome, Pending, current_state
 from renderer.services import Action
 from renderer.services.model import NSPAWN_UNIT
 from renderer.services.policy import Policy, Probe
 from renderer.system import System
+
+if TYPE_CHECKING:  # the coordinator (urllib, json) only for a restart that takes a place
+    from renderer.coordinator import Etcd
 
 INTERVAL = 1.0  # seconds between two runs of a probe that has not passed yet
 
@@ -52,6 +54,8 @@ def key(action: Action, policy: Policy | None) -> Hashable:
 def hold(policy: Policy, health_timeout: float) -> float:
     """The lease of a lock place: the restart's health wait and the probe, and a margin."""
     probe = policy.probe.timeout if policy.probe else 0.0
+    from renderer.coordinator import MARGIN
+
     return health_timeout + probe + MARGIN
 
 
@@ -100,6 +104,8 @@ def restart(system: System, action: Action, policy: Policy, coordinator: Etcd | 
         return run()
     held = None
     if coordinator is not None:
+        from renderer.coordinator import Unavailable
+
         try:
             held = coordinator.acquire(str(policy.group), policy.max_parallel,
                                        hold(policy, health_timeout), wait)

@@ -27,7 +27,6 @@ from renderer.errors import (
     KeySyntaxError,
     LookupNotFound,
 )
-from renderer.hiera import command
 from renderer.hiera import merge as merging
 from renderer.hiera.config import HieraConfig, load_config
 from renderer.hiera.data import DataFile, load_data_file
@@ -144,13 +143,13 @@ class Hiera:
         found: set[str] = set()
         inv = _Invocation(self, self._state(scope), None)
         name = module_name(prefix)
-        for config in self.layers(prefix):
-            # a module's data holds only keys of its namespace (Puppet drops the others)
+        for config in self.layers(prefix):  # a module's data: only its namespace's keys count
             module = name is not None and config is self.module_config(name)
             wanted = f"{name}::" if module else prefix
             for locations in inv.levels(config):
                 for location in locations:
                     if location.backend is not None and location.exists:  # implies wanted
+                        from renderer.hiera import command
                         found.update(command.keys_with_prefix(self, inv, location, prefix))
                     elif location.exists:
                         data = self.data_file(location.path, location.function)
@@ -285,6 +284,7 @@ class _Invocation:
             if location.error:
                 raise HieraConfigError(location.error, path=config.path)
             if location.backend is not None:  # renderer.hiera.command: every value a secret
+                from renderer.hiera import command  # only a site with command levels needs it
                 found = command.read(self.hiera, self, location, root)
                 self.decrypted = (decrypted := found is not MISSING) or self.decrypted
             elif root in (data_file := self.hiera.data_file(location.path,
