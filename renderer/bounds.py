@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 
 from renderer import manifest
-from renderer.errors import RenderError
+from renderer.errors import HieraDataError, RenderError
 
 MAX_FILE = 4 << 20
 MAX_ID = 2**32 - 1
@@ -89,3 +89,12 @@ def read_regular(path: str | Path, error: type[RenderError]) -> bytes:
         raise error(f"cannot read: {exc.strerror}", path=path) from exc
     finally:
         os.close(fd)
+
+
+def decode(raw: bytes, path: Path, error: type[RenderError] = HieraDataError) -> str:
+    """UTF-8 text, or one line naming the file and the line of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", path=path, line=line) from exc

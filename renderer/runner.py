@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from renderer import yamlcache
 from renderer.apply import Listener, Options, ServiceResult, apply
 from renderer.edits import desired, render_edits
 from renderer.errors import InternalError, RenderError
@@ -49,6 +50,7 @@ from renderer.system import System
 from renderer.targets import Roots
 from renderer.templates import Rendered, Renderer, bytecode_cache
 from renderer.validate import validate
+from renderer.yamlcache import parse_cache
 
 
 class Settings(NamedTuple):
@@ -194,7 +196,8 @@ class Runner(Desire):
             self.renderer = Renderer(s.templates, bytecode_cache(
                 self.system.cache_dir("cache/jinja", create=not s.noop), not s.noop, key))
             names = list_services(s.templates) if s.every else list(dict.fromkeys(s.services))
-            plans = plan_all(self, names)  # on many cores for many services
+            with yamlcache.using(parse_cache(self.system, key, writable=not s.noop)):
+                plans = plan_all(self, names)  # on many cores for many services
             notes = self.sweep(plans)
             self.system.remove_state_temps()
             results = apply(plans, self.system, self.roots,

@@ -16,9 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from renderer.bounds import ALIAS_NODES, MAX_DEPTH
+from renderer.bounds import ALIAS_NODES, MAX_DEPTH, decode
 from renderer.errors import HieraDataError, RenderError
 from renderer.yamlimport import yaml
+
+__all__ = ["Loader", "compose_yaml", "decode", "parse_document", "parse_yaml"]
 
 try:
     _BaseLoader = yaml.CSafeLoader
@@ -79,14 +81,6 @@ class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         if self.aliased:
             check_bounds(node)
         return super().construct_document(node)
-
-
-def decode(raw: bytes, path: Path, error: type[RenderError] = HieraDataError) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise error(f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", path=path, line=line) from exc
 
 
 def _converted(exc: yaml.YAMLError, path: Path, error: type[RenderError]) -> RenderError:

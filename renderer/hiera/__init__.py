@@ -13,7 +13,6 @@ one node's scope (facts, trusted, top-scope variables). Modules, by concern:
 - ``lookup``: the lookup itself, lookup_options and caching
 """
 
-import renderer.yamlimport  # noqa: F401 - yaml imported cheaply, before hiera.config's import
 from renderer.hiera.lookup import NOT_GIVEN, Explain, Hiera
 from renderer.hiera.sensitive import Sensitive
 

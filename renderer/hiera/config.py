@@ -11,13 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from renderer import yamlcache
 from renderer.bounds import read_regular
 from renderer.errors import HieraConfigError
 from renderer.hiera.interpolate import method_call
-from renderer.hiera.psych import PsychLoader, Rejected
-from renderer.yamlload import compose_yaml, decode
+from renderer.hiera.ruby import Rejected
 
 FUNCTION_KEYS = ("data_hash", "lookup_key", "data_dig", "hiera3_backend")
 LOCATION_KEYS = ("path", "paths", "glob", "globs", "uri", "uris", "mapped_paths")
@@ -87,8 +85,7 @@ class _Checker:
         self.path = path
 
     def fail(self, message: str, node: Any = None) -> HieraConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return HieraConfigError(message, path=self.path, line=line)
+        return HieraConfigError(message, path=self.path, line=_line(node))
 
     def mapping(self, value: Any, node: Any, what: str) -> dict[Any, Any]:
         if not isinstance(value, dict):
@@ -107,17 +104,53 @@ class _Checker:
         return tuple(self.string(item, node, f"{what} element") for item in value)
 
 
+# The file's node tree, kept for the lines of errors as plain lists that renderer.yamlcache
+# stores: [MAPPING, line, [[key or None, node], ...]], [SEQUENCE, line, [node, ...]], [SCALAR, line]
+MAPPING, SEQUENCE, SCALAR = "mapping", "sequence", "scalar"
+
+
+def _tree(node: Any) -> list[Any]:
+    """The line tree of a PyYAML node (0-based lines, as PyYAML's marks)."""
+    import yaml
+
+    line = node.start_mark.line
+    if isinstance(node, yaml.MappingNode):
+        return [MAPPING, line, [[k.value if isinstance(k, yaml.ScalarNode) else None, _tree(v)]
+                                for k, v in node.value]]
+    if isinstance(node, yaml.SequenceNode):
+        return [SEQUENCE, line, [_tree(item) for item in node.value]]
+    return [SCALAR, line]
+
+
+def _line(node: Any) -> int | None:
+    return node[1] + 1 if node is not None else None
+
+
 def _child(node: Any, key: str) -> Any:
     """The value node for ``key`` in a mapping node (for its line), or the mapping itself."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if key_node.value == key:
+    if node is not None and node[0] == MAPPING:
+        for key_value, value_node in node[2]:
+            if key_value == key:
                 return value_node
     return node
 
 
 def _items(node: Any) -> list[Any]:
-    return node.value if isinstance(node, yaml.SequenceNode) else []
+    return node[2] if node is not None and node[0] == SEQUENCE else []
+
+
+def _parse(path: Path, raw: bytes) -> list[Any]:
+    """``[line tree, value]`` of the first document, typed as Psych types it."""
+    from renderer.bounds import decode
+    from renderer.hiera.psych import PsychLoader  # PyYAML: only for a file not parsed before
+    from renderer.yamlload import compose_yaml
+
+    try:
+        root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
+                                    HieraConfigError)
+    except Rejected as exc:
+        raise HieraConfigError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    return [None if root is None else _tree(root), config]
 
 
 def load_config(path: Path, layer: str = "environment",
@@ -127,21 +160,17 @@ def load_config(path: Path, layer: str = "environment",
     ``backends`` says what to do with a level whose backend render cannot run (by level name):
     ``skip`` leaves it out (the caller warns: Puppet would consult it)."""
     raw = read_regular(path, HieraConfigError)  # a FIFO is refused, never waited on
-    try:
-        root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
-                                    HieraConfigError)
-    except Rejected as exc:
-        raise HieraConfigError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    root, config = yamlcache.parsed("hiera.yaml", raw, lambda: _parse(path, raw))
     check = _Checker(path)
     if not isinstance(config, dict):  # Puppet falls back to Hiera 3's defaults: no data
         raise HieraVersion3Error("not a hiera.yaml: the file must be a hash with 'version: 5'",
-                                 path=path, line=root.start_mark.line + 1 if root else None)
+                                 path=path, line=_line(root))
     version = config.get("version")
     if version is None or version in (3, "3") and type(version) is not bool:
         shown = "3" if version else "missing (which means 3)"
         raise HieraVersion3Error(f"hiera.yaml version {shown} is not supported; render reads "
                                  "version 5", path=path,
-                                 line=_child(root, "version").start_mark.line + 1)
+                                 line=_line(_child(root, "version")))
     if type(version) is not int or version != 5:
         shown = "missing (which means 3)" if version is None else repr(version)
         raise check.fail(f"hiera.yaml version {shown} is not supported; render reads version 5",
@@ -212,7 +241,7 @@ def _level(check: _Checker, entry: Any, node: Any, defaults: dict[Any, Any],
     entry = check.mapping(entry, node, "a hierarchy entry")
     name = check.string(entry.get("name"), _child(node, "name"), "hierarchy entry 'name'")
     where = f"hierarchy '{name}'"
-    line = node.start_mark.line + 1 if node is not None else None
+    line = _line(node)
     for key in entry:
         if key not in _LEVEL_KEYS:
             raise check.fail(f"{where} has unknown key '{key}'", _child(node, key))

@@ -12,12 +12,11 @@ import bisect
 from pathlib import Path
 from typing import Any
 
-from renderer.bounds import read_regular
+from renderer import yamlcache
+from renderer.bounds import decode, read_regular
 from renderer.errors import HieraDataError
-from renderer.hiera.psych import PsychLoader, Rejected, Symbol
-from renderer.hiera.ruby import FloatKey
+from renderer.hiera.ruby import FloatKey, Rejected, Symbol
 from renderer.log import warning
-from renderer.yamlload import compose_yaml, decode
 
 _OK = object()
 
@@ -102,16 +101,23 @@ def load_data_file(path: str, function: str = "yaml_data") -> DataFile:
     raw = read_regular(path, HieraDataError)  # a FIFO a glob level matches is refused
     if function == "json_data":
         return _json_file(path, raw)
-    text = decode(raw, Path(path))
-    try:
-        _, data = compose_yaml(text, Path(path), PsychLoader)
-    except Rejected as exc:
-        raise HieraDataError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    data = yamlcache.parsed("hieradata", raw, lambda: _parse(path, raw))
     if not isinstance(data, dict):
         warning(__name__, "%s: file does not contain a valid yaml hash; using it as empty",
                 path)
         return DataFile(path, {})
     return DataFile(path, data)
+
+
+def _parse(path: str, raw: bytes) -> Any:
+    """The value of the first document, typed as Psych types it (renderer.hiera.psych)."""
+    from renderer.hiera.psych import PsychLoader  # PyYAML: only for a file not parsed before
+    from renderer.yamlload import compose_yaml
+
+    try:
+        return compose_yaml(decode(raw, Path(path)), Path(path), PsychLoader)[1]
+    except Rejected as exc:
+        raise HieraDataError(exc.message, path=path, line=exc.line, column=exc.column) from exc
 
 
 def _json_file(path: str, raw: bytes) -> DataFile:

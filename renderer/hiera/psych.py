@@ -15,36 +15,10 @@ from typing import Any
 
 import yaml
 
-from renderer.hiera.ruby import FloatKey
+from renderer.hiera.ruby import FloatKey, Rejected, Symbol
 from renderer.yamlload import Loader
 
 PLAIN_TAG = "tag:render,2024:psych-plain"
-
-
-class Symbol:
-    """A Ruby Symbol (``:name``). Puppet turns Symbol keys into strings and rejects Symbol values
-    (except ``:default``, its ``default`` value)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f":{self.name}"
-
-
-class Rejected(Exception):
-    """A scalar Psych's safe_load refuses (a date or a time): Puppet cannot read the file.
-
-    The message never quotes the scalar (the line and column say where it is): the file failed
-    to load, so whether its key is Sensitive, and the masker's knowledge of it, are unknown."""
-
-    def __init__(self, message: str, mark: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = mark.line + 1 if mark else None
-        self.column = mark.column + 1 if mark else None
 
 
 # Ruby's \d and \s are ASCII-only; [[:alpha:]] is Unicode letters.

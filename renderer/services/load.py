@@ -17,6 +17,7 @@ errors point into it, and it may not include another.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,14 +25,12 @@ from typing import Any, NamedTuple
 
 import renderer.services.fields as fields
 import renderer.services.policy as policy
-from renderer import manifest
-from renderer.bounds import read_regular
+from renderer import manifest, yamlcache
+from renderer.bounds import decode, read_regular
 from renderer.errors import RenderError, ServiceError, raise_all
 from renderer.names import SUBCOMMANDS, is_name
 from renderer.services.fields import Where
 from renderer.services.model import DEFINITION, SHARED_DIR, Entry, Kind, ServiceDef
-from renderer.yamlimport import yaml
-from renderer.yamlload import Loader, decode, parse_document
 
 _FILE_KEYS = {"template", "dest", "root", "owner", "group", "mode", "restart", "create_dirs",
               "secret", "secret_options", "validate", "oslo_namespaces", "follow_symlink",
@@ -42,21 +41,37 @@ _SHARED_KEYS = {"description", "files"}  # an included file: no machine of its o
 VALIDATORS = ("none", "ini", "systemd", "libvirt")
 
 
-class _LineLoader(Loader):
-    """Records the line of every mapping in ``lines`` (by id) instead of writing it into it."""
+@functools.cache
+def _line_loader() -> type:
+    """A Loader that records the line of every mapping in ``lines`` (by id) instead of writing
+    it into it; built on first use, so a run whose files are all cached never imports PyYAML."""
+    from renderer.yamlload import Loader
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.lines: dict[int, int] = {}
+    class LineLoader(Loader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.lines: dict[int, int] = {}
 
-    def construct_line_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
-        data: dict[Any, Any] = {}
-        self.lines[id(data)] = node.start_mark.line + 1
-        yield data  # like SafeConstructor.construct_yaml_map: recursive structures work
-        data.update(self.construct_mapping(node))
+        def construct_line_map(self, node: Any) -> Iterator[dict[Any, Any]]:
+            data: dict[Any, Any] = {}
+            self.lines[id(data)] = node.start_mark.line + 1
+            yield data  # like SafeConstructor.construct_yaml_map: recursive structures work
+            data.update(self.construct_mapping(node))
+
+    LineLoader.add_constructor("tag:yaml.org,2002:map", LineLoader.construct_line_map)
+    return LineLoader
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_line_map)
+def _mappings(value: Any) -> Iterator[dict[Any, Any]]:
+    """Every mapping in ``value``, depth first, one shared through an alias each time it is
+    met: the order in which the cache stores their lines (renderer.yamlcache)."""
+    if type(value) is dict:
+        yield value
+        for item in value.values():
+            yield from _mappings(item)
+    elif type(value) is list:
+        for item in value:
+            yield from _mappings(item)
 
 
 class _Document(NamedTuple):
@@ -157,11 +172,19 @@ def _parse(where: Where) -> _Document:
         raw = read_regular(where.path, ServiceError)  # a FIFO is refused, never waited on
     except ServiceError as exc:
         raise where.fail(exc.message) from exc
-    loader = _LineLoader(decode(raw, where.path, ServiceError))
-    data = parse_document(loader, where.path, ServiceError)
+    data, lines = yamlcache.parsed("service.yaml", raw, lambda: _read(where, raw))
     if not isinstance(data, dict):
         raise where.at(1).fail("must be a mapping with 'files'")
-    return _Document(where, data, loader.lines)
+    return _Document(where, data, {id(m): line for m, line in zip(_mappings(data), lines)})
+
+
+def _read(where: Where, raw: bytes) -> list[Any]:
+    """``[value, the line of each of its mappings in _mappings order]``."""
+    from renderer.yamlload import parse_document
+
+    loader = _line_loader()(decode(raw, where.path, ServiceError))
+    data = parse_document(loader, where.path, ServiceError)
+    return [data, [loader.lines.get(id(m)) for m in _mappings(data)]]
 
 
 def _files(doc: _Document) -> list[Any]:
