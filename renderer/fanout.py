@@ -47,46 +47,63 @@ def plan_all(runner: Any, names: list[str]) -> list[ServicePlan]:
 
     plans = [runner.plan_one(names[0])]
     slices = _slices(len(names), jobs)
-    done: list[tuple[list[tuple[bytes | None, list[str]]], Any] | None] = [None] * len(slices)
     _SHARED[:] = [runner, names]
     enabled = gc.isenabled()
     gc.disable()
     gc.freeze()  # the shared heap stays shared: no collection touches its headers
+    pool, futures = None, []
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_work, start, stop) for start, stop in slices]
-            for index, future in enumerate(futures):
-                try:
-                    done[index] = future.result()
-                except Exception:  # noqa: BLE001 - a dead worker: its services are planned here
-                    done[index] = None
-    except Exception:  # noqa: BLE001 - no pool at all (no fork, no semaphores): serially
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_work, start, stop) for start, stop in slices]
+    except Exception:  # noqa: BLE001 - no pool (no fork, no semaphores): planned here
         pass
+    merge = _Merge(runner, plans)
+    try:
+        # each slice is added as it comes back, while the workers plan the later ones
+        for index, (start, stop) in enumerate(slices):
+            result = None
+            if index < len(futures):
+                try:
+                    result = futures[index].result()
+                except Exception:  # noqa: BLE001 - a dead worker: its services are planned here
+                    result = None
+            merge.add(names[start:stop], result)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        runner.masker.learned = None
         gc.unfreeze()
         if enabled:
             gc.enable()
         _SHARED.clear()
-    added: list[str] = []  # every secret this process learns from here on, in order
-    earlier = Secrets()    # those learned before the slice at hand: its workers never saw them
-    runner.masker.learned = added
-    try:
-        for (start, stop), result in zip(slices, done, strict=True):
-            earlier.add(added[len(earlier):])
-            if result is None:
-                plans += [runner.plan_one(name) for name in names[start:stop]]
-                continue
-            per_service, notes = result
-            manifest.merge(*notes)
-            seen: set[str] = set()  # the secrets the worker learned, up to this service
-            for name, (raw, learned) in zip(names[start:stop], per_service, strict=True):
-                runner.masker.add(learned)
-                seen.update(learned)
-                plan = _same(runner, raw, earlier, seen)
-                plans.append(plan if plan is not None else runner.plan_one(name))
-    finally:
-        runner.masker.learned = None
     return plans
+
+
+class _Merge:
+    """The workers' plans added to ``plans`` in service order, with what they taught."""
+
+    def __init__(self, runner: Any, plans: list[ServicePlan]) -> None:
+        self.runner = runner
+        self.plans = plans
+        self.added: list[str] = []  # every secret this process learns from here on, in order
+        self.earlier = Secrets()    # those learned before the slice at hand: unseen by its worker
+        runner.masker.learned = self.added
+
+    def add(self, names: list[str], result: tuple[list[tuple[bytes | None, list[str]]], Any]
+            | None) -> None:
+        runner = self.runner
+        self.earlier.add(self.added[len(self.earlier):])
+        if result is None:
+            self.plans += [runner.plan_one(name) for name in names]
+            return
+        per_service, notes = result
+        manifest.merge(*notes)
+        seen: set[str] = set()  # the secrets the worker learned, up to this service
+        for name, (raw, learned) in zip(names, per_service, strict=True):
+            runner.masker.add(learned)
+            seen.update(learned)
+            plan = _same(runner, raw, self.earlier, seen)
+            self.plans.append(plan if plan is not None else runner.plan_one(name))
 
 
 def _slices(total: int, jobs: int) -> list[tuple[int, int]]:
