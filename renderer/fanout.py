@@ -7,9 +7,11 @@ does). Planning only reads (load -> ... -> plan: the System is only read), so a 
 plans are what this process would make, but for what depends on the order: the secrets the
 services before it taught the masker, and the fast path's notes. Each worker therefore sends
 back, per service, its plan and the secrets it learned, and per slice its manifest notes; this
-process adds them in service order, and plans here again every service whose plan might
-differ from the serial one (one with errors, one whose secret options the whole masker sees
-otherwise, one that did not pickle) and every service of a worker that died.
+process adds them in service order, each slice as it comes back, and plans here again every
+service whose plan might differ from the serial one (one with errors, one whose secret options
+the whole masker sees otherwise, one that did not pickle) and every service of a worker that
+died. Only a file that a secret its worker did not know occurs in can have other secret
+options (Secrets); the others are not masked again here.
 """
 
 from __future__ import annotations
