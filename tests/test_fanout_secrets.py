@@ -3,10 +3,25 @@ touches is masked the same with or without them, so the parent need not ask the 
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import sys
+from pathlib import Path
 
+import pytest
+
+from renderer import cli, fanout
+from renderer import runner as runner_module
 from renderer.fanout import Secrets
 from renderer.masking import Masker
+from renderer.plan import ServicePlan
+from renderer.runner import Runner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import synth_host  # noqa: E402
+
+TAG = r"<redacted>#[0-9a-f]{8}"
 
 PEM = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nab\n-----END KEY-----"
 
@@ -51,3 +66,50 @@ def test_secrets_that_touch_nothing_change_no_secret_name() -> None:
             Masker(b"k", known + unseen).secret_names(text), (known, unseen, text)
         checked += 1
     assert checked > 100  # the case the parent skips is the common one here, as on a host
+
+
+def test_parallel_plans_are_the_serial_ones_with_secrets_of_earlier_slices_and_a_dead_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every service of the 80 holds svc0003's password, which only svc0003 reads as a
+    secret (the workers of later slices never learn it: the parent masks their files again);
+    then the worker of the last slice dies (the parent plans it): the plans and the report are
+    the serial run's."""
+    options = synth_host.build(tmp_path / "host", 80)
+    credentials = tmp_path / "host" / "hieradata" / "data" / "credentials.yaml"
+    password = re.search(r"^svc0003::database::password: '(.+)'$", credentials.read_text(),
+                         re.MULTILINE)
+    assert password is not None
+    for template in (tmp_path / "host" / "templates").glob("svc*/svc*-1.conf.j2"):
+        template.write_text(template.read_text() + f"peer={password[1]}\n")
+    assert fanout.cores() > 1, "this test needs two cores"
+
+    planned: list[list[str]] = []
+    plan_all = runner_module.plan_all
+
+    def keep(runner: Runner, names: list[str]) -> list[ServicePlan]:
+        plans = plan_all(runner, names)
+        planned.append([re.sub(r" at 0x[0-9a-f]+", "", repr(plan)) for plan in plans])
+        return plans
+
+    def run() -> tuple[int, str, str, list[str]]:
+        code = cli.main(["--noop", "--diff", "--all", "--no-fast-path", *options])
+        out, err = capsys.readouterr()  # a --noop without a host key: any key
+        return code, re.sub(TAG, "<redacted>", out), err, planned.pop()
+
+    monkeypatch.setattr(runner_module, "plan_all", keep)
+    monkeypatch.setattr(fanout, "MIN_SERVICES", 10**9)
+    serial = run()
+    monkeypatch.setattr(fanout, "MIN_SERVICES", 64)
+    assert run() == serial
+    work, dies = fanout._work, fanout._slices(80, min(fanout.cores(), 8))[-1][0]
+
+    def dying(start: int, stop: int) -> object:
+        if start == dies:
+            os._exit(3)
+        return work(start, stop)
+
+    monkeypatch.setattr(fanout, "_work", dying)
+    assert run() == serial
+    assert serial[0] == 2 and serial[1].count("peer=<redacted>") > 70
+    assert sum("'database.peer'" in plan for plan in serial[3]) > 70
