@@ -73,7 +73,7 @@ _ASSIGN_RE = re.compile(
 _URL_CREDS_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^\s]*)@")
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z_-]*\Z")
 _ARMOUR_RE = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----\Z")
-_MIN_SUBSTRING = 4
+MIN_SUBSTRING = 4
 _MIN_FRAGMENT = 12  # a line of a multi-line secret shorter than this is not looked for alone
 
 
@@ -167,7 +167,7 @@ class Masker:
         self._values: set[str] = set()
         self._fragments: set[str] = set()
         self._short: set[str] = set()
-        # known values of at least _MIN_SUBSTRING characters by their first _MIN_SUBSTRING: a
+        # known values of at least MIN_SUBSTRING characters by their first MIN_SUBSTRING: a
         # line is scanned once, whatever the number of secrets (a host of 1,000 services has
         # thousands), and adding a service's secrets costs only those secrets
         # (the lengths of those values, so a shared prefix costs a set lookup per length)
@@ -184,8 +184,8 @@ class Masker:
             self._values.add(value)
             if self.learned is not None:
                 self.learned.append(value)  # a planning worker sends them back (renderer.fanout)
-            if len(value) >= _MIN_SUBSTRING:
-                self._by_prefix.setdefault(value[:_MIN_SUBSTRING], set()).add(len(value))
+            if len(value) >= MIN_SUBSTRING:
+                self._by_prefix.setdefault(value[:MIN_SUBSTRING], set()).add(len(value))
             if "\n" in value or "\r" in value:
                 for part in value.splitlines():
                     part = part.strip()
@@ -209,8 +209,8 @@ class Masker:
         index = self._by_prefix
         if not index:
             return text
-        # the prefixes the text holds: its _MIN_SUBSTRING-grams, built and intersected in C
-        grams = set(map("".join, zip(*(text[i:] for i in range(_MIN_SUBSTRING)))))
+        # the prefixes the text holds: its MIN_SUBSTRING-grams, built and intersected in C
+        grams = set(map("".join, zip(*(text[i:] for i in range(MIN_SUBSTRING)))))
         hits = grams.intersection(index)
         if not hits:
             return text
