@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from renderer import manifest
+from renderer import manifest, yamlcache
 from renderer.masking import MIN_SUBSTRING
 from renderer.plan import ServicePlan
 
@@ -91,15 +91,16 @@ class _Merge:
         self.earlier = Secrets()    # those learned before the slice at hand: unseen by its worker
         runner.masker.learned = self.added
 
-    def add(self, names: list[str], result: tuple[list[tuple[bytes | None, list[str]]], Any]
+    def add(self, names: list[str], result: tuple[list[tuple[bytes | None, list[str]]], Any, Any]
             | None) -> None:
         runner = self.runner
         self.earlier.add(self.added[len(self.earlier):])
         if result is None:
             self.plans += [runner.plan_one(name) for name in names]
             return
-        per_service, notes = result
+        per_service, notes, parsed = result
         manifest.merge(*notes)
+        yamlcache.merge(parsed)
         seen: set[str] = set()  # the secrets the worker learned, up to this service
         for name, (raw, learned) in zip(names, per_service, strict=True):
             runner.masker.add(learned)
@@ -114,9 +115,9 @@ def _slices(total: int, jobs: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(1, total, size)]
 
 
-def _work(start: int, stop: int) -> tuple[list[tuple[bytes | None, list[str]]], Any]:
+def _work(start: int, stop: int) -> tuple[list[tuple[bytes | None, list[str]]], Any, Any]:
     """In a worker: the slice's plans, pickled (None: plan it in the parent), with the secrets
-    each service taught the masker, then the slice's manifest notes."""
+    each service taught the masker, then the slice's manifest notes and parse-cache use."""
     import pickle
 
     runner, names = _SHARED
@@ -134,7 +135,7 @@ def _work(start: int, stop: int) -> tuple[list[tuple[bytes | None, list[str]]], 
             except Exception:  # noqa: BLE001 - planned again in the parent, which says why
                 raw = None
         out.append((raw, learned))
-    return out, manifest.take()
+    return out, manifest.take(), yamlcache.take()
 
 
 def _same(runner: Any, raw: bytes | None, unseen: Secrets, seen: set[str]

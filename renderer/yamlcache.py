@@ -100,12 +100,15 @@ class ParseCache:
             return
         try:
             names = [n for n in os.listdir(self.directory.fd) if n.endswith(".marshal")]
-            if len(names) > 2 * len(self.used) + SPARE:
-                for name in names:
-                    if name not in self.used:
+        except OSError:
+            return
+        if len(names) > 2 * len(self.used) + SPARE:
+            for name in names:
+                if name not in self.used:
+                    try:
                         self.directory.remove(name)
-        except (ApplyError, OSError):
-            pass
+                    except (ApplyError, OSError):
+                        continue  # not a file of ours: the state dir's checks said why
 
 
 def _xor(data: bytes, secret: bytes) -> bytes:
@@ -136,6 +139,22 @@ def using(cache: ParseCache | None) -> Iterator[None]:
     finally:
         _ACTIVE.remove(cache)
     cache.prune()
+
+
+def take() -> tuple[list[str], bool]:
+    """In a planning worker (renderer.fanout): the entries it used and whether it stored any,
+    for the run owner's prune, which must not remove what the workers used."""
+    if not _ACTIVE:
+        return [], False
+    cache = _ACTIVE[-1]
+    return sorted(cache.used), cache.stored
+
+
+def merge(used: tuple[list[str], bool]) -> None:
+    """A worker's ``take``, added to this process's cache."""
+    if _ACTIVE:
+        _ACTIVE[-1].used.update(used[0])
+        _ACTIVE[-1].stored = _ACTIVE[-1].stored or used[1]
 
 
 def parsed(kind: str, raw: bytes, parse: Callable[[], _T]) -> _T:
