@@ -58,7 +58,7 @@ class SignedBytecodeCache(jinja2.BytecodeCache):
         bucket.write_bytecode(out)
         payload = out.getvalue()
         try:
-            self.directory.write(name, self._mac(name, payload) + payload)
+            self.directory.write(name, self._mac(name, payload) + payload, durable=False)
         except (ApplyError, OSError):
             pass  # a cache that cannot be written costs time, never the run
 

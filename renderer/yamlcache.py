@@ -89,7 +89,7 @@ class ParseCache:
             tagged = not _plain(value)
             sealed = _xor(marshal.dumps((tagged, _tagged(value) if tagged else value)), secret)
             self.directory.write(name, hmac_sha256(self.key, name.encode() + b"\0" + sealed)
-                                 + sealed)
+                                 + sealed, durable=False)
             self.stored = True
         except (ValueError, RecursionError, ApplyError, OSError):
             pass  # a value marshal cannot store, or a cache that cannot be written: time only

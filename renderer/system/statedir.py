@@ -226,8 +226,10 @@ class Directory:
         finally:
             os.close(fd)
 
-    def write(self, name: str, data: bytes, mode: int = 0o600) -> None:
-        """Atomically replace ``name``: a temp file here, written, fsynced, renamed over it."""
+    def write(self, name: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+        """Atomically replace ``name``: a temp file here, written, fsynced, renamed over it.
+        A cache entry is not ``durable``: one a crash leaves empty fails its MAC and is made
+        again, so it costs no fsync (a first run would make thousands)."""
         path = self.path / name
         temp = f"{TEMP_PREFIX}{name}.{os.urandom(4).hex()}"
         try:
@@ -245,11 +247,13 @@ class Directory:
                 while view:
                     view = view[os.write(fd, view):]
                 os.fchmod(fd, mode)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-            os.fsync(self.fd)
+            if durable:
+                os.fsync(self.fd)
         except OSError as exc:
             self._unlink_quietly(temp)
             raise confine.oserror(exc, "cannot write state", path) from exc
