@@ -91,7 +91,7 @@ def _warm() -> None:
                  "renderer.bccache", "renderer.optioncheck", "renderer.status",
                  "renderer.hiera.types", "renderer.hiera.convert", "renderer.ini",
                  "renderer.outputs", "renderer.lookup", "renderer.show", "renderer.listing",
-                 "jinja2.ext"):
+                 "renderer.hiera.psych", "jinja2.ext"):  # psych: PyYAML, for a parse-cache miss
         importlib.import_module(name)
     from renderer.errors import RenderError
     from renderer.templates import Renderer
