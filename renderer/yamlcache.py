@@ -76,7 +76,7 @@ class ParseCache:
             if compare_digest(mac, hmac_sha256(self.key, name.encode() + b"\0" + sealed)):
                 try:
                     tagged, value = marshal.loads(_xor(sealed, secret))
-                    return _untagged(value) if tagged else value
+                    return _mapped(value, _untag) if tagged else value
                 except (ValueError, TypeError, EOFError):
                     pass
         value = parse()
@@ -87,7 +87,8 @@ class ParseCache:
     def _store(self, name: str, secret: bytes, value: Any) -> None:
         try:
             tagged = not _plain(value)
-            sealed = _xor(marshal.dumps((tagged, _tagged(value) if tagged else value)), secret)
+            stored = _mapped(value, _tag) if tagged else value
+            sealed = _xor(marshal.dumps((tagged, stored)), secret)
             self.directory.write(name, hmac_sha256(self.key, name.encode() + b"\0" + sealed)
                                  + sealed, durable=False)
             self.stored = True
@@ -175,12 +176,18 @@ def _plain(value: Any) -> bool:
     return kind in _PLAIN
 
 
-def _tagged(value: Any) -> Any:
+def _mapped(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` rebuilt with ``leaf`` applied to everything but its dicts and lists."""
     kind = type(value)
     if kind is dict:
-        return {_tagged(k): _tagged(v) for k, v in value.items()}
+        return {_mapped(k, leaf): _mapped(v, leaf) for k, v in value.items()}
     if kind is list:
-        return [_tagged(item) for item in value]
+        return [_mapped(item, leaf) for item in value]
+    return leaf(value)
+
+
+def _tag(value: Any) -> Any:
+    kind = type(value)
     if kind is Symbol:
         return (_SYMBOL, value.name)
     if kind is FloatKey:
@@ -190,12 +197,7 @@ def _tagged(value: Any) -> Any:
     raise ValueError(f"cannot store a {kind.__name__}")
 
 
-def _untagged(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return {_untagged(k): _untagged(v) for k, v in value.items()}
-    if kind is list:
-        return [_untagged(item) for item in value]
-    if kind is tuple:
+def _untag(value: Any) -> Any:
+    if type(value) is tuple:
         return Symbol(value[1]) if value[0] == _SYMBOL else FloatKey(value[1])
     return value

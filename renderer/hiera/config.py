@@ -15,7 +15,6 @@ from renderer import yamlcache
 from renderer.bounds import read_regular
 from renderer.errors import HieraConfigError
 from renderer.hiera.interpolate import method_call
-from renderer.hiera.ruby import Rejected
 
 FUNCTION_KEYS = ("data_hash", "lookup_key", "data_dig", "hiera3_backend")
 LOCATION_KEYS = ("path", "paths", "glob", "globs", "uri", "uris", "mapped_paths")
@@ -141,15 +140,9 @@ def _items(node: Any) -> list[Any]:
 
 def _parse(path: Path, raw: bytes) -> list[Any]:
     """``[line tree, value]`` of the first document, typed as Psych types it."""
-    from renderer.bounds import decode
-    from renderer.hiera.psych import PsychLoader  # PyYAML: only for a file not parsed before
-    from renderer.yamlload import compose_yaml
+    from renderer.hiera.psych import compose  # PyYAML: only for a file not parsed before
 
-    try:
-        root, config = compose_yaml(decode(raw, path, HieraConfigError), path, PsychLoader,
-                                    HieraConfigError)
-    except Rejected as exc:
-        raise HieraConfigError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    root, config = compose(raw, path, HieraConfigError)
     return [None if root is None else _tree(root), config]
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from renderer import yamlcache
-from renderer.bounds import decode, read_regular
+from renderer.bounds import read_regular
 from renderer.errors import HieraDataError
-from renderer.hiera.ruby import FloatKey, Rejected, Symbol
+from renderer.hiera.ruby import FloatKey, Symbol
 from renderer.log import warning
 
 _OK = object()
@@ -111,13 +111,9 @@ def load_data_file(path: str, function: str = "yaml_data") -> DataFile:
 
 def _parse(path: str, raw: bytes) -> Any:
     """The value of the first document, typed as Psych types it (renderer.hiera.psych)."""
-    from renderer.hiera.psych import PsychLoader  # PyYAML: only for a file not parsed before
-    from renderer.yamlload import compose_yaml
+    from renderer.hiera.psych import compose  # PyYAML: only for a file not parsed before
 
-    try:
-        return compose_yaml(decode(raw, Path(path)), Path(path), PsychLoader)[1]
-    except Rejected as exc:
-        raise HieraDataError(exc.message, path=path, line=exc.line, column=exc.column) from exc
+    return compose(raw, Path(path), HieraDataError)[1]
 
 
 def _json_file(path: str, raw: bytes) -> DataFile:

@@ -11,12 +11,14 @@ mappings the way Psych does, merge keys (``<<``) included.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from renderer.errors import RenderError
 from renderer.hiera.ruby import FloatKey, Rejected, Symbol
-from renderer.yamlload import Loader
+from renderer.yamlload import Loader, compose_yaml, decode
 
 PLAIN_TAG = "tag:render,2024:psych-plain"
 
@@ -191,3 +193,11 @@ PsychLoader.add_constructor("tag:yaml.org,2002:omap", PsychLoader.construct_omap
 PsychLoader.add_constructor("tag:yaml.org,2002:binary", PsychLoader.construct_binary)
 PsychLoader.add_constructor("tag:yaml.org,2002:pairs", PsychLoader.construct_pairs)
 
+
+def compose(raw: bytes, path: Path, error: type[RenderError]) -> tuple[Any, Any]:
+    """``(node, value)`` of a file's first document as Puppet reads hieradata and hiera.yaml;
+    a byte that is not UTF-8, a syntax error and a refused scalar are ``error`` at their line."""
+    try:
+        return compose_yaml(decode(raw, path, error), path, PsychLoader, error)
+    except Rejected as exc:
+        raise error(exc.message, path=path, line=exc.line, column=exc.column) from exc
